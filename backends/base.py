@@ -1,0 +1,81 @@
+"""The contract every engine adapter fulfils.
+
+An adapter turns one model spec into events (see ``events.py``):
+
+- ``load()`` makes the model ready and answers ``Loaded``; a user mistake (missing file, not a
+  GGUF, server unreachable) raises ``BackendError`` whose message is one sentence naming the
+  model and what to try. Nothing else may escape ``load()`` or ``stream()`` for a user mistake.
+- ``stream(prompt, params)`` is an async iterator: ``Started``, ``Token``\\ s, then exactly one
+  ``Finished`` or ``Failed``. It never raises; a failure is a ``Failed`` event.
+- ``cancel()`` stops the stream in flight at once (the iterator then ends with
+  ``Finished(stop="cancelled")``); ``close()`` releases everything and leaves no process behind.
+- ``place(placement)`` moves a local engine onto given cores and thread count between runs
+  (race mode splits the cores, alternate mode gives each model all of them in turn).
+
+Capabilities are class flags, so callers ask instead of guessing.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .events import Event, Loaded
+
+
+class BackendError(Exception):
+    """A failure a person can act on; ``str()`` is one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenParams:
+    """Sampling settings, the same for both panes. Temperature 0 and a fixed seed by default."""
+
+    max_tokens: int = 128
+    temperature: float = 0.0
+    seed: int = 42
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Threads and CPU affinity for a local engine. ``None`` leaves that setting alone."""
+
+    threads: int | None = None
+    cpus: tuple[int, ...] | None = None
+
+
+class Backend(abc.ABC):
+    kind: ClassVar[str] = "?"
+    """Engine name shown in the pane header: "llama.cpp", "openai", "ollama"."""
+    local_process: ClassVar[bool] = False
+    """True when abtop owns the model's process (it can place it and sample it)."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.loaded: Loaded | None = None
+
+    @property
+    def label(self) -> str:
+        return self.loaded.info.name if self.loaded else self.spec
+
+    @abc.abstractmethod
+    async def load(self) -> Loaded: ...
+
+    @abc.abstractmethod
+    def stream(self, prompt: str, params: GenParams) -> AsyncIterator[Event]: ...
+
+    @abc.abstractmethod
+    async def cancel(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def place(self, placement: Placement) -> None:  # noqa: B027 - optional capability
+        """Move the engine onto ``placement``; engines we do not own ignore it."""
+
+    @property
+    def pid(self) -> int | None:
+        """The process to sample for CPU and memory, when there is one on this machine."""
+        return self.loaded.pid if self.loaded else None

@@ -1,0 +1,163 @@
+"""The one event vocabulary every engine speaks.
+
+A pane, the bench and the recorder see only these classes, never an engine. Every event carries
+``t``, a ``time.monotonic()`` reading taken where the thing happened (in the worker process for a
+local model, on response arrival for a server). CLOCK_MONOTONIC is system-wide on Linux and macOS,
+so times taken in a worker process compare directly with times taken here, and IPC or UI delays
+never distort a rate.
+
+A stream is: ``Started``, then ``Token``\\ s, then exactly one ``Finished`` or ``Failed``.
+``Loaded`` is answered by ``Backend.load()``; ``Sample`` comes from the telemetry samplers;
+``Note`` tells a pane something that is not an error (waiting for its turn, a warm-up run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+def now() -> float:
+    """The clock every event uses."""
+    return time.monotonic()
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    """What a model is, from its GGUF header or its server's model card. Unknown is ``None``."""
+
+    name: str
+    arch: str | None = None
+    params: int | None = None
+    quant: str | None = None
+    file_bytes: int | None = None
+    n_ctx_train: int | None = None
+    chat_template: bool | None = None
+    n_layers: int | None = None
+    path: str | None = None
+    params_effective: int | None = None
+    """Total parameters less a per-layer embedding table that is only looked up."""
+    ple: dict | None = None
+    """``{"params": int, "bytes": int}`` for per-layer embeddings (gemma3n, gemma4), else None."""
+    moe: dict | None = None
+    """``{"experts": int, "experts_used": int, "params_active": int}`` for mixture-of-experts."""
+    bytes_per_token: int | None = None
+    """Estimated weight bytes read per generated token (looked-up tables excluded)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class EngineTimings:
+    """The engine's own counters for one request (llama_perf_context, llama-server, Ollama)."""
+
+    source: str
+    prompt_tokens: int | None = None
+    prompt_ms: float | None = None
+    gen_tokens: int | None = None
+    gen_ms: float | None = None
+    load_ms: float | None = None
+
+
+@dataclass(slots=True)
+class Loaded:
+    info: ModelInfo
+    t: float
+    backend: str
+    """"llama.cpp", "openai" or "ollama"."""
+    load_s: float
+    pid: int | None = None
+    """The process whose CPU and memory belong to this model (worker or local server)."""
+    threads: int | None = None
+    cpus: list[int] | None = None
+    completion_mode: bool = False
+    """True when the model has no chat template and runs plain completion."""
+    n_ctx: int | None = None
+    weights_path: str | None = None
+    """The GGUF file whose resident pages count as weights."""
+
+
+@dataclass(slots=True)
+class Started:
+    t: float
+    prompt_tokens: int | None = None
+    run: int = 0
+    warmup: bool = False
+
+
+@dataclass(slots=True)
+class Token:
+    text: str
+    t: float
+    n: int = 1
+    """Tokens in this piece: a server chunk may carry several."""
+
+
+@dataclass(slots=True)
+class Finished:
+    t: float
+    stop: str
+    """"eos", "length" or "cancelled"."""
+    gen_tokens: int | None = None
+    """Tokens generated, as the engine counts them (None: count the Token events)."""
+    engine: EngineTimings | None = None
+
+
+@dataclass(slots=True)
+class Failed:
+    reason: str
+    """One sentence for a person: which model, what went wrong, what to try."""
+    t: float = field(default_factory=now)
+    lost: bool = False
+    """The worker died (killed, OOM): the model must be loaded again."""
+
+
+@dataclass(slots=True)
+class Sample:
+    """One telemetry reading of a model's process and GPU. A sensor that is missing is None."""
+
+    t: float
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    anon_bytes: int | None = None
+    weights_resident_bytes: int | None = None
+    uss_bytes: int | None = None
+    gpu_util: float | None = None
+    vram_bytes: int | None = None
+    """This process's GPU memory."""
+    gpu_mem_used_bytes: int | None = None
+    gpu_power_w: float | None = None
+    gpu_temp_c: float | None = None
+    note: str | None = None
+    """Why a figure is missing ("no GPU", "remote", …)."""
+
+
+@dataclass(slots=True)
+class Note:
+    text: str
+    t: float = field(default_factory=now)
+
+
+Event = Union[Loaded, Started, Token, Finished, Failed, Sample, Note]
+
+_TYPES: dict[str, type] = {c.__name__: c for c in (Loaded, Started, Token, Finished, Failed, Sample, Note)}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with a ``type`` key (used by the recorder and the exports)."""
+    d = dataclasses.asdict(event)
+    d["type"] = type(event).__name__
+    return d
+
+
+def from_dict(d: dict[str, Any]) -> Event:
+    d = dict(d)
+    cls = _TYPES[d.pop("type")]
+    if cls is Loaded:
+        d["info"] = ModelInfo(**d["info"])
+    if cls is Finished and d.get("engine") is not None:
+        d["engine"] = EngineTimings(**d["engine"])
+    return cls(**d)

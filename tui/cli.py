@@ -1,0 +1,95 @@
+"""The ``abtop`` command line: the TUI by default, and subcommands for headless work.
+
+Each subcommand lives in its own module ``tui/cmd_<name>.py`` exposing
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+
+from backends.catalog import BUNDLED, DEFAULT_PAIR
+
+COMMANDS = ("bench", "info", "models", "replay")
+
+EPILOG = """\
+models:
+  an alias of a bundled model ({aliases}), a path to a .gguf file,
+  openai:MODEL@URL (llama-server, vLLM, LM Studio) or ollama:NAME[@URL].
+
+examples:
+  abtop                                          the bundled pair; Enter starts
+  abtop A.gguf B.gguf --prompt "Why is the sky blue?" --max-tokens 256
+  abtop smollm2-135m openai:qwen@http://127.0.0.1:8080/v1
+  abtop bench smollm2-135m gemma3-270m --runs 3 --json out.json
+  abtop info gemma3-270m
+  abtop models --dir ~/models
+
+commands: {commands} (abtop COMMAND --help)
+"""
+
+DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
+
+
+def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
+    """Options shared by the TUI and ``bench``, so both drive the engine the same way."""
+    p.add_argument("models", nargs="*", metavar="MODEL", help=f"two models (default: {' '.join(DEFAULT_PAIR)})")
+    p.add_argument("-p", "--prompt", default=None, help="the prompt both models get")
+    p.add_argument("-n", "--max-tokens", type=int, default=128, help="tokens to generate (default 128)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed (default 42)")
+    p.add_argument("--ctx", type=int, default=2048, help="context size for local models (default 2048)")
+    p.add_argument(
+        "--mode",
+        choices=("race", "alternate"),
+        default="alternate" if bench else "race",
+        help="race: both at once, cores split; alternate: one at a time with all cores "
+        f"(default {'alternate' if bench else 'race'})",
+    )
+    p.add_argument("--threads", type=int, default=None, help="threads per local model (default: its share of the cores)")
+    p.add_argument("--interval", type=float, default=0.25, help="telemetry sampling interval, seconds (default 0.25 = 4 Hz)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="abtop",
+        description="Two LLMs side by side on the same prompt: live tokens/s, latency, CPU, GPU and memory per model.",
+        epilog=EPILOG.format(aliases=", ".join(BUNDLED), commands=", ".join(COMMANDS)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_options(p, bench=False)
+    p.add_argument("--record", metavar="FILE.jsonl", default=None, help="record every event to a JSONL file")
+    return p
+
+
+def _command_parser(name: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="abtop", formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    importlib.import_module(f"tui.cmd_{name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A dropped SSH link sends SIGHUP; SIGTERM from a supervisor: both end the process through the
+    # normal exit path, so every worker process is closed on the way out.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    if argv and argv[0] in COMMANDS:
+        args = _command_parser(argv[0]).parse_args(argv)
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print("abtop: interrupted.", file=sys.stderr)
+            return 130
+    args = build_parser().parse_args(argv)
+    from .app import run_app
+
+    return run_app(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
