@@ -1,0 +1,93 @@
+"""Memory bandwidth probe and its cache, RAPL counters (a powercap tree written in tmp_path, since
+this machine has none), power integration and J/token."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backends.events import Sample
+from backends.hardware import (
+    Rapl,
+    _host_key,
+    cache_dir,
+    energy_per_token,
+    integrate_power,
+    mem_bandwidth_gbs,
+    probe_bandwidth,
+    roofline_pct,
+)
+
+
+def test_probe_is_plausible():
+    gbs = probe_bandwidth(nbytes=64 * 2**20, trials=3)
+    assert 0.5 < gbs < 5000
+
+
+def test_bandwidth_measured_once_per_host(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "abtop"
+    first = mem_bandwidth_gbs()
+    cached = json.loads((tmp_path / "abtop" / "mem_bandwidth.json").read_text())
+    assert cached["gbs"] == first and cached["host"] == _host_key()
+    # A cached figure for this host is returned as is, without measuring again.
+    cached["gbs"] = 12345.0
+    (tmp_path / "abtop" / "mem_bandwidth.json").write_text(json.dumps(cached))
+    assert mem_bandwidth_gbs() == 12345.0
+    # Another host's figure is not.
+    cached["host"] = "elsewhere"
+    (tmp_path / "abtop" / "mem_bandwidth.json").write_text(json.dumps(cached))
+    assert mem_bandwidth_gbs() != 12345.0
+
+
+def test_roofline_pct():
+    assert roofline_pct(100.0, 100_000_000, 20.0) == pytest.approx(50.0)
+    assert roofline_pct(None, 1, 1.0) is None and roofline_pct(1.0, None, 1.0) is None
+    assert roofline_pct(1.0, 1, None) is None
+
+
+def _zone(root, name, uj, rng=None):
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "name").write_text("package-0\n")
+    (d / "energy_uj").write_text(f"{uj}\n")
+    if rng is not None:
+        (d / "max_energy_range_uj").write_text(f"{rng}\n")
+    return d
+
+
+def test_rapl_sums_packages_and_follows_wrap(tmp_path):
+    p0 = _zone(tmp_path, "intel-rapl:0", 900_000, rng=1_000_000)
+    p1 = _zone(tmp_path, "intel-rapl:1", 5_000_000, rng=10**9)
+    _zone(tmp_path, "intel-rapl:0:0", 123)  # a sub-zone (core) inside package 0: not added again
+    r = Rapl(tmp_path)
+    assert r.note is None and len(r.zones) == 2
+    assert r.read_j() == 0
+    (p0 / "energy_uj").write_text("200000\n")  # wrapped: +100_000 to the top, +200_000 after
+    (p1 / "energy_uj").write_text("6000000\n")  # +1_000_000
+    assert r.read_j() == pytest.approx(1.3)
+
+
+def test_rapl_missing(tmp_path):
+    r = Rapl(tmp_path / "powercap")
+    assert r.read_j() is None and r.note.startswith("n/a: no RAPL")
+    assert Rapl(tmp_path).note.startswith("n/a: no RAPL package zones")
+
+
+def test_integrate_power():
+    pts = [(0.5, 100.0), (1.0, 200.0), (1.5, None), (2.0, 200.0), (9.0, 1.0)]
+    # [0,0.5] flat at 100, 0.5→1 trapezoid 75, 1→2 at 200, 2→3 flat at 200
+    assert integrate_power(pts, 0.0, 3.0) == pytest.approx(50 + 75 + 200 + 200)
+    assert integrate_power(pts, 3.0, 4.0) is None  # no reading inside the window
+    assert integrate_power([], 0.0, 1.0) is None
+
+
+def test_energy_per_token():
+    gpu = [Sample(t, vram_bytes=2**30, gpu_power_w=100.0) for t in (0.0, 1.0, 2.0)]
+    assert energy_per_token(gpu, 0.0, 2.0, 100) == (2.0, "GPU power (NVML) over the generation window")
+    cpu = [Sample(t, vram_bytes=None) for t in (0.0, 1.0)]
+    jpt, note = energy_per_token(cpu, 0.0, 1.0, 10, cpu_joules=5.0)
+    assert jpt == 0.5 and "RAPL" in note
+    assert energy_per_token(cpu, 0.0, 1.0, 10, cpu_note="n/a: no RAPL (x)") == (None, "n/a: no RAPL (x)")
+    assert energy_per_token(cpu, 0.0, 1.0, 0)[0] is None
