@@ -155,19 +155,34 @@ def _parse(buf: mmap.mmap | bytes, file_bytes: int) -> GGUFHeader:
             raise ValueError(f"tensor {name} claims {n_dims} dimensions")
         shape = tuple(cur.take("Q") for _ in range(n_dims))
         ttype, offset = cur.take("I"), cur.take("Q")
-        try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
-        except (ValueError, KeyError):
-            raise ValueError(f"tensor {name} has unknown type {ttype}") from None
         n_el = 1
         for d in shape:
             n_el *= d
-        tensors.append(TensorInfo(name, shape, ttype, offset, n_el, n_el // block * type_size))
+        try:
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
+            n_bytes = n_el // block * type_size
+        except (ValueError, KeyError):
+            n_bytes = -1  # a type newer than the gguf package: measured from the offsets below
+        tensors.append(TensorInfo(name, shape, ttype, offset, n_el, n_bytes))
     align = kv.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(align, int) or align <= 0:
         align = DEFAULT_ALIGNMENT
     data_offset = -(-cur.pos // align) * align
+    if any(t.n_bytes < 0 for t in tensors):
+        tensors = _sizes_from_offsets(tensors, file_bytes - data_offset)
     return GGUFHeader(version, kv, tensors, data_offset, file_bytes)
+
+
+def _sizes_from_offsets(tensors: list[TensorInfo], data_bytes: int) -> list[TensorInfo]:
+    """Sizes of tensors of unknown type: the gap to the next tensor's data (padding included)."""
+    ends = sorted({t.offset for t in tensors} | {data_bytes})
+    out = []
+    for t in tensors:
+        if t.n_bytes < 0:
+            nxt = next((e for e in ends if e > t.offset), t.offset)
+            t = TensorInfo(t.name, t.shape, t.type, t.offset, t.n_elements, nxt - t.offset)
+        out.append(t)
+    return out
 
 
 def read_header(path: str | os.PathLike) -> GGUFHeader:

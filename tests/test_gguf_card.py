@@ -193,3 +193,19 @@ def test_quantized_tensor_bytes(tmp_path):
     assert c.name == "q8"  # no general.name: the file stem
     assert c.n_layers is None and c.n_ctx_train is None
 
+
+
+def test_tensor_type_newer_than_the_gguf_package(tmp_path):
+    """A quant type this gguf package does not know: its size is the gap to the next tensor."""
+    p = tmp_path / "new.gguf"
+    _write(p, "llama", {}, {"blk.0.attn_q.weight": (8, 8), "blk.0.attn_k.weight": (8, 8)})
+    data = bytearray(p.read_bytes())
+    name = b"blk.0.attn_q.weight"
+    at = data.index(name) + len(name)
+    n_dims = int.from_bytes(data[at : at + 4], "little")
+    type_at = at + 4 + 8 * n_dims
+    assert int.from_bytes(data[type_at : type_at + 4], "little") == GGMLQuantizationType.F32
+    data[type_at : type_at + 4] = (250).to_bytes(4, "little")
+    p.write_bytes(data)
+    c = read_card(p)
+    assert c.params == 128 and c.bytes_per_token == 2 * 64 * F32
