@@ -45,6 +45,8 @@ class ModelInfo:
     """``{"experts": int, "experts_used": int, "params_active": int}`` for mixture-of-experts."""
     bytes_per_token: int | None = None
     """Estimated weight bytes read per generated token (looked-up tables excluded)."""
+    placement: str | None = None
+    """Where a server keeps the model, e.g. "100% GPU" or "48%/52% CPU/GPU" (Ollama's /api/ps)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,6 +135,9 @@ class Sample:
     gpu_temp_c: float | None = None
     note: str | None = None
     """Why a figure is missing ("no GPU", "remote", …)."""
+    server: dict | None = None
+    """What a remote server says about itself (Prometheus ``/metrics``, Ollama ``/api/ps``), see
+    ``remote.ServerMetrics``: gen_tps, prompt_tps, kv_cache_used (0–1), requests_running, …"""
 
 
 @dataclass(slots=True)

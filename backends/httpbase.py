@@ -1,0 +1,292 @@
+"""What the two HTTP backends (OpenAI-compatible, Ollama) share: one client, one stream pump.
+
+``stream()`` runs the request in a pump task that puts events on a queue, so ``cancel()`` can stop
+it at once from any task: cancelling the pump leaves ``client.stream(...)`` mid-read, and httpx
+closes a response that was not read to the end instead of returning its connection to the pool.
+
+Failures become one sentence naming the server (its URL without credentials):
+
+- ``httpx.ConnectError``: refused, or the host name does not resolve (``socket.gaierror``).
+- ``httpx.ReadTimeout``: no bytes for ``stall_timeout`` seconds (httpx's read timeout is exactly
+  "no bytes on the socket for N s", headers included).
+- ``httpx.RemoteProtocolError``: not HTTP, or the connection closed mid-response.
+- ``StreamError``: everything we find wrong ourselves (a status code, a line we cannot parse).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from .base import Backend, BackendError, GenParams
+from .events import Event, Failed, Finished, Loaded, now
+from .remote import is_loopback
+
+API_KEY_VARS = ("ABTOP_API_KEY", "OPENAI_API_KEY")
+_BODY_LIMIT = 300  # characters of a server's error text quoted in a sentence
+
+
+class StreamError(Exception):
+    """A failure already phrased as one sentence."""
+
+
+def api_key() -> str | None:
+    """The key sent as a bearer token; it never appears in a sentence, a log or an export."""
+    for var in API_KEY_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password and without a query string (either may hold a secret)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def scrub(text: str) -> str:
+    """Remove the API key from text that came from elsewhere (a server's error body)."""
+    key = api_key()
+    return text.replace(key, "<API key>") if key else text
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def describe_transport_error(exc: Exception, stall_timeout: float) -> str:
+    """What went wrong on the wire, as a clause (no subject, no full stop)."""
+    if isinstance(exc, httpx.ConnectError):
+        causes = list(_chain(exc))
+        if any(isinstance(c, socket.gaierror) for c in causes) or "name or service" in str(exc).lower():
+            return "the host name does not resolve (DNS failure); check the URL"
+        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in str(exc).lower():
+            return "connection refused; is the server running and listening on that port?"
+        return f"could not connect ({exc or type(exc).__name__}); check the URL and the network"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "did not accept the connection in time; check the URL, the network or the SSH tunnel"
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
+        return f"the stream stalled: no bytes for {stall_timeout:g} s"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server broke the HTTP protocol or closed the connection mid-response"
+    if isinstance(exc, httpx.ReadError):
+        return "the connection was reset mid-response"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "the URL must start with http:// or https://"
+    if isinstance(exc, httpx.HTTPError):
+        return f"HTTP error ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def server_says(body: bytes | str) -> str:
+    """The message in an error body (``{"error": {"message": …}}``, ``{"error": "…"}``, ``{"detail": …}``)."""
+    import json
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(err, dict):
+            err = err.get("message") or err.get("msg") or err
+        if isinstance(err, list) and err and isinstance(err[0], dict):  # FastAPI validation errors
+            err = err[0].get("msg", err[0])
+        if err is not None:
+            text = str(err)
+    text = " ".join(scrub(text).split())
+    return text[:_BODY_LIMIT] + ("…" if len(text) > _BODY_LIMIT else "")
+
+
+class _Run:
+    """One stream in flight: its queue, its pump task, and whether it has ended."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+        self.ended = False
+        self.cancelled = False
+        self.tokens = 0
+
+    def emit(self, ev: Event) -> None:
+        if self.ended:
+            return
+        if isinstance(ev, (Finished, Failed)):
+            self.ended = True
+        self.queue.put_nowait(ev)
+
+
+Emit = Callable[[Event], None]
+
+
+class HTTPBackend(Backend):
+    """An engine behind HTTP: subclasses say how to load and how to turn a response into events."""
+
+    server_name = "the server"
+    """How sentences name this kind of server ("Ollama", "the server")."""
+
+    def __init__(self, spec, *, stall_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+        self.model: str = spec.model or ""
+        self.base_url: str = spec.url or ""
+        self.where = redact_url(self.base_url)
+        """The server as sentences name it: no credentials, no query."""
+        super().__init__(f"{spec.kind}:{self.model}@{self.where}")
+        self.ms = spec
+        self.stall_timeout = float(stall_timeout)
+        self.connect_timeout = float(connect_timeout)
+        self._client: httpx.AsyncClient | None = None
+        self._run: _Run | None = None
+
+    # -- helpers for subclasses -------------------------------------------------------------
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"Accept": "application/json, text/event-stream, application/x-ndjson"}
+            if key := api_key():
+                headers["Authorization"] = f"Bearer {key}"
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url + "/",
+                headers=headers,
+                timeout=httpx.Timeout(self.stall_timeout, connect=self.connect_timeout),
+                follow_redirects=True,
+                trust_env=not is_loopback(self.base_url),  # no proxy between us and this machine
+            )
+        return self._client
+
+    def sentence(self, clause: str) -> str:
+        """``model at URL: clause.`` — the one shape of every failure sentence."""
+        clause = clause.rstrip(". ")
+        return f"{self.model} at {self.where}: {clause}."
+
+    def status_clause(self, status: int, body: bytes | str, what: str) -> str:
+        """A clause for an HTTP error status; ``what`` names the request ("chat request")."""
+        said = server_says(body)
+        said_part = f" ({said})" if said else ""
+        if status in (401, 403):
+            hint = (
+                "check ABTOP_API_KEY / OPENAI_API_KEY"
+                if api_key()
+                else "set ABTOP_API_KEY or OPENAI_API_KEY"
+            )
+            word = "unauthorized" if status == 401 else "forbidden"
+            return f"the {what} was refused as {word} ({status}){said_part}; {hint}"
+        if status == 404:
+            return f"{self.server_name} answered 404 to the {what}{said_part}; {self.not_found_hint()}"
+        if status >= 500:
+            return f"{self.server_name} failed with {status} on the {what}{said_part}; see the server's log"
+        return f"{self.server_name} rejected the {what} with {status}{said_part}"
+
+    def not_found_hint(self) -> str:
+        return "check the model name and the URL"
+
+    async def get_json(self, path: str, what: str, *, method: str = "GET", json=None, on_404: str | None = None) -> dict:
+        """A small request made by ``load()``; any failure raises ``BackendError`` (one sentence).
+        ``on_404`` replaces the clause for a 404 (an endpoint missing means a wrong URL)."""
+        try:
+            r = await self.client.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            raise BackendError(self.sentence(describe_transport_error(exc, self.stall_timeout))) from None
+        if r.status_code == 404 and on_404:
+            raise BackendError(self.sentence(on_404))
+        if r.status_code >= 400:
+            raise BackendError(self.sentence(self.status_clause(r.status_code, r.content, what)))
+        try:
+            data = r.json()
+        except ValueError:
+            raise BackendError(self.sentence(f"the answer to the {what} is not JSON; is this the right URL?")) from None
+        if not isinstance(data, dict):
+            raise BackendError(self.sentence(f"the answer to the {what} is not a JSON object"))
+        return data
+
+    async def try_json(self, path: str, *, method: str = "GET", json=None, timeout: float = 5.0):
+        """Like ``get_json`` for optional extras: ``None`` on any failure."""
+        try:
+            r = await self.client.request(method, path, json=json, timeout=timeout)
+            return r.json() if r.status_code < 400 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    # -- the stream pump --------------------------------------------------------------------
+    @abc.abstractmethod
+    async def produce(self, emit: Emit, run: _Run, prompt: str, params: GenParams, *, index: int, warmup: bool) -> None:
+        """Send the request and ``emit`` Started, Tokens and one Finished; raise to fail."""
+
+    async def _pump(self, run: _Run, prompt: str, params: GenParams, index: int, warmup: bool) -> None:
+        try:
+            await self.produce(run.emit, run, prompt, params, index=index, warmup=warmup)
+            if not run.ended:
+                run.emit(Failed(self.sentence("the stream ended before its final message (the server closed it early)")))
+        except asyncio.CancelledError:
+            run.emit(Finished(now(), "cancelled", gen_tokens=run.tokens or None))
+            raise
+        except StreamError as exc:
+            run.emit(Failed(str(exc)))
+        except httpx.HTTPError as exc:
+            run.emit(Failed(self.sentence(describe_transport_error(exc, self.stall_timeout))))
+        except Exception as exc:  # noqa: BLE001 - stream() never raises: anything else is a Failed too
+            run.emit(Failed(self.sentence(f"unexpected {type(exc).__name__}: {scrub(str(exc))}")))
+
+    async def stream(self, prompt: str, params: GenParams, *, run: int = 0, warmup: bool = False) -> AsyncIterator[Event]:
+        if self.loaded is None:
+            yield Failed(self.sentence("not loaded (call load() first)"))
+            return
+        if self._run is not None:
+            yield Failed(self.sentence("a stream is already running (one at a time)"))
+            return
+        r = self._run = _Run()
+        r.task = asyncio.create_task(self._pump(r, prompt, params, run, warmup))
+        try:
+            while True:
+                ev = await r.queue.get()
+                yield ev
+                if isinstance(ev, (Finished, Failed)):
+                    return
+        finally:
+            await self._stop(r)
+            if self._run is r:
+                self._run = None
+
+    async def _stop(self, r: _Run) -> None:
+        if r.task is not None and not r.task.done():
+            r.task.cancel()
+            await asyncio.wait({r.task})
+
+    async def cancel(self) -> None:
+        """Stop the stream in flight at once; the connection is closed, not reused."""
+        r = self._run
+        if r is None or r.ended:
+            return
+        r.cancelled = True
+        await self._stop(r)
+        r.emit(Finished(now(), "cancelled", gen_tokens=r.tokens or None))
+
+    async def close(self) -> None:
+        await self.cancel()
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    def make_loaded(self, info, t0: float, **kw) -> Loaded:
+        self.loaded = Loaded(info=info, t=now(), backend=self.kind, load_s=now() - t0, **kw)
+        return self.loaded
+
