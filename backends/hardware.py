@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -24,6 +25,18 @@ PROBE_TRIALS = 5
 RAPL_ROOT = "/sys/class/powercap"
 
 
+def cpu_model() -> str:
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith(("model name", "Hardware", "Processor")) and ":" in line:
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "abtop"
 
@@ -31,9 +44,7 @@ def cache_dir() -> Path:
 def _host_key() -> str:
     import psutil
 
-    from .telemetry import _cpu_model
-
-    return f"{platform.node()}|{_cpu_model()}|{psutil.cpu_count(logical=True)}|{psutil.virtual_memory().total}"
+    return f"{platform.node()}|{cpu_model()}|{psutil.cpu_count(logical=True)}|{psutil.virtual_memory().total}"
 
 
 def probe_bandwidth(nbytes: int = PROBE_BYTES, trials: int = PROBE_TRIALS, threads: int | None = None) -> float:

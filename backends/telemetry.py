@@ -25,6 +25,7 @@ from collections.abc import Callable
 import psutil
 
 from .events import Sample, now
+from .hardware import cpu_model, mem_bandwidth_gbs
 from .nvml import Nvml, NvmlLost
 from .procmem import WeightsResident, read_status, read_uss
 
@@ -163,18 +164,6 @@ async def sample_every(
             pass
 
 
-def _cpu_model() -> str:
-    if LINUX:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    if line.startswith(("model name", "Hardware", "Processor")) and ":" in line:
-                        return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -184,8 +173,6 @@ def _version(dist: str) -> str | None:
 
 def host_info(*, bandwidth: bool = True) -> dict:
     """The bench JSON's ``host``. ``bandwidth`` runs (or reads the cached) memory bandwidth probe."""
-    from .hardware import mem_bandwidth_gbs
-
     gpus = []
     nvml = Nvml.open()
     if nvml is not None:
@@ -197,7 +184,7 @@ def host_info(*, bandwidth: bool = True) -> dict:
             nvml.close()
     info = {
         "os": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores_logical": psutil.cpu_count(logical=True),
         "cores_physical": psutil.cpu_count(logical=False),
         "ram_bytes": psutil.virtual_memory().total,
