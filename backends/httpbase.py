@@ -30,6 +30,7 @@ from .events import Event, Failed, Finished, Loaded, now
 from .remote import is_loopback
 
 API_KEY_VARS = ("ABTOP_API_KEY", "OPENAI_API_KEY")
+DEFAULT_STALL_S = 30.0
 _BODY_LIMIT = 300  # characters of a server's error text quoted in a sentence
 
 
@@ -37,12 +38,20 @@ class StreamError(Exception):
     """A failure already phrased as one sentence."""
 
 
-def api_key() -> str | None:
+def api_key(names: tuple[str, ...] = API_KEY_VARS) -> str | None:
     """The key sent as a bearer token; it never appears in a sentence, a log or an export."""
-    for var in API_KEY_VARS:
+    for var in names:
         if os.environ.get(var):
             return os.environ[var]
     return None
+
+
+def default_stall_timeout() -> float:
+    try:
+        value = float(os.environ.get("ABTOP_STALL_TIMEOUT", DEFAULT_STALL_S))
+    except ValueError:
+        return DEFAULT_STALL_S
+    return value if value > 0 else DEFAULT_STALL_S
 
 
 def redact_url(url: str) -> str:
@@ -59,9 +68,11 @@ def redact_url(url: str) -> str:
 
 
 def scrub(text: str) -> str:
-    """Remove the API key from text that came from elsewhere (a server's error body)."""
-    key = api_key()
-    return text.replace(key, "<API key>") if key else text
+    """Remove the API keys from text that came from elsewhere (a server's error body)."""
+    for var in API_KEY_VARS:
+        if key := os.environ.get(var):
+            text = text.replace(key, "<API key>")
+    return text
 
 
 def _chain(exc: BaseException):
@@ -72,14 +83,14 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
-def describe_transport_error(exc: Exception, stall_timeout: float) -> str:
+def describe_transport_error(exc: Exception, stall_timeout: float, start: str = "start the server") -> str:
     """What went wrong on the wire, as a clause (no subject, no full stop)."""
     if isinstance(exc, httpx.ConnectError):
         causes = list(_chain(exc))
         if any(isinstance(c, socket.gaierror) for c in causes) or "name or service" in str(exc).lower():
             return "the host name does not resolve (DNS failure); check the URL"
         if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in str(exc).lower():
-            return "connection refused; is the server running and listening on that port?"
+            return f"connection refused; {start}, or check the port (and the SSH tunnel, if any)"
         return f"could not connect ({exc or type(exc).__name__}); check the URL and the network"
     if isinstance(exc, httpx.ConnectTimeout):
         return "did not accept the connection in time; check the URL, the network or the SSH tunnel"
@@ -143,15 +154,21 @@ class HTTPBackend(Backend):
 
     server_name = "the server"
     """How sentences name this kind of server ("Ollama", "the server")."""
+    start_hint = "start the server"
+    """What to do when nothing listens at the URL."""
+    key_vars: tuple[str, ...] = API_KEY_VARS
+    """Environment variables whose key this kind of server gets (first set wins)."""
 
-    def __init__(self, spec, *, stall_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+    def __init__(self, spec, *, stall_timeout: float | None = None, connect_timeout: float = 10.0) -> None:
+        """``stall_timeout``: seconds without a byte before a stream fails (default
+        ``$ABTOP_STALL_TIMEOUT`` or 30; a long prompt on a slow server may need more)."""
         self.model: str = spec.model or ""
         self.base_url: str = spec.url or ""
         self.where = redact_url(self.base_url)
         """The server as sentences name it: no credentials, no query."""
         super().__init__(f"{spec.kind}:{self.model}@{self.where}")
         self.ms = spec
-        self.stall_timeout = float(stall_timeout)
+        self.stall_timeout = stall_timeout if stall_timeout is not None else default_stall_timeout()
         self.connect_timeout = float(connect_timeout)
         self._client: httpx.AsyncClient | None = None
         self._run: _Run | None = None
@@ -161,7 +178,7 @@ class HTTPBackend(Backend):
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             headers = {"Accept": "application/json, text/event-stream, application/x-ndjson"}
-            if key := api_key():
+            if key := api_key(self.key_vars):
                 headers["Authorization"] = f"Bearer {key}"
             self._client = httpx.AsyncClient(
                 base_url=self.base_url + "/",
@@ -175,18 +192,15 @@ class HTTPBackend(Backend):
     def sentence(self, clause: str) -> str:
         """``model at URL: clause.`` — the one shape of every failure sentence."""
         clause = clause.rstrip(". ")
-        return f"{self.model} at {self.where}: {clause}."
+        return f"{self.model} at {self.where}: {clause}" + ("" if clause.endswith(("?", "!")) else ".")
 
     def status_clause(self, status: int, body: bytes | str, what: str) -> str:
         """A clause for an HTTP error status; ``what`` names the request ("chat request")."""
         said = server_says(body)
         said_part = f" ({said})" if said else ""
         if status in (401, 403):
-            hint = (
-                "check ABTOP_API_KEY / OPENAI_API_KEY"
-                if api_key()
-                else "set ABTOP_API_KEY or OPENAI_API_KEY"
-            )
+            names = " or ".join(self.key_vars)
+            hint = f"check {names}" if api_key(self.key_vars) else f"set {names}"
             word = "unauthorized" if status == 401 else "forbidden"
             return f"the {what} was refused as {word} ({status}){said_part}; {hint}"
         if status == 404:
@@ -204,7 +218,7 @@ class HTTPBackend(Backend):
         try:
             r = await self.client.request(method, path, json=json)
         except httpx.HTTPError as exc:
-            raise BackendError(self.sentence(describe_transport_error(exc, self.stall_timeout))) from None
+            raise BackendError(self.sentence(describe_transport_error(exc, self.stall_timeout, self.start_hint))) from None
         if r.status_code == 404 and on_404:
             raise BackendError(self.sentence(on_404))
         if r.status_code >= 400:
@@ -241,7 +255,7 @@ class HTTPBackend(Backend):
         except StreamError as exc:
             run.emit(Failed(str(exc)))
         except httpx.HTTPError as exc:
-            run.emit(Failed(self.sentence(describe_transport_error(exc, self.stall_timeout))))
+            run.emit(Failed(self.sentence(describe_transport_error(exc, self.stall_timeout, self.start_hint))))
         except Exception as exc:  # noqa: BLE001 - stream() never raises: anything else is a Failed too
             run.emit(Failed(self.sentence(f"unexpected {type(exc).__name__}: {scrub(str(exc))}")))
 

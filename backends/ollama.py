@@ -44,8 +44,10 @@ def parse_param_size(text: str | None) -> int | None:
 class OllamaBackend(HTTPBackend):
     kind = "ollama"
     server_name = "Ollama"
+    start_hint = "start it with `ollama serve`"
+    key_vars = ("ABTOP_API_KEY",)  # for a proxy in front of Ollama; never pass on an OpenAI key
 
-    def __init__(self, spec: ModelSpec, *, stall_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+    def __init__(self, spec: ModelSpec, *, stall_timeout: float | None = None, connect_timeout: float = 10.0) -> None:
         super().__init__(spec, stall_timeout=stall_timeout, connect_timeout=connect_timeout)
         self.completion = False
         self.blob: str | None = None
@@ -109,7 +111,7 @@ class OllamaBackend(HTTPBackend):
         try:
             r = await self.client.post("api/chat", json={"model": self.model, "messages": []}, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise BackendError(self.sentence(describe_transport_error(exc, _LOAD_TIMEOUT_S))) from None
+            raise BackendError(self.sentence(describe_transport_error(exc, _LOAD_TIMEOUT_S, self.start_hint))) from None
         if r.status_code >= 400:
             raise BackendError(self.sentence(self.status_clause(r.status_code, r.content, "load request")))
 

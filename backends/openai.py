@@ -37,7 +37,7 @@ class OpenAIBackend(HTTPBackend):
         self,
         spec: ModelSpec,
         *,
-        stall_timeout: float = 30.0,
+        stall_timeout: float | None = None,
         connect_timeout: float = 10.0,
         completion: bool | None = None,
     ) -> None:
@@ -54,7 +54,7 @@ class OpenAIBackend(HTTPBackend):
         return self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
 
     def not_found_hint(self) -> str:
-        return "is the model name right, and does the URL end in /v1?"
+        return "check the model name, and that the URL ends in /v1"
 
     # -- load -------------------------------------------------------------------------------
     async def load(self):

@@ -183,11 +183,12 @@ async def test_stream_that_stalls():
     assert loop.time() - t0 < 5
 
 
-async def test_load_that_stalls():
+async def test_load_that_stalls(monkeypatch):
+    monkeypatch.setenv("ABTOP_STALL_TIMEOUT", "0.3")  # the default when no stall_timeout is given
     with ReplayServer({("GET", "/v1/models"): lambda h: h.stall()}) as srv:
-        msg = await load_error(backend_for(srv.url, stall_timeout=0.3))
+        msg = await load_error(backend_for(srv.url))
     assert_sentence(msg, srv.url)
-    assert "stalled" in msg
+    assert "stalled: no bytes for 0.3 s" in msg
 
 
 async def test_cancel_closes_the_connection_at_once():
@@ -216,3 +217,14 @@ async def test_stream_before_load():
     backend = backend_for("http://127.0.0.1:9")
     events = [ev async for ev in backend.stream("hi", GenParams())]
     assert len(events) == 1 and isinstance(events[0], Failed) and "load" in events[0].reason
+
+
+async def test_ollama_never_gets_an_openai_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.delenv("ABTOP_API_KEY", raising=False)
+    with ReplayServer({("GET", "/api/tags"): json_route(401, {"error": "unauthorized"})}) as srv:
+        msg = await load_error(OllamaBackend(parse_spec(f"ollama:gemma3@{srv.url}")))
+        sent = srv.requests[0][3]
+    assert "Authorization" not in sent
+    assert_sentence(msg, srv.url)
+    assert "401" in msg and "set ABTOP_API_KEY" in msg

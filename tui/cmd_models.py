@@ -16,7 +16,8 @@ import httpx
 
 from backends.base import BackendError
 from backends.catalog import BUNDLED, OLLAMA_DEFAULT_URL, bundled_path
-from backends.httpbase import api_key, redact_url
+from backends.httpbase import API_KEY_VARS, api_key, redact_url
+from backends.ollama import OllamaBackend
 from backends.remote import is_loopback
 
 from .format import human_bytes, human_count
@@ -82,8 +83,8 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return [("  " + "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]).rstrip() for r in rows]
 
 
-def _get(url: str) -> dict | None:
-    headers = {"Authorization": f"Bearer {key}"} if (key := api_key()) else {}
+def _get(url: str, key_vars: tuple[str, ...] = API_KEY_VARS) -> dict | None:
+    headers = {"Authorization": f"Bearer {key}"} if (key := api_key(key_vars)) else {}
     try:
         r = httpx.get(url, timeout=_TIMEOUT_S, headers=headers, trust_env=not is_loopback(url))
         data = r.json() if r.status_code < 400 else None
@@ -114,7 +115,7 @@ def list_files(title: str, root: Path, hub: bool = False) -> list[str]:
 def list_ollama(url: str) -> list[str]:
     url = url.rstrip("/")
     shown = redact_url(url)
-    data = _get(url + "/api/tags")
+    data = _get(url + "/api/tags", OllamaBackend.key_vars)
     if data is None:
         return [f"Ollama at {shown}: not reachable"]
     suffix = "" if url == OLLAMA_DEFAULT_URL else f"@{shown}"
