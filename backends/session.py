@@ -1,0 +1,183 @@
+"""Drives two (or more) models through the same prompt: loading, placement, runs and sampling.
+
+The TUI and ``abtop bench`` both use a ``Session``, so a figure on screen and a figure in an
+export come from the same code. Everything that happens is handed to ``emit(slot, event)``;
+the recorder, the panes and the bench collectors are all just ``emit`` callbacks.
+
+Modes (see ``placements``):
+
+- ``race``: all models at once; the cores are split between the local ones (threads and
+  affinity), so each gets its share and neither collapses.
+- ``alternate``: one model at a time with all cores, A then B, run after run; the waiting pane
+  gets a ``Note``. The uncontended figure a person should quote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .base import Backend, BackendError, GenParams, Placement
+from .events import Event, Failed, Loaded, Note, Sample, Started
+from .telemetry import ProcessSampler, sample_every
+
+Emit = Callable[[int, Event], None]
+
+
+def available_cpus() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def placements(mode: str, local: list[bool], threads: int | None = None) -> list[Placement]:
+    """Where each model runs. Remote models get an empty placement (we do not own them)."""
+    cpus = available_cpus()
+    n_local = sum(local)
+    out: list[Placement] = []
+    if mode == "race" and n_local > 1 and len(cpus) >= n_local:
+        size = len(cpus) // n_local
+        i = 0
+        for is_local in local:
+            if not is_local:
+                out.append(Placement())
+                continue
+            part = tuple(cpus[i * size : (i + 1) * size])
+            i += 1
+            out.append(Placement(threads=threads or len(part), cpus=part))
+        return out
+    # alternate, or a single local model, or fewer cores than models: all cores each
+    return [Placement(threads=threads or len(cpus), cpus=tuple(cpus)) if loc else Placement() for loc in local]
+
+
+@dataclass
+class RunPlan:
+    prompt: str
+    params: GenParams
+    mode: str = "race"
+    runs: int = 1
+    warmup: int = 0
+
+
+class Session:
+    def __init__(
+        self,
+        backends: list[Backend],
+        emit: Emit,
+        *,
+        mode: str = "race",
+        threads: int | None = None,
+        interval: float = 0.25,
+    ) -> None:
+        self.backends = backends
+        self.emit = emit
+        self.mode = mode
+        self.threads = threads
+        self.interval = interval
+        self.loaded: list[Loaded | None] = [None] * len(backends)
+        self.alive: list[bool] = [False] * len(backends)
+        self._stop_sampling = asyncio.Event()
+        self._samplers: list[asyncio.Task] = []
+        self._cancelled = False
+        self._running = False
+
+    # -- loading ---------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Load every model at once; a model that fails gets a ``Failed`` and the others go on."""
+        plans = placements(self.mode, [b.local_process for b in self.backends], self.threads)
+        for b, p in zip(self.backends, plans, strict=True):
+            b.placement = p if b.local_process else getattr(b, "placement", None)  # type: ignore[attr-defined]
+        await asyncio.gather(*(self._load_one(i) for i in range(len(self.backends))))
+
+    async def _load_one(self, i: int) -> None:
+        b = self.backends[i]
+        try:
+            loaded = await b.load()
+        except BackendError as exc:
+            self.emit(i, Failed(str(exc)))
+            return
+        except Exception as exc:  # an engine bug must not take the other model down
+            self.emit(i, Failed(f"{b.spec}: could not load ({type(exc).__name__}: {exc})."))
+            return
+        self.loaded[i] = loaded
+        self.alive[i] = True
+        self.emit(i, loaded)
+        if loaded.pid:
+            sampler = ProcessSampler(loaded.pid, loaded.weights_path)
+            self._samplers.append(
+                asyncio.create_task(sample_every(sampler, self.interval, lambda s, i=i: self._sample(i, s), self._stop_sampling))
+            )
+
+    def _sample(self, i: int, s: Sample) -> None:
+        if self.alive[i]:
+            self.emit(i, s)
+
+    # -- running -----------------------------------------------------------------------------------
+    async def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        plans = placements(mode, [b.local_process for b in self.backends], self.threads)
+        for i, (b, p) in enumerate(zip(self.backends, plans, strict=True)):
+            if self.alive[i] and b.local_process:
+                await b.place(p)
+
+    async def run(self, plan: RunPlan) -> None:
+        """All runs of ``plan``; returns when they are done or cancelled."""
+        self._cancelled = False
+        self._running = True
+        try:
+            if plan.mode != self.mode:
+                await self.set_mode(plan.mode)
+            total = plan.warmup + plan.runs
+            for k in range(total):
+                warm = k < plan.warmup
+                run = k - plan.warmup
+                if self._cancelled:
+                    break
+                if plan.mode == "race":
+                    await asyncio.gather(*(self._stream(i, plan, run, warm) for i in self._live()))
+                else:
+                    for i in self._live():
+                        if self._cancelled:
+                            break
+                        for j in self._live():
+                            if j != i:
+                                self.emit(j, Note(f"waiting: {self._name(i)} runs alone (alternate mode)"))
+                        await self._stream(i, plan, run, warm)
+        finally:
+            self._running = False
+
+    def _live(self) -> list[int]:
+        return [i for i, ok in enumerate(self.alive) if ok]
+
+    def _name(self, i: int) -> str:
+        lo = self.loaded[i]
+        return lo.info.name if lo else self.backends[i].spec
+
+    async def _stream(self, i: int, plan: RunPlan, run: int, warmup: bool) -> None:
+        b = self.backends[i]
+        try:
+            async for ev in b.stream(plan.prompt, plan.params):
+                if isinstance(ev, Started):  # the session numbers the runs, not the engine
+                    ev.run, ev.warmup = run, warmup
+                self.emit(i, ev)
+                if isinstance(ev, Failed) and ev.lost:
+                    self.alive[i] = False
+        except Exception as exc:  # an adapter bug: contain it to this pane
+            self.emit(i, Failed(f"{self._name(i)}: stream failed ({type(exc).__name__}: {exc})."))
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def cancel(self) -> None:
+        self._cancelled = True
+        await asyncio.gather(*(b.cancel() for b in self.backends), return_exceptions=True)
+
+    async def close(self) -> None:
+        self._cancelled = True
+        self._stop_sampling.set()
+        for t in self._samplers:
+            t.cancel()
+        await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)

@@ -1,0 +1,191 @@
+"""Pure functions from events to the figures a person quotes.
+
+Definitions (the same in the TUI, the bench and every export):
+
+- ``ttft_s`` = first token time − request start (``Started.t``).
+- ``gen_tps`` = (gen_tokens − 1) / (last token time − first token time): the first token's wait is
+  prompt processing, so it is not a generation interval.
+- ``gen_tps_engine`` = the engine's own counter (tokens / eval time), or None.
+- ``prompt_tps`` = the engine's prompt tokens / prompt time when it reports one, else
+  prompt_tokens / ttft_s (wall clock, which also holds the first sample); ``prompt_tps_source``
+  says which.
+- ``itl_*_ms`` = inter-token latency: the gap between consecutive token events, divided by the
+  tokens the later one carries.
+- ``chars_per_s`` = characters after the first token / (last − first token time): a
+  tokenizer-neutral speed (two tokenizers' tokens are not the same size).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from .events import Event, Failed, Finished, Sample, Started, Token
+
+RUN_FIELDS = (
+    "ttft_s", "prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps", "gen_tps_engine",
+    "itl_p50_ms", "itl_p99_ms", "wall_s", "chars", "chars_per_s", "peak_rss_bytes",
+    "peak_anon_bytes", "weights_resident_bytes", "cpu_percent_mean", "gpu_util_mean",
+    "vram_peak_bytes", "text", "error",
+)  # fmt: skip
+SUMMARY_FIELDS = ("ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0–100) with linear interpolation, as numpy's default."""
+    if not values:
+        return None
+    xs = sorted(values)
+    k = (len(xs) - 1) * q / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def rate(count: float | None, seconds: float | None) -> float | None:
+    if count is None or not seconds or seconds <= 0 or count <= 0:
+        return None
+    return count / seconds
+
+
+@dataclass
+class RunCollector:
+    """Accumulates one run's events; ``result()`` gives the run's figures."""
+
+    run: int = 0
+    warmup: bool = False
+    t_start: float | None = None
+    t_end: float | None = None
+    prompt_tokens: int | None = None
+    token_times: list[float] = field(default_factory=list)
+    itl_s: list[float] = field(default_factory=list)
+    n_tokens: int = 0
+    parts: list[str] = field(default_factory=list)
+    first_chars: int = 0
+    finished: Finished | None = None
+    error: str | None = None
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, ev: Event) -> None:
+        if isinstance(ev, Token):
+            self.parts.append(ev.text)
+            if ev.n <= 0:  # a trailing text fragment, no token of its own
+                return
+            if self.token_times:
+                self.itl_s.append((ev.t - self.token_times[-1]) / ev.n)
+            else:
+                self.first_chars = len(ev.text)
+            self.token_times.append(ev.t)
+            self.n_tokens += ev.n
+        elif isinstance(ev, Sample):
+            self.samples.append(ev)
+        elif isinstance(ev, Started):
+            self.t_start, self.prompt_tokens, self.run, self.warmup = ev.t, ev.prompt_tokens, ev.run, ev.warmup
+        elif isinstance(ev, Finished):
+            self.finished, self.t_end = ev, ev.t
+            if ev.engine and ev.engine.prompt_tokens and not self.prompt_tokens:
+                self.prompt_tokens = ev.engine.prompt_tokens
+        elif isinstance(ev, Failed):
+            self.error, self.t_end = ev.reason, ev.t
+
+    # -- live figures (the pane's stats line while streaming) ---------------------------------
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def gen_tokens(self) -> int:
+        if self.finished and self.finished.gen_tokens is not None:
+            return self.finished.gen_tokens
+        return self.n_tokens
+
+    @property
+    def ttft_s(self) -> float | None:
+        if self.t_start is None or not self.token_times:
+            return None
+        return self.token_times[0] - self.t_start
+
+    @property
+    def gen_tps(self) -> float | None:
+        if len(self.token_times) < 2:
+            return None
+        return rate(self.gen_tokens - 1, self.token_times[-1] - self.token_times[0])
+
+    def elapsed(self, at: float) -> float | None:
+        if self.t_start is None:
+            return None
+        return (self.t_end or at) - self.t_start
+
+    # -- the run's figures ---------------------------------------------------------------------
+    def _window(self) -> list[Sample]:
+        if self.t_start is None:
+            return []
+        end = self.t_end if self.t_end is not None else math.inf
+        inside = [s for s in self.samples if self.t_start <= s.t <= end]
+        if inside:
+            return inside
+        before = [s for s in self.samples if s.t <= end]
+        return before[-1:]  # a run shorter than one sampling interval: the latest reading
+
+    def result(self) -> dict:
+        eng = self.finished.engine if self.finished else None
+        ttft = self.ttft_s
+        if eng and eng.prompt_tokens and eng.prompt_ms:
+            prompt_tps, source = rate(eng.prompt_tokens, eng.prompt_ms / 1000), eng.source
+        else:
+            prompt_tps, source = rate(self.prompt_tokens, ttft), "wall clock"
+        span = self.token_times[-1] - self.token_times[0] if len(self.token_times) > 1 else None
+        text = self.text
+        window = self._window()
+
+        def peak(name: str) -> int | None:
+            vals = [getattr(s, name) for s in window if getattr(s, name) is not None]
+            return max(vals) if vals else None
+
+        def mean(name: str) -> float | None:
+            vals = [getattr(s, name) for s in window if getattr(s, name) is not None]
+            return statistics.fmean(vals) if vals else None
+
+        return {
+            "run": self.run,
+            "warmup": self.warmup,
+            "ttft_s": ttft,
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_tps": prompt_tps,
+            "prompt_tps_source": source,
+            "gen_tokens": self.gen_tokens if self.token_times else 0,
+            "gen_tps": self.gen_tps,
+            "gen_tps_engine": rate(eng.gen_tokens, eng.gen_ms / 1000) if eng and eng.gen_ms else None,
+            "engine_source": eng.source if eng else None,
+            "itl_p50_ms": _ms(percentile(self.itl_s, 50)),
+            "itl_p99_ms": _ms(percentile(self.itl_s, 99)),
+            "wall_s": self.elapsed(self.t_end) if self.t_end is not None else None,
+            "chars": len(text),
+            "chars_per_s": rate(len(text) - self.first_chars, span),
+            "tokens_per_100_chars": 100 * self.gen_tokens / len(text) if text else None,
+            "peak_rss_bytes": peak("rss_bytes"),
+            "peak_anon_bytes": peak("anon_bytes"),
+            "weights_resident_bytes": peak("weights_resident_bytes"),
+            "cpu_percent_mean": mean("cpu_percent"),
+            "gpu_util_mean": mean("gpu_util"),
+            "vram_peak_bytes": peak("vram_bytes"),
+            "stop": self.finished.stop if self.finished else None,
+            "text": text,
+            "error": self.error,
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Median, min and max of the rates and TTFT over the counted (non-warm-up) runs."""
+    counted = [r for r in runs if not r.get("warmup") and not r.get("error")]
+    out: dict[str, dict | None] = {}
+    for name in SUMMARY_FIELDS:
+        vals = [r[name] for r in counted if r.get(name) is not None]
+        out[name] = (
+            {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)} if vals else None
+        )
+    return out

@@ -1,0 +1,120 @@
+"""The TUI through Textual's Pilot, with the real llama-cpp-python on the bundled models."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from backends.base import GenParams
+from backends.events import Finished, Token
+from tui.app import ABTopApp
+from tui.widgets.stream_view import StreamView
+
+from .conftest import worker_children
+
+TIMEOUT = 180
+
+
+def make_app(specs=("smollm2-135m", "gemma3-270m"), max_tokens=12, **kw) -> ABTopApp:
+    return ABTopApp(list(specs), "The sky is blue because", GenParams(max_tokens=max_tokens), n_ctx=512, **kw)
+
+
+async def test_both_bundled_models_stream_to_completion():
+    app = make_app(autostart=True)
+    seen: list[tuple[int, object]] = []
+    app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        for pane in app.panes:
+            assert not pane.failed
+            assert len(pane.runs) == 1
+            r = pane.runs[0]
+            assert r["gen_tokens"] > 0 and r["gen_tps"] > 0 and r["ttft_s"] > 0
+            assert pane.query_one(StreamView).text == r["text"]
+            stats = str(pane.query_one(".stats").render())
+            assert "TTFT" in stats and "tok/s" in stats
+        header1 = str(app.panes[1].query_one(".header").render())
+        assert "completion mode" in header1 and "gemma3" in header1
+        # race mode on this box: the cores are split between the two workers
+        cpus = [set(p.loaded.cpus) for p in app.panes]
+        if len(os.sched_getaffinity(0)) >= 2:
+            assert not (cpus[0] & cpus[1])
+        assert {slot for slot, ev in seen if isinstance(ev, Finished)} == {0, 1}
+        # telemetry of each model's own process reached its pane
+        assert app.panes[0].query_one("#m-mem").history
+    assert not worker_children()
+
+
+async def test_killed_worker_is_isolated_to_its_pane():
+    app = make_app(max_tokens=60, autostart=True)
+    killed = []
+
+    def kill_after_three_tokens(slot, ev):
+        if slot == 0 and isinstance(ev, Token) and not killed:
+            pane = app.panes[0]
+            if pane.collector and pane.collector.n_tokens >= 3:
+                killed.append(pane.loaded.pid)
+                os.kill(pane.loaded.pid, signal.SIGKILL)
+
+    app.hooks.append(kill_after_three_tokens)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        lost, other = app.panes
+        assert killed and lost.failed
+        assert "worker lost" in str(lost.query_one(".stats").render())
+        assert not other.failed and other.runs and other.runs[0]["gen_tokens"] > 0
+        # the app goes on: a rerun streams again in the surviving pane
+        app.run_finished.clear()
+        await pilot.press("r")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        assert len(other.runs) == 2
+        await pilot.press("q")
+    assert not worker_children()
+
+
+async def test_bad_model_fails_in_its_pane_while_other_works(tmp_path):
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"GGUF but not really")
+    app = make_app(specs=(str(bogus), "smollm2-135m"), autostart=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        bad, good = app.panes
+        assert bad.failed
+        assert "bogus.gguf" in bad.query_one(StreamView).render().plain
+        assert good.runs and good.runs[0]["gen_tokens"] > 0
+    assert not worker_children()
+
+
+async def test_escape_cancels_both_and_quit_leaves_nothing():
+    app = make_app(max_tokens=400, autostart=True)
+    cancelled = asyncio.Event()
+
+    def cancel_when_streaming(slot, ev):
+        if isinstance(ev, Token) and all(p.collector and p.collector.n_tokens >= 2 for p in app.panes):
+            cancelled.set()
+
+    app.hooks.append(cancel_when_streaming)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+        await pilot.press("escape")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        for pane in app.panes:
+            assert pane.runs[-1]["stop"] == "cancelled"
+            assert pane.runs[-1]["gen_tokens"] < 400
+        await pilot.press("q")
+    assert not worker_children()
+
+
+async def test_missing_file_sentence_in_pane():
+    app = make_app(specs=("/nonexistent/model.gguf", "smollm2-135m"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await pilot.pause()
+        text = app.panes[0].query_one(StreamView).render().plain
+        assert "no such file" in text
+        assert app.panes[1].loaded is not None

@@ -1,0 +1,97 @@
+"""``abtop bench`` end to end: the real CLI in a subprocess, the real engine, the JSON it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from backends.stats import RUN_FIELDS
+
+ABTOP = [sys.executable, "-m", "tui.cli"]
+
+
+def bench(*args, timeout=300):
+    return subprocess.run([*ABTOP, "bench", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    csv = out.with_suffix(".csv")
+    p = bench("smollm2-135m", "gemma3-270m", "-p", "The sky is blue because", "-n", "16", "--runs", "2",
+              "--warmup", "1", "--ctx", "512", "--json", str(out), "--csv", str(csv))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return json.loads(out.read_text()), p, csv
+
+
+def test_json_holds_every_field_from_the_run(bench_json):
+    doc, proc, _ = bench_json
+    assert doc["schema"] == "abtop.bench/1"
+    host = doc["host"]
+    for key in ("os", "cpu", "cores_logical", "cores_physical", "ram_bytes", "gpus", "versions"):
+        assert key in host
+    assert host["ram_bytes"] > 1e9 and host["cores_logical"] >= 1 and host["gpus"] == []
+    assert doc["params"] == {**doc["params"], "max_tokens": 16, "runs": 2, "temperature": 0.0, "seed": 42, "mode": "alternate"}
+    assert [m["spec"] for m in doc["models"]] == ["smollm2-135m", "gemma3-270m"]
+    arches = []
+    for m in doc["models"]:
+        assert m["backend"] == "llama.cpp" and m["threads"] >= 1
+        info = m["info"]
+        for key in ("name", "arch", "params", "quant", "file_bytes", "n_ctx_train", "chat_template"):
+            assert info[key] is not None, key
+        arches.append(info["arch"])
+        assert len(m["runs"]) == 2 and len(m["warmup_runs"]) == 1
+        for r in m["runs"]:
+            assert set(RUN_FIELDS) <= set(r)
+            assert r["error"] is None and r["text"]
+            assert 0 < r["ttft_s"] < r["wall_s"]
+            assert r["gen_tokens"] > 1 and r["gen_tps"] > 0 and r["gen_tps_engine"] > 0
+            assert r["prompt_tokens"] > 0 and r["prompt_tps"] > 0
+            assert r["itl_p50_ms"] > 0 and r["itl_p99_ms"] >= r["itl_p50_ms"]
+            assert r["chars"] == len(r["text"]) and r["chars_per_s"] > 0
+            # memory of that model's own process: weights from the GGUF's pages, the rest anonymous
+            assert r["peak_rss_bytes"] > r["peak_anon_bytes"] > 0
+            assert 0 < r["weights_resident_bytes"] <= info["file_bytes"]
+            assert r["cpu_percent_mean"] is not None
+            # no GPU on this machine: unknown, never 0
+            assert r["gpu_util_mean"] is None and r["vram_peak_bytes"] is None
+        s = m["summary"]["gen_tps"]
+        assert s["min"] <= s["median"] <= s["max"] and s["n"] == 2
+    assert arches == ["llama", "gemma3"]
+    assert doc["models"][0]["info"]["chat_template"] is True
+    assert doc["models"][1]["info"]["chat_template"] is False
+
+
+def test_markdown_on_stdout_and_csv_rows(bench_json):
+    doc, proc, csv = bench_json
+    assert "| model |" in proc.stdout
+    for m in doc["models"]:
+        assert m["info"]["name"] in proc.stdout
+    rows = csv.read_text().strip().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + models x runs
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: str(p / "missing.gguf"), "no such file"),
+        (lambda p: (p / "a.gguf").write_text("plain text") and str(p / "a.gguf"), "not a GGUF"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(tmp_path, make, words):
+    spec = make(tmp_path)
+    p = bench(spec, "smollm2-135m", "-n", "4", "--warmup", "0", timeout=120)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert words.lower() in p.stderr.lower() and spec.split("/")[-1] in p.stderr
+    assert p.stdout == ""
+
+
+def test_help_has_examples():
+    p = subprocess.run([*ABTOP, "bench", "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and "examples:" in p.stdout and "--json" in p.stdout
+    p = subprocess.run([*ABTOP, "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and "abtop bench" in p.stdout

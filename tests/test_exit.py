@@ -1,0 +1,87 @@
+"""Quitting leaves no process behind: q, Ctrl+C, SIGTERM and SIGHUP (a dropped SSH link).
+
+The real ``abtop`` runs in a pseudo-terminal, as it would over SSH; we wait until both workers
+are up, end it, and check that no worker survives.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+TIMEOUT = 120
+
+
+def _drain(fd: int, until: float) -> bytes:
+    out = b""
+    while time.monotonic() < until:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [k for k in kids if "backends.llamacpp_worker" in " ".join(k.cmdline())]
+
+
+@pytest.mark.parametrize("how", ["SIGHUP", "SIGTERM", "q", "ctrl+c"])
+def test_quit_leaves_no_worker(how):
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "smollm2-135m", "gemma3-270m", "--ctx", "256"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and len(seen) < 2:
+            _drain(master, time.monotonic() + 0.5)
+            seen = _workers(proc.pid)
+        assert len(seen) == 2, "both workers should start"
+        # wait until both models are loaded (the workers have mapped their GGUF files)
+        while time.monotonic() < deadline and not all(
+            any(m.path.endswith(".gguf") for m in w.memory_maps()) for w in seen
+        ):
+            _drain(master, time.monotonic() + 0.5)
+        if how == "q":
+            os.write(master, b"\x1b")  # Esc: focus leaves the prompt, so letters are commands
+            _drain(master, time.monotonic() + 0.5)
+            os.write(master, b"q")
+        elif how == "ctrl+c":
+            os.write(master, b"\x03")
+        else:
+            proc.send_signal(getattr(signal, how))
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            _drain(master, time.monotonic() + 0.5)
+        assert proc.poll() is not None, f"abtop did not exit on {how}"
+        gone, alive = psutil.wait_procs(seen, timeout=10)
+        assert not alive, f"workers left behind after {how}: {[p.pid for p in alive]}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for w in seen:
+            if w.is_running():
+                w.kill()
+        os.close(master)

@@ -1,0 +1,225 @@
+"""``abtop bench``: the same engine as the TUI, headless, with progress on stderr and exports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from backends.base import BackendError, GenParams
+from backends.catalog import DEFAULT_PAIR, make_backend
+from backends.events import Event, Failed, Finished, Loaded, Sample, Started, Token
+from backends.session import RunPlan, Session
+from backends.stats import RunCollector, summarize
+from backends.telemetry import host_info
+
+from . import export
+
+EPILOG = """\
+examples:
+  abtop bench                                            the bundled pair, alternate mode
+  abtop bench A.gguf B.gguf -p "Write a haiku" -n 128 --runs 3 --json out.json
+  abtop bench smollm2-135m gemma3-270m --mode race --csv runs.csv --md table.md
+
+exit codes: 0 done; 1 a model failed after it started streaming; 2 bad input (a model that
+cannot be loaded or fails before its first token), with one sentence on stderr.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .cli import add_run_options
+
+    p = sub.add_parser(
+        "bench",
+        help="run both models headless and export the figures",
+        description="Run two models on the same prompt, headless: progress on stderr, a Markdown table on stdout.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_options(p, bench=True)
+    p.add_argument("--runs", type=int, default=1, help="counted runs per model (default 1)")
+    p.add_argument("--warmup", type=int, default=1, help="runs before the counted ones, not counted (default 1)")
+    p.add_argument("--json", metavar="PATH", help="write the full results as JSON (schema abtop.bench/1)")
+    p.add_argument("--csv", metavar="PATH", help="write one CSV row per model per run")
+    p.add_argument("--md", metavar="PATH", help="write the Markdown summary table to a file too")
+    p.add_argument("--record", metavar="FILE.jsonl", help="record every event (replay with abtop replay)")
+    p.set_defaults(func=run)
+
+
+def say(line: str) -> None:
+    """One line on stderr, never wrapped or styled (scripts grep it)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class _Collect:
+    """The bench's ``emit``: per-model runs, progress, and the last telemetry sample."""
+
+    def __init__(self, n: int, progress: Progress | None, total_tokens: int, recorder=None) -> None:
+        self.loaded: list[Loaded | None] = [None] * n
+        self.load_error: list[str | None] = [None] * n
+        self.current: list[RunCollector | None] = [None] * n
+        self.runs: list[list[dict]] = [[] for _ in range(n)]
+        self.failures: list[tuple[int, bool, str]] = []
+        self.last_sample: list[Sample | None] = [None] * n
+        self.progress = progress
+        self.tasks = [progress.add_task("loading", total=total_tokens) if progress else None for _ in range(n)]
+        self.recorder = recorder
+
+    def __call__(self, slot: int, ev: Event) -> None:
+        if self.recorder is not None:
+            self.recorder.write(slot, ev)
+        cur = self.current[slot]
+        if isinstance(ev, Token):
+            if cur is not None:
+                cur.add(ev)
+                if self.progress is not None and ev.n:
+                    self.progress.advance(self.tasks[slot], ev.n)
+        elif isinstance(ev, Sample):
+            self.last_sample[slot] = ev
+            if cur is not None:
+                cur.add(ev)
+        elif isinstance(ev, Started):
+            cur = self.current[slot] = RunCollector()
+            if self.last_sample[slot] is not None:
+                cur.add(self.last_sample[slot])
+            cur.add(ev)
+            self._describe(slot, ev)
+        elif isinstance(ev, (Finished, Failed)):
+            if cur is None:  # failed before any run: loading
+                self.load_error[slot] = ev.reason if isinstance(ev, Failed) else None
+                return
+            cur.add(ev)
+            result = cur.result()
+            self.runs[slot].append(result)
+            self.current[slot] = None
+            if isinstance(ev, Failed):
+                self.failures.append((slot, bool(cur.token_times), ev.reason))
+        elif isinstance(ev, Loaded):
+            self.loaded[slot] = ev
+            if self.progress is not None:
+                self.progress.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
+
+    def _describe(self, slot: int, ev: Started) -> None:
+        if self.progress is None:
+            return
+        name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"
+        what = "warm-up" if ev.warmup else f"run {ev.run + 1}"
+        self.progress.update(self.tasks[slot], description=f"{name}: {what}")
+
+
+def _document(args, col: _Collect, session: Session, params: GenParams, specs: list[str]) -> dict:
+    models = []
+    for i, spec in enumerate(specs):
+        lo = col.loaded[i]
+        b = session.backends[i]
+        counted = [r for r in col.runs[i] if not r.get("warmup")]
+        models.append(
+            {
+                "spec": spec,
+                "backend": b.kind,
+                "info": lo.info.to_dict() if lo else None,
+                "threads": lo.threads if lo else None,
+                "cpus": lo.cpus if lo else None,
+                "completion_mode": lo.completion_mode if lo else None,
+                "load_s": lo.load_s if lo else None,
+                "runs": counted,
+                "warmup_runs": [r for r in col.runs[i] if r.get("warmup")],
+                "summary": summarize(counted),
+            }
+        )
+    return {
+        "schema": export.SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": host_info(),
+        "params": {
+            "prompt": args.prompt,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "seed": params.seed,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "mode": args.mode,
+            "n_ctx": args.ctx,
+        },
+        "models": models,
+    }
+
+
+async def _bench(args, specs: list[str], err: Console) -> int:
+    params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    backends = []
+    for spec in specs:
+        try:
+            backends.append(make_backend(spec, n_ctx=args.ctx))
+        except BackendError as exc:
+            say(f"abtop: {exc}")
+            return 2
+    recorder = None
+    if args.record:
+        from .record import Recorder
+
+        recorder = Recorder(args.record, specs)
+    progress = (
+        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+        if err.is_terminal
+        else None
+    )
+    total = (args.runs + args.warmup) * args.max_tokens
+    col = _Collect(len(specs), progress, total, recorder)
+    session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
+    try:
+        if progress:
+            progress.start()
+        if not progress:
+            say(f"abtop: loading {', '.join(specs)}…")
+        await session.load()
+        bad = [e for e in col.load_error if e]
+        if bad:
+            if progress:
+                progress.stop()
+            for e in bad:
+                say(f"abtop: {e}")
+            return 2
+        await session.run(RunPlan(args.prompt, params, mode=args.mode, runs=args.runs, warmup=args.warmup))
+    finally:
+        if progress:
+            progress.stop()
+        await session.close()
+        if recorder is not None:
+            recorder.close()
+    doc = _document(args, col, session, params, specs)
+    if args.json:
+        export.write_json(doc, args.json)
+    if args.csv:
+        with open(args.csv, "w", encoding="utf-8", newline="") as f:
+            f.write(export.csv_text(doc))
+    table = export.markdown(doc)
+    if args.md:
+        with open(args.md, "w", encoding="utf-8") as f:
+            f.write(table)
+    sys.stdout.write(table)
+    for path in (args.json, args.csv, args.md):
+        if path:
+            say(f"abtop: wrote {path}")
+    if col.failures:
+        for _slot, _after, reason in col.failures:
+            say(f"abtop: {reason}")
+        return 1 if any(after for _, after, _ in col.failures) else 2
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import DEFAULT_PROMPT
+
+    specs = list(args.models) or list(DEFAULT_PAIR)
+    if args.prompt is None:
+        args.prompt = DEFAULT_PROMPT
+    err = Console(stderr=True)
+    if args.runs < 1 or args.max_tokens < 1 or args.warmup < 0:
+        say("abtop: --runs and --max-tokens must be at least 1, --warmup at least 0.")
+        return 2
+    return asyncio.run(_bench(args, specs, err))

@@ -1,0 +1,59 @@
+"""How figures are written for people: the same in the panes, the Markdown table and the CLI."""
+
+from __future__ import annotations
+
+from backends.events import Loaded, ModelInfo
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
+        n /= 1000.0
+    return f"{n:.0f} TB"
+
+
+def human_count(n: float | None) -> str:
+    if n is None:
+        return "n/a"
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}" if n / div < 10 else f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def rate(x: float | None, unit: str = "tok/s") -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.0f} {unit}" if x >= 100 else f"{x:.1f} {unit}"
+
+
+def seconds(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
+    """``name · arch · params · quant · size · backend · placement``."""
+    bits = [info.name]
+    if info.arch:
+        bits.append(info.arch)
+    if info.params:
+        bits.append(human_count(info.params) + " params")
+    if info.quant:
+        bits.append(info.quant)
+    if info.file_bytes:
+        bits.append(human_bytes(info.file_bytes))
+    if loaded is not None:
+        bits.append(loaded.backend)
+        if loaded.threads:
+            where = f"{loaded.threads} thr"
+            if loaded.cpus:
+                where += " cpu" + ",".join(map(str, loaded.cpus))
+            bits.append(where)
+        if loaded.completion_mode:
+            bits.append("completion mode")
+    return " · ".join(bits)

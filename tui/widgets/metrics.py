@@ -1,0 +1,55 @@
+"""The metrics strip: one labelled sparkline per figure (tokens/s, CPU, memory, GPU)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal
+from textual.widgets import Label, Sparkline
+
+HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
+
+
+class Metric(Horizontal):
+    """A label with the latest value, and a sparkline of the recent history."""
+
+    DEFAULT_CSS = """
+    Metric { height: 1; }
+    Metric > Label { width: 19; color: $text-muted; }
+    Metric > Sparkline { width: 1fr; min-width: 4; }
+    """
+
+    def __init__(self, name: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.metric_name = name
+        self.history: deque[float] = deque(maxlen=HISTORY)
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self.metric_name} –")
+        yield Sparkline([], summary_function=max)
+
+    def push(self, value: float | None, shown: str) -> None:
+        """Add a reading; ``None`` keeps the history and shows ``shown`` (e.g. 'no GPU')."""
+        self.query_one(Label).update(f"{self.metric_name} {shown}")
+        if value is not None:
+            self.history.append(value)
+            # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.
+            self.query_one(Sparkline).data = list(self.history)
+
+    def reset(self) -> None:
+        self.history.clear()
+        self.query_one(Sparkline).data = []
+        self.query_one(Label).update(f"{self.metric_name} –")
+
+
+class MetricsStrip(Grid):
+    DEFAULT_CSS = """
+    MetricsStrip { grid-size: 2; grid-gutter: 0 2; height: 2; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Metric("tok/s", id="m-tps")
+        yield Metric("CPU", id="m-cpu")
+        yield Metric("mem", id="m-mem")
+        yield Metric("GPU", id="m-gpu")

@@ -1,0 +1,170 @@
+"""One model's pane: header, streaming text, live metrics and the stats line.
+
+The pane knows models only through events (``backends.events``); it never sees an engine.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token, now
+from backends.stats import RunCollector, summarize
+from tui import format as fmt
+
+from .metrics import Metric, MetricsStrip
+from .stream_view import StreamView
+
+
+class ModelPane(Vertical):
+    DEFAULT_CSS = """
+    ModelPane { border: round $panel; border-title-color: $text; padding: 0; }
+    ModelPane.-failed { border: round $error; }
+    ModelPane.-streaming { border: round $accent; }
+    ModelPane > .header { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
+    ModelPane > .stats { height: auto; max-height: 3; padding: 0 1; background: $boost; }
+    """
+
+    def __init__(self, spec: str, slot: int, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.spec = spec
+        self.slot = slot
+        self.loaded: Loaded | None = None
+        self.collector: RunCollector | None = None
+        self.runs: list[dict] = []
+        """Results of the finished runs on screen (for the summary and exports)."""
+        self.events: list[tuple[int, Event]] = []
+        self._pending: list[str] = []
+        self._last_tokens = 0
+        self._last_tick: float | None = None
+        self.failed = False
+        self.border_title = spec
+
+    def compose(self) -> ComposeResult:
+        yield Static("loading…", classes="header")
+        yield StreamView()
+        yield MetricsStrip()
+        yield Static("", classes="stats")
+
+    # -- events ------------------------------------------------------------------------------
+    def handle(self, ev: Event) -> None:
+        """Take one event. Cheap: called per token; drawing happens in ``flush``/``tick``."""
+        if isinstance(ev, Token):
+            if self.collector is not None:
+                self.collector.add(ev)
+            self._pending.append(ev.text)
+        elif isinstance(ev, Sample):
+            if self.collector is not None:
+                self.collector.add(ev)
+            self._show_sample(ev)
+        elif isinstance(ev, Started):
+            self.collector = RunCollector()
+            self.collector.add(ev)
+            self._pending = []
+            view = self.query_one(StreamView)
+            view.clear()
+            view.remove_class("-error")
+            self.set_class(True, "-streaming")
+            self.set_class(False, "-failed")
+            self._last_tokens = 0
+        elif isinstance(ev, Finished):
+            self._finish(ev)
+        elif isinstance(ev, Failed):
+            self._fail(ev)
+        elif isinstance(ev, Loaded):
+            self.loaded = ev
+            self.border_title = ev.info.name
+            self.query_one(".header", Static).update(fmt.model_header(ev.info, ev))
+            self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
+        elif isinstance(ev, Note):
+            self.query_one(StreamView).set_message(ev.text, "italic")
+
+    def _finish(self, ev: Finished) -> None:
+        self.flush()
+        self.set_class(False, "-streaming")
+        if self.collector is None:
+            return
+        self.collector.add(ev)
+        result = self.collector.result()
+        if not result["warmup"]:
+            self.runs.append(result)
+        suffix = "" if ev.stop != "cancelled" else " · cancelled"
+        self._show_stats(final=True, suffix=suffix)
+
+    def _fail(self, ev: Failed) -> None:
+        self.flush()
+        self.failed = True
+        if self.collector is not None:
+            self.collector.add(ev)
+        self.set_class(False, "-streaming")
+        self.set_class(True, "-failed")
+        self.query_one(StreamView).set_message(ev.reason, "bold red")
+        if self.loaded is None:
+            self.query_one(".header", Static).update(self.spec)
+        self._status("worker lost" if ev.lost else "failed")
+
+    # -- drawing (called by the app's timers) ---------------------------------------------------
+    def flush(self) -> None:
+        """Append the text that arrived since the last frame, in one batch."""
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            view = self.query_one(StreamView)
+            view.set_message(None)
+            view.append(text)
+            self._show_stats(final=False)
+
+    def tick(self, t: float | None = None) -> None:
+        """Tokens/s over the last interval, for the sparkline."""
+        t = now() if t is None else t
+        c = self.collector
+        if c is None or c.t_end is not None and self._last_tick and self._last_tick > c.t_end:
+            self._last_tick = t
+            return
+        if self._last_tick is not None and t > self._last_tick:
+            tps = (c.n_tokens - self._last_tokens) / (t - self._last_tick)
+            self.query_one("#m-tps", Metric).push(tps, fmt.rate(tps, ""))
+        self._last_tokens = c.n_tokens
+        self._last_tick = t
+
+    def _show_sample(self, s: Sample) -> None:
+        q = self.query_one
+        if s.cpu_percent is not None:
+            q("#m-cpu", Metric).push(s.cpu_percent, f"{s.cpu_percent:.0f}%")
+        if s.rss_bytes is not None:
+            detail = ""
+            if s.weights_resident_bytes is not None and s.anon_bytes is not None:
+                detail = f" w{fmt.human_bytes(s.weights_resident_bytes)}"
+            q("#m-mem", Metric).push(s.rss_bytes / 1e6, fmt.human_bytes(s.rss_bytes) + detail)
+        elif s.note:
+            q("#m-mem", Metric).push(None, s.note)
+        if s.gpu_util is not None:
+            q("#m-gpu", Metric).push(s.gpu_util, f"{s.gpu_util:.0f}%")
+        else:
+            q("#m-gpu", Metric).push(None, "no GPU" if not s.note or s.note == "process gone" else s.note)
+
+    def _status(self, text: str) -> None:
+        self.query_one(".stats", Static).update(text)
+
+    def _show_stats(self, final: bool, suffix: str = "") -> None:
+        c = self.collector
+        if c is None:
+            return
+        bits = [
+            f"TTFT {fmt.seconds(c.ttft_s)}",
+            f"gen {fmt.rate(c.gen_tps)}",
+            f"{c.gen_tokens} tok",
+            f"{fmt.seconds(c.elapsed(now()))}",
+        ]
+        if final:
+            r = c.result()
+            bits.insert(1, f"prompt {fmt.rate(r['prompt_tps'])}")
+            if r["gen_tps_engine"] is not None:
+                bits[2] += f" (engine {fmt.rate(r['gen_tps_engine'], '')})"
+            if r["chars_per_s"] is not None:
+                bits.insert(4, fmt.rate(r["chars_per_s"], "chars/s"))
+            if len(self.runs) > 1:
+                med = summarize(self.runs)["gen_tps"]
+                if med:
+                    bits.append(f"{med['n']} runs: median {fmt.rate(med['median'])} [{med['min']:.1f}–{med['max']:.1f}]")
+        self._status(" · ".join(bits) + suffix)
