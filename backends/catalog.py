@@ -99,7 +99,8 @@ def parse_spec(text: str) -> ModelSpec:
     if text in BUNDLED:
         return ModelSpec(text, "gguf", path=bundled_path(text))
     if text.startswith("openai:"):
-        model, _, url = text[len("openai:") :].rpartition("@")
+        model, sep, url = text[len("openai:") :].partition("@http")
+        url = "http" + url if sep else ""
         if not model or not url.startswith(("http://", "https://")):
             raise BackendError(
                 f"{text}: write openai:MODEL@URL, e.g. openai:qwen2.5-3b@http://127.0.0.1:8080/v1."
@@ -118,6 +119,16 @@ def parse_spec(text: str) -> ModelSpec:
     if path.is_dir():
         raise BackendError(f"{text}: is a directory; give the path of a .gguf file.")
     return ModelSpec(text, "gguf", path=path)
+
+
+def public_spec(text: str) -> str:
+    """``text`` safe to show or export: a server URL loses any user:password and query string."""
+    head, sep, url = text.partition("@http")
+    if not sep or not text.startswith(("openai:", "ollama:")):
+        return text
+    from .httpbase import redact_url
+
+    return f"{head}@{redact_url('http' + url)}"
 
 
 def make_backend(spec: str | ModelSpec, **options) -> Backend:

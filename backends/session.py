@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .base import Backend, BackendError, GenParams, Placement
 from .events import Event, Failed, Loaded, Note, Sample, Started
+from .remote import remote_sampler
 from .telemetry import ProcessSampler, sample_every
 
 Emit = Callable[[int, Event], None]
@@ -80,6 +81,7 @@ class Session:
         self.alive: list[bool] = [False] * len(backends)
         self._stop_sampling = asyncio.Event()
         self._samplers: list[asyncio.Task] = []
+        self._sampler_objs: list = []
         self._cancelled = False
         self._running = False
 
@@ -104,8 +106,11 @@ class Session:
         self.loaded[i] = loaded
         self.alive[i] = True
         self.emit(i, loaded)
-        if loaded.pid:
-            sampler = ProcessSampler(loaded.pid, loaded.weights_path)
+        # A process on this machine (worker, local server) is sampled directly; a server elsewhere
+        # through what it says about itself (Prometheus /metrics, Ollama /api/ps), else "remote".
+        sampler = ProcessSampler(loaded.pid, loaded.weights_path) if loaded.pid else remote_sampler(b)
+        if sampler is not None:
+            self._sampler_objs.append(sampler)
             self._samplers.append(
                 asyncio.create_task(sample_every(sampler, self.interval, lambda s, i=i: self._sample(i, s), self._stop_sampling))
             )
@@ -180,4 +185,6 @@ class Session:
         self._stop_sampling.set()
         for t in self._samplers:
             t.cancel()
+        for sampler in self._sampler_objs:
+            sampler.close()
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)

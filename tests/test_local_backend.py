@@ -165,3 +165,11 @@ async def test_close_leaves_no_worker(smollm2_path):
     assert worker_children()
     await b.close()
     assert not worker_children()
+
+
+def test_public_spec_hides_credentials():
+    from backends.catalog import public_spec
+
+    assert public_spec("openai:m@https://u:secret@host:8080/v1?key=abc") == "openai:m@https://host:8080/v1"
+    assert public_spec("ollama:gemma3:270m") == "ollama:gemma3:270m"
+    assert parse_spec("openai:m@https://u:secret@host/v1").url == "https://u:secret@host/v1"

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backends.base import BackendError, GenParams
-from backends.catalog import DEFAULT_PAIR, make_backend
+from backends.catalog import DEFAULT_PAIR, make_backend, public_spec
 from backends.events import Event, Failed, Finished, Loaded, Sample, Started, Token
 from backends.session import RunPlan, Session
 from backends.stats import RunCollector, summarize
@@ -119,7 +119,7 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
         counted = [r for r in col.runs[i] if not r.get("warmup")]
         models.append(
             {
-                "spec": spec,
+                "spec": public_spec(spec),
                 "backend": b.kind,
                 "info": lo.info.to_dict() if lo else None,
                 "threads": lo.threads if lo else None,

@@ -36,6 +36,15 @@ def seconds(x: float | None) -> str:
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
 
 
+def engine_gap(wall: float | None, engine: float | None) -> str:
+    """" (wall N% below engine)" when the rate measured here trails the engine's own by > 5 %:
+    network, queueing or an SSH tunnel between the engine and us."""
+    if not wall or not engine:
+        return ""
+    gap = (engine - wall) / engine
+    return f" (wall {gap:.0%} below engine)" if abs(gap) > 0.05 else ""
+
+
 def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
     """``name · arch · params · quant · size · backend · placement``."""
     bits = [info.name]
@@ -56,4 +65,6 @@ def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
             bits.append(where)
         if loaded.completion_mode:
             bits.append("completion mode")
+    if info.placement:
+        bits.append(info.placement)
     return " · ".join(bits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from backends.catalog import public_spec
 from backends.events import Event, from_dict, to_dict
 
 SCHEMA = "abtop.record/1"
@@ -19,7 +20,7 @@ class Recorder:
     def __init__(self, path: str | Path, specs: list[str]) -> None:
         self.path = Path(path)
         self._f = self.path.open("w", encoding="utf-8", buffering=1)
-        self._f.write(json.dumps({"schema": SCHEMA, "specs": specs}) + "\n")
+        self._f.write(json.dumps({"schema": SCHEMA, "specs": [public_spec(s) for s in specs]}) + "\n")
 
     def write(self, slot: int, ev: Event) -> None:
         d = to_dict(ev)

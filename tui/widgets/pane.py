@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from backends.catalog import public_spec
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token, now
 from backends.stats import RunCollector, summarize
 from tui import format as fmt
@@ -39,7 +40,7 @@ class ModelPane(Vertical):
         self._last_tokens = 0
         self._last_tick: float | None = None
         self.failed = False
-        self.border_title = spec
+        self.border_title = public_spec(spec)
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header")
@@ -160,7 +161,7 @@ class ModelPane(Vertical):
             r = c.result()
             bits.insert(1, f"prompt {fmt.rate(r['prompt_tps'])}")
             if r["gen_tps_engine"] is not None:
-                bits[2] += f" (engine {fmt.rate(r['gen_tps_engine'], '')})"
+                bits[2] += f" · engine {fmt.rate(r['gen_tps_engine'])}" + fmt.engine_gap(r["gen_tps"], r["gen_tps_engine"])
             if r["chars_per_s"] is not None:
                 bits.insert(4, fmt.rate(r["chars_per_s"], "chars/s"))
             if len(self.runs) > 1:
