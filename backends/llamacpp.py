@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 
 from .base import Backend, BackendError, GenParams, Placement
+from .catalog import BUNDLED
 from .events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
 from .gguf_card import read_card
 
@@ -98,6 +99,8 @@ class LlamaCppBackend(Backend):
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:
         info = read_card(self.path)  # a missing, foreign or truncated file fails here, in one sentence
+        if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
+            info.name = self.spec
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         await self._spawn()

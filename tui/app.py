@@ -206,7 +206,7 @@ class ABTopApp(App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if action in ("rerun", "quit", "edit_prompt", "run") and isinstance(self.focused, Input):
+        if action in ("rerun", "quit", "edit_prompt") and isinstance(self.focused, Input):
             return False
         return True
 

@@ -46,8 +46,8 @@ def engine_gap(wall: float | None, engine: float | None) -> str:
 
 
 def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
-    """``name · arch · params · quant · size · backend · placement``."""
-    bits = [info.name]
+    """``arch · params · quant · size · backend · placement`` (the pane's title holds the name)."""
+    bits = []
     if info.arch:
         bits.append(info.arch)
     if info.params:

@@ -90,6 +90,7 @@ class ModelPane(Vertical):
         result = self.collector.result()
         if not result["warmup"]:
             self.runs.append(result)
+        self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
         self._show_stats(final=True, suffix=suffix)
 
