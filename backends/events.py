@@ -80,6 +80,9 @@ class Loaded:
     n_ctx: int | None = None
     weights_path: str | None = None
     """The GGUF file whose resident pages count as weights."""
+    buffers: dict | None = None
+    """llama.cpp's planned bytes ``{model, model_mapped, kv, compute, output, offloaded}`` from its
+    load log (``llamalog.parse_buffers``); None for a server."""
 
 
 @dataclass(slots=True)
@@ -133,6 +136,8 @@ class Sample:
     gpu_mem_used_bytes: int | None = None
     gpu_power_w: float | None = None
     gpu_temp_c: float | None = None
+    cpu_energy_j: float | None = None
+    """CPU package energy (RAPL, whole socket) since the sampler started: a counter, not a rate."""
     note: str | None = None
     """Why a figure is missing ("no GPU", "remote", …)."""
     server: dict | None = None

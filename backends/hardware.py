@@ -8,6 +8,7 @@ misconfigured (threads, power saving, swap).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -165,6 +166,28 @@ def integrate_power(points: Iterable[tuple[float, float | None]], t0: float, t1:
         return None
     series = [(t0, inside[0][1]), *inside, (t1, inside[-1][1])]
     return sum((tb - ta) * (wa + wb) / 2 for (ta, wa), (tb, wb) in zip(series, series[1:], strict=False))
+
+
+def counter_joules(points: Iterable[tuple[float, float | None]], t0: float, t1: float) -> float | None:
+    """Joules over [t0, t1] from readings of a cumulative energy counter (RAPL) taken a few times a
+    second: the mean power between the readings nearest the window's edges, times its length.
+
+    None with fewer than two readings around the window.
+    """
+    pts = sorted((t, e) for t, e in points if e is not None)
+    before = [p for p in pts if p[0] <= t0][-1:]
+    after = [p for p in pts if p[0] >= t1][:1]
+    use = before + [p for p in pts if t0 < p[0] < t1] + after
+    if t1 <= t0 or len(use) < 2 or use[-1][0] <= use[0][0]:
+        return None
+    (ta, ea), (tb, eb) = use[0], use[-1]
+    return (eb - ea) / (tb - ta) * (t1 - t0)
+
+
+@functools.cache
+def rapl_note() -> str | None:
+    """Why CPU energy is unavailable on this machine ("n/a: …"), None when RAPL is readable."""
+    return Rapl().note
 
 
 def energy_per_token(

@@ -124,6 +124,7 @@ class LlamaCppBackend(Backend):
             completion_mode=not msg["chat_template"],
             n_ctx=msg["n_ctx"],
             weights_path=self.path,
+            buffers=msg.get("buffers"),
         )
         return self.loaded
 

@@ -54,15 +54,19 @@ class Model:
 
         self.lc = llama_cpp
         place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
+        from .llamalog import Capture, parse_buffers
+
         t0 = time.monotonic()
-        self.llm = llama_cpp.Llama(
-            model_path=path,
-            n_ctx=n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")),
-            verbose=True,
-        )
+        with Capture() as log:  # llama.cpp's buffer report, in step with "loaded"
+            self.llm = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")),
+                verbose=True,
+            )
+        self.buffers = parse_buffers(log.lines)
         self.load_s = time.monotonic() - t0
         self.ctx = self.llm.ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
@@ -228,6 +232,7 @@ def main() -> None:
                 threads=model.threads,
                 chat_template=bool(model.template),
                 pid=os.getpid(),
+                buffers=model.buffers,
             )
         elif kind == "place" and model is not None:
             place(cmd.get("threads"), cmd.get("cpus"), model.llm)

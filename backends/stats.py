@@ -13,6 +13,13 @@ Definitions (the same in the TUI, the bench and every export):
   tokens the later one carries.
 - ``chars_per_s`` = characters after the first token / (last − first token time): a
   tokenizer-neutral speed (two tokenizers' tokens are not the same size).
+- ``energy_j_per_token`` = joules over the generation window (first → last token) / (gen_tokens
+  − 1): GPU power (NVML) for a model holding GPU memory, else CPU package energy (RAPL); None
+  with the reason in ``energy_note``.
+- ``roofline_pct`` = gen_tps × bytes read per token / the host's measured read bandwidth, in %.
+
+The machine's context (bytes per token, bandwidth, why RAPL is unreadable) is passed in to
+``result()``: this module reads no sensor and no file.
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ import statistics
 from dataclasses import dataclass, field
 
 from .events import Event, Failed, Finished, Sample, Started, Token
+from .hardware import counter_joules, energy_per_token, roofline_pct
 
 RUN_FIELDS = (
     "ttft_s", "prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps", "gen_tps_engine",
     "itl_p50_ms", "itl_p99_ms", "wall_s", "chars", "chars_per_s", "peak_rss_bytes",
     "peak_anon_bytes", "weights_resident_bytes", "cpu_percent_mean", "gpu_util_mean",
-    "vram_peak_bytes", "text", "error",
+    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "text", "error",
 )  # fmt: skip
 SUMMARY_FIELDS = ("ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms")
 
@@ -127,7 +135,20 @@ class RunCollector:
         before = [s for s in self.samples if s.t <= end]
         return before[-1:]  # a run shorter than one sampling interval: the latest reading
 
-    def result(self) -> dict:
+    def energy(self, note: str | None = None) -> tuple[float | None, str]:
+        """(J/token, source or reason) over the generation window; ``note``: why RAPL is unreadable."""
+        if len(self.token_times) < 2:
+            return None, "n/a: fewer than two tokens generated"
+        t0, t1 = self.token_times[0], self.token_times[-1]
+        cpu_j = counter_joules(((s.t, s.cpu_energy_j) for s in self.samples), t0, t1)
+        if cpu_j is None and any(s.cpu_energy_j is not None for s in self.samples):
+            note = "n/a: the generation was shorter than the sampling interval"
+        return energy_per_token(self.samples, t0, t1, self.gen_tokens - 1, cpu_j, note)
+
+    def result(
+        self, *, bytes_per_token: int | None = None, bandwidth_gbs: float | None = None, energy_note: str | None = None
+    ) -> dict:
+        """The run's figures; the keywords give the energy and roofline their context (see top)."""
         eng = self.finished.engine if self.finished else None
         ttft = self.ttft_s
         if eng and eng.prompt_tokens and eng.prompt_ms:
@@ -137,6 +158,7 @@ class RunCollector:
         span = self.token_times[-1] - self.token_times[0] if len(self.token_times) > 1 else None
         text = self.text
         window = self._window()
+        energy = self.energy(energy_note)
 
         def peak(name: str) -> int | None:
             vals = [getattr(s, name) for s in window if getattr(s, name) is not None]
@@ -169,6 +191,9 @@ class RunCollector:
             "cpu_percent_mean": mean("cpu_percent"),
             "gpu_util_mean": mean("gpu_util"),
             "vram_peak_bytes": peak("vram_bytes"),
+            "energy_j_per_token": energy[0],
+            "energy_note": energy[1],
+            "roofline_pct": roofline_pct(self.gen_tps, bytes_per_token, bandwidth_gbs),
             "stop": self.finished.stop if self.finished else None,
             "text": text,
             "error": self.error,

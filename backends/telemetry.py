@@ -25,7 +25,7 @@ from collections.abc import Callable
 import psutil
 
 from .events import Sample, now
-from .hardware import cpu_model, mem_bandwidth_gbs
+from .hardware import Rapl, cpu_model, mem_bandwidth_gbs
 from .nvml import Nvml, NvmlLost
 from .procmem import WeightsResident, read_status, read_uss
 
@@ -63,6 +63,9 @@ class ProcessSampler:
         self._gpu_note: str | None = None if gpu else "GPU off"
         if self._nvml is None and gpu:
             self._gpu_note = "no GPU"
+        rapl = Rapl() if LINUX else None
+        self._rapl = rapl if rapl is not None and rapl.note is None else None
+        """CPU package energy for J/token (None where RAPL is unreadable: the run says why)."""
 
     def sample(self) -> Sample:
         t = now()
@@ -77,6 +80,8 @@ class ProcessSampler:
             self._gone = True
             return Sample(t, note="process gone")
         self._sample_gpu(s)
+        if self._rapl is not None:
+            s.cpu_energy_j = self._rapl.read_j()
         return s
 
     def _sample_process(self, t: float) -> Sample | None:

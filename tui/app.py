@@ -17,6 +17,7 @@ from backends.catalog import DEFAULT_PAIR, make_backend
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 
+from .widgets.card import CardPanel
 from .widgets.pane import ModelPane
 
 NARROW = 120  # below this many columns the panes stack
@@ -31,6 +32,7 @@ class ABTopApp(App):
         Binding("r", "rerun", "Rerun"),
         Binding("slash", "edit_prompt", "Prompt"),
         Binding("q", "quit", "Quit"),
+        Binding("c", "toggle_card", "Card"),
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
     ]
 
@@ -177,6 +179,11 @@ class ABTopApp(App):
     def action_rerun(self) -> None:
         self.action_run()
 
+    def action_toggle_card(self) -> None:
+        """Show or hide the model cards (a short pane hides its card until asked)."""
+        for pane in self.panes:
+            pane.query_one(CardPanel).toggle()
+
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
@@ -206,7 +213,7 @@ class ABTopApp(App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if action in ("rerun", "quit", "edit_prompt") and isinstance(self.focused, Input):
+        if action in ("rerun", "quit", "edit_prompt", "toggle_card") and isinstance(self.focused, Input):
             return False
         return True
 

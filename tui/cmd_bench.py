@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from backends.base import BackendError, GenParams
 from backends.catalog import DEFAULT_PAIR, make_backend, public_spec
 from backends.events import Event, Failed, Finished, Loaded, Sample, Started, Token
+from backends.hardware import mem_bandwidth_gbs, rapl_note
 from backends.session import RunPlan, Session
 from backends.stats import RunCollector, summarize
 from backends.telemetry import host_info
@@ -68,6 +69,8 @@ class _Collect:
         self.progress = progress
         self.tasks = [progress.add_task("loading", total=total_tokens) if progress else None for _ in range(n)]
         self.recorder = recorder
+        self.bandwidth_gbs: float | None = None
+        """The host's read bandwidth, for each run's ``roofline_pct``."""
 
     def __call__(self, slot: int, ev: Event) -> None:
         if self.recorder is not None:
@@ -93,7 +96,12 @@ class _Collect:
                 self.load_error[slot] = ev.reason if isinstance(ev, Failed) else None
                 return
             cur.add(ev)
-            result = cur.result()
+            lo = self.loaded[slot]
+            result = cur.result(
+                bytes_per_token=lo.info.bytes_per_token if lo else None,
+                bandwidth_gbs=self.bandwidth_gbs,
+                energy_note=rapl_note(),
+            )
             self.runs[slot].append(result)
             self.current[slot] = None
             if isinstance(ev, Failed):
@@ -126,6 +134,7 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
                 "cpus": lo.cpus if lo else None,
                 "completion_mode": lo.completion_mode if lo else None,
                 "load_s": lo.load_s if lo else None,
+                "buffers": lo.buffers if lo else None,
                 "runs": counted,
                 "warmup_runs": [r for r in col.runs[i] if r.get("warmup")],
                 "summary": summarize(counted),
@@ -176,6 +185,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             progress.start()
         if not progress:
             say(f"abtop: loading {', '.join(specs)}…")
+        col.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)  # cached; probed before loads
         await session.load()
         bad = [e for e in col.load_error if e]
         if bad:

@@ -16,7 +16,7 @@ class Metric(Horizontal):
 
     DEFAULT_CSS = """
     Metric { height: 1; }
-    Metric > Label { width: 19; color: $text-muted; }
+    Metric > Label { width: auto; min-width: 19; max-width: 75%; color: $text-muted; }
     Metric > Sparkline { width: 1fr; min-width: 4; }
     """
 

@@ -14,6 +14,7 @@ from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Start
 from backends.stats import RunCollector, summarize
 from tui import format as fmt
 
+from .card import CardPanel, gpu_label, mem_label, roofline_warning
 from .metrics import Metric, MetricsStrip
 from .stream_view import StreamView
 
@@ -44,6 +45,7 @@ class ModelPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header")
+        yield CardPanel()
         yield StreamView()
         yield MetricsStrip()
         yield Static("", classes="stats")
@@ -77,6 +79,7 @@ class ModelPane(Vertical):
             self.loaded = ev
             self.border_title = ev.info.name
             self.query_one(".header", Static).update(fmt.model_header(ev.info, ev))
+            self.query_one(CardPanel).show_loaded(ev)
             self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
         elif isinstance(ev, Note):
             self.query_one(StreamView).set_message(ev.text, "italic")
@@ -87,7 +90,8 @@ class ModelPane(Vertical):
         if self.collector is None:
             return
         self.collector.add(ev)
-        result = self.collector.result()
+        result = self.collector.result(**self.query_one(CardPanel).context())
+        self.query_one(CardPanel).show_run(result)
         if not result["warmup"]:
             self.runs.append(result)
         self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
@@ -134,16 +138,12 @@ class ModelPane(Vertical):
         if s.cpu_percent is not None:
             q("#m-cpu", Metric).push(s.cpu_percent, f"{s.cpu_percent:.0f}%")
         if s.rss_bytes is not None:
-            detail = ""
-            if s.weights_resident_bytes is not None and s.anon_bytes is not None:
-                detail = f" w{fmt.human_bytes(s.weights_resident_bytes)}"
-            q("#m-mem", Metric).push(s.rss_bytes / 1e6, fmt.human_bytes(s.rss_bytes) + detail)
+            q("#m-mem", Metric).push(s.rss_bytes / 1e6, mem_label(s))
         elif s.note:
             q("#m-mem", Metric).push(None, s.note)
-        if s.gpu_util is not None:
-            q("#m-gpu", Metric).push(s.gpu_util, f"{s.gpu_util:.0f}%")
-        else:
-            q("#m-gpu", Metric).push(None, "no GPU" if not s.note or s.note == "process gone" else s.note)
+        if s.gpu_util is not None or s.note != "process gone":
+            q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s))
+        q(CardPanel).show_sample(s)
 
     def _status(self, text: str) -> None:
         self.query_one(".stats", Static).update(text)
@@ -169,4 +169,13 @@ class ModelPane(Vertical):
                 med = summarize(self.runs)["gen_tps"]
                 if med:
                     bits.append(f"{med['n']} runs: median {fmt.rate(med['median'])} [{med['min']:.1f}–{med['max']:.1f}]")
-        self._status(" · ".join(bits) + suffix)
+        run = self.query_one(CardPanel).run if final else None
+        if run and run.get("roofline_pct") is not None:
+            bits.append(f"roofline {run['roofline_pct']:.0f} %")
+        text = " · ".join(bits) + suffix
+        if run and roofline_warning(run.get("roofline_pct")):
+            text += "\n" + roofline_warning(run["roofline_pct"])  # type: ignore[operator]
+        self._status(text)
+
+    def on_resize(self) -> None:
+        self.query_one(CardPanel).fit(self.size.height)

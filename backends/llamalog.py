@@ -1,0 +1,101 @@
+"""llama.cpp's own buffer report, read from its load log: what it *plans* to hold in memory.
+
+At load, llama.cpp logs one line per buffer it allocates (llama-cpp-python 0.3.x, verbose)::
+
+    load_tensors:   CPU_Mapped model buffer size =    92.10 MiB
+    load_tensors:   CPU_REPACK model buffer size =    12.66 MiB
+    llama_context:        CPU  output buffer size =     0.19 MiB
+    llama_kv_cache:        CPU KV buffer size =    11.25 MiB
+    sched_reserve:        CPU compute buffer size =    98.25 MiB
+
+A model with a sliding-window cache (gemma3) logs two KV buffers; with offload there is one line per
+device (``CUDA0``, ``Metal``, ``CUDA_Host``). ``*_Mapped`` model buffers are the GGUF file mapped in
+place (file-backed: they show up as resident weights); everything else is allocated (anonymous
+memory on the host, or device memory). Beside the measured figures this says "planned vs measured".
+
+The worker captures its load log with ``Capture`` and sends ``parse_buffers(lines)`` with ``loaded``:
+the log also reaches the parent on stderr, but on a separate pipe that may lag the ``loaded`` line.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+from collections.abc import Iterable
+
+MiB = 2**20
+
+# "<func>: <buffer type> <kind> buffer size = <x> MiB" — never the "… buffer size is …" of teardown.
+_LINE = re.compile(r"^\s*\w+:\s+(?P<buf>[\w.-]+)\s+(?P<kind>model|KV|compute|output) buffer size =\s*(?P<mib>[\d.]+) MiB")
+_KIND = {"model": "model", "KV": "kv", "compute": "compute", "output": "output"}
+
+
+def _on_host(buf: str) -> bool:
+    """CPU buffers and pinned host buffers (``CUDA_Host``) live in RAM; the rest on a device."""
+    return buf.upper().startswith("CPU") or buf.endswith("_Host")
+
+
+def parse_buffers(lines: Iterable[str]) -> dict[str, int] | None:
+    """Planned bytes ``{model, model_mapped, kv, compute, output, offloaded}``; None without a report.
+
+    ``model_mapped``: the part of ``model`` mapped from the file; ``offloaded``: bytes in device
+    (non-host) buffers, 0 on a CPU-only build.
+    """
+    out = dict.fromkeys(("model", "model_mapped", "kv", "compute", "output", "offloaded"), 0)
+    seen = False
+    for line in lines:
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        seen = True
+        n = round(float(m["mib"]) * MiB)
+        buf = m["buf"]
+        out[_KIND[m["kind"]]] += n
+        if m["kind"] == "model" and buf.endswith("_Mapped"):
+            out["model_mapped"] += n
+        if not _on_host(buf) and not buf.endswith("_Mapped"):
+            out["offloaded"] += n
+    return out if seen else None
+
+
+def planned_anon(buffers: dict | None) -> int | None:
+    """Host bytes llama.cpp allocates (not file-backed): repacked weights, KV, compute, output."""
+    if not buffers:
+        return None
+    host = buffers["model"] - buffers["model_mapped"] + buffers["kv"] + buffers["compute"] + buffers["output"]
+    return max(0, host - buffers.get("offloaded", 0))
+
+
+class Capture(io.TextIOBase):
+    """Tee for ``sys.stderr`` while a model loads: writes go through and are kept for parsing.
+
+    llama-cpp-python's log callback prints each fragment to ``sys.stderr`` as it comes (looked up
+    at every call), so swapping the object is enough; nothing is lost if the C side writes fd 2.
+    """
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        self._real = sys.stderr
+
+    def write(self, s: str) -> int:
+        self._buf.write(s)
+        return self._real.write(s)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    @property
+    def lines(self) -> list[str]:
+        return self._buf.getvalue().splitlines()
+
+    def __enter__(self) -> Capture:
+        self._real = sys.stderr
+        sys.stderr = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr = self._real

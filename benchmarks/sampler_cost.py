@@ -1,0 +1,97 @@
+"""What telemetry costs the model: generation t/s with the sampler at 4 Hz vs off, in one run.
+
+For each bundled model, through the real worker at all cores (alternate mode's placement, where a
+sampler's CPU time would hurt most), runs are interleaved A B B A A B … (on, off, off, on, …) so
+drift on a noisy machine hits both sides alike. "on" is the TUI's sampler exactly as a session
+runs it: ``ProcessSampler`` (CPU, /proc status, resident weights through pagemap at 1 Hz, USS
+at 0.2 Hz, NVML when present) driven by ``sample_every`` in a thread of this process.
+
+gen t/s is (tokens − 1) / (last − first token time), timestamped in the worker; llama.cpp's own
+counter is printed beside it. Prints medians and the ratio on/off (goal ≥ 0.99).
+
+    .venv/bin/python benchmarks/sampler_cost.py [--tokens 128] [--repeats 6] [--hz 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backends.base import GenParams, Placement  # noqa: E402
+from backends.catalog import BUNDLED, bundled_path  # noqa: E402
+from backends.llamacpp import LlamaCppBackend  # noqa: E402
+from backends.session import available_cpus  # noqa: E402
+from backends.stats import RunCollector  # noqa: E402
+from backends.telemetry import ProcessSampler, sample_every  # noqa: E402
+
+PROMPT = "Once upon a time, in a small village by the sea, there lived"
+
+
+async def one_run(backend: LlamaCppBackend, tokens: int, sampler: ProcessSampler | None, interval: float) -> tuple:
+    """(gen t/s, engine t/s, samples taken) of one run, the sampler running throughout when given."""
+    stop = asyncio.Event()
+    taken: list[object] = []
+    task = asyncio.create_task(sample_every(sampler, interval, taken.append, stop)) if sampler else None
+    c = RunCollector()
+    try:
+        async for ev in backend.stream(PROMPT, GenParams(max_tokens=tokens)):
+            c.add(ev)
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+    r = c.result()
+    return r["gen_tps"], r["gen_tps_engine"], len(taken)
+
+
+async def measure(alias: str, tokens: int, repeats: int, interval: float) -> dict[str, list[float]]:
+    path = bundled_path(alias)
+    cpus = tuple(available_cpus())
+    backend = LlamaCppBackend(alias, path, n_ctx=512, placement=Placement(threads=len(cpus), cpus=cpus))
+    loaded = await backend.load()
+    sampler = ProcessSampler(loaded.pid, loaded.weights_path)
+    out: dict[str, list[float]] = {"on": [], "off": [], "on_engine": [], "off_engine": [], "samples": []}
+    try:
+        await one_run(backend, 16, None, interval)  # warm the worker once
+        order = ["on", "off", "off", "on"] * ((repeats + 1) // 2)
+        for side in order[: 2 * repeats]:
+            gen, eng, n = await one_run(backend, tokens, sampler if side == "on" else None, interval)
+            if gen is not None:
+                out[side].append(gen)
+            if eng is not None:
+                out[side + "_engine"].append(eng)
+            if side == "on":
+                out["samples"].append(n)
+    finally:
+        sampler.close()
+        await backend.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=6, help="runs per side (default 6)")
+    ap.add_argument("--hz", type=float, default=4.0, help="sampling rate of the 'on' side (default 4)")
+    args = ap.parse_args()
+    print(f"cores={len(available_cpus())} tokens={args.tokens} repeats={args.repeats} per side, sampler {args.hz:g} Hz")
+    print(f"{'model':<14} {'off t/s':>8} {'on t/s':>8} {'on/off':>7}   {'engine off':>10} {'engine on':>10} {'on/off':>7}  samples/run")
+    for alias in BUNDLED:
+        r = asyncio.run(measure(alias, args.tokens, args.repeats, 1.0 / args.hz))
+        med = {k: statistics.median(v) if v else float("nan") for k, v in r.items()}
+        print(
+            f"{alias:<14} {med['off']:>8.1f} {med['on']:>8.1f} {med['on'] / med['off']:>7.3f}   "
+            f"{med['off_engine']:>10.1f} {med['on_engine']:>10.1f} {med['on_engine'] / med['off_engine']:>7.3f}  "
+            f"{med['samples']:.0f}"
+        )
+        spread = {k: f"{min(r[k]):.1f}–{max(r[k]):.1f}" for k in ("off", "on") if r[k]}
+        print(f"{'':<14} range off {spread.get('off')}, on {spread.get('on')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The model-card panel of a pane: what the model is, and where its memory really goes.
+
+Rows: parameters (total, effective without a per-layer embedding table, active per token for
+MoE), PLE / MoE / dense, bytes read per generated token (``cmd_info.card_lines``); llama.cpp's
+planned buffers beside the measured resident weights and anonymous memory; the GPU; after a run
+the roofline and the energy per token. It takes rows a stacked 80x24 pane does not have, so it
+shows only when the pane is at least ``MIN_PANE_HEIGHT`` rows tall, and ``c`` toggles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.content import Content
+from textual.widgets import Static
+
+from backends.events import Loaded, Sample
+from backends.hardware import mem_bandwidth_gbs, rapl_note
+from backends.llamalog import planned_anon
+from tui import format as fmt
+from tui.cmd_info import card_lines
+
+MIN_PANE_HEIGHT = 24
+"""Below this the card would squeeze the streaming text to a few lines."""
+FAR_BELOW_PCT = 30.0
+"""llama.cpp reaches 84–91 % of the measured read bandwidth on some CPUs; under this, say so."""
+LABEL = 9
+
+_GPU_NOTES = {
+    "no GPU": "no GPU (no NVIDIA driver or device found)",
+    "GPU lost": "GPU lost: NVML stopped answering mid-run; CPU and memory figures go on",
+    "GPU off": "not sampled",
+}
+
+
+def short_bytes(n: int | None) -> str:
+    """``96.6M``: bytes for a one-line label."""
+    return fmt.human_bytes(n).replace(" ", "").removesuffix("B") if n is not None else "n/a"
+
+
+def roofline_text(pct: float | None, bandwidth_gbs: float | None) -> str | None:
+    """``52 % of 15.1 GB/s``: generation's memory traffic against the measured read bandwidth."""
+    if pct is None or not bandwidth_gbs:
+        return None
+    return f"{pct:.0f} % of {bandwidth_gbs:.1f} GB/s"
+
+
+def roofline_warning(pct: float | None) -> str | None:
+    """A sentence when the box runs far below what llama.cpp reaches; None otherwise."""
+    if pct is None or pct >= FAR_BELOW_PCT:
+        return None
+    return "far below this box's bandwidth: check threads, load, power saving, swap"
+
+
+def gpu_text(s: Sample) -> str | None:
+    """The GPU in words; None when the sample says nothing about it (the process is gone)."""
+    if s.gpu_util is None and s.gpu_mem_used_bytes is None:
+        return _GPU_NOTES.get(s.note or "", s.note) if s.note != "process gone" else None
+    bits = [f"{s.gpu_util:.0f} % util" if s.gpu_util is not None else "util n/a"]
+    if s.gpu_mem_used_bytes is not None:
+        bits.append(f"{fmt.human_bytes(s.gpu_mem_used_bytes)} used")
+    if s.vram_bytes is not None:
+        bits.append(f"this model {fmt.human_bytes(s.vram_bytes)}")
+    if s.gpu_power_w is not None:
+        bits.append(f"{s.gpu_power_w:.0f} W")
+    if s.gpu_temp_c is not None:
+        bits.append(f"{s.gpu_temp_c:.0f} °C")
+    return " · ".join(bits)
+
+
+def gpu_label(s: Sample) -> str:
+    """The metrics strip's short GPU label: ``37% 300M 72W 54°C`` or ``n/a (no GPU)``."""
+    if s.gpu_util is None:
+        return f"n/a ({s.note or 'no GPU'})"
+    bits = [f"{s.gpu_util:.0f}%"]
+    if s.vram_bytes is not None:
+        bits.append(short_bytes(s.vram_bytes))
+    if s.gpu_power_w is not None:
+        bits.append(f"{s.gpu_power_w:.0f}W")
+    if s.gpu_temp_c is not None:
+        bits.append(f"{s.gpu_temp_c:.0f}°C")
+    return " ".join(bits)
+
+
+def mem_label(s: Sample) -> str:
+    """Resident weights and anonymous memory apart (``w 96.6M + anon 58.2M``), never one RSS."""
+    if s.weights_resident_bytes is not None and s.anon_bytes is not None:
+        return f"w {short_bytes(s.weights_resident_bytes)} + anon {short_bytes(s.anon_bytes)}"
+    if s.anon_bytes is not None:
+        return f"anon {short_bytes(s.anon_bytes)} (weights n/a)"
+    return f"RSS {short_bytes(s.rss_bytes)}"
+
+
+class CardPanel(Static):
+    """The card of one model; fed by its pane (``show_loaded``, ``show_sample``, ``show_run``)."""
+
+    DEFAULT_CSS = """
+    CardPanel { height: auto; padding: 0 1; border-bottom: hkey $panel; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__("", markup=False)
+        self.loaded: Loaded | None = None
+        self.sample: Sample | None = None
+        """The latest reading with process figures."""
+        self.gpu: str = "…"
+        self.peak_anon: int | None = None
+        self.run: dict | None = None
+        self.bandwidth_gbs: float | None = None
+        self.choice: bool | None = None
+        """Set by ``c``: the person's choice overrides the fit-to-height rule."""
+        self._pane_height = 0
+        self._mem_note = "…"
+
+    def on_mount(self) -> None:
+        self.run_worker(self._probe(), group="bandwidth", exit_on_error=False)
+        self._draw()
+
+    async def _probe(self) -> None:
+        # Cached per host in ~/.cache/abtop; the first ever call measures for about a second.
+        self.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)
+        self._draw()
+
+    # -- visibility ---------------------------------------------------------------------------
+    def fit(self, pane_height: int) -> None:
+        self._pane_height = pane_height
+        self.display = self.choice if self.choice is not None else pane_height >= MIN_PANE_HEIGHT
+
+    def toggle(self) -> None:
+        self.choice = not self.display
+        self.fit(self._pane_height)
+
+    # -- feeding ---------------------------------------------------------------------------------
+    def context(self) -> dict:
+        """What ``RunCollector.result()`` needs for the roofline and the energy per token."""
+        info = self.loaded.info if self.loaded else None
+        return {
+            "bytes_per_token": info.bytes_per_token if info else None,
+            "bandwidth_gbs": self.bandwidth_gbs,
+            "energy_note": rapl_note(),
+        }
+
+    def show_loaded(self, ev: Loaded) -> None:
+        self.loaded = ev
+        self._draw()
+
+    def show_sample(self, s: Sample) -> None:
+        gpu = gpu_text(s)
+        if gpu is not None:
+            self.gpu = gpu
+        if s.rss_bytes is not None:
+            self.sample = s
+            if s.anon_bytes is not None:
+                self.peak_anon = max(self.peak_anon or 0, s.anon_bytes)
+        elif s.note and s.note not in _GPU_NOTES and s.note != "process gone":
+            self._mem_note = s.note  # a remote server: no process of ours to read
+        self._draw()
+
+    def show_run(self, result: dict) -> None:
+        self.run = result
+        self._draw()
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def rows(self) -> list[tuple[str, str, bool]]:
+        """(label, value, warning) rows as drawn."""
+        rows: list[tuple[str, str, bool]] = []
+        if self.loaded is not None:
+            card = dict(card_lines(self.loaded.info))
+            rows.append(("params", card["params"], False))
+            rows.append(("kind", f"PLE {card['PLE']} · MoE {card['MoE']}", False))
+            rows.append(("read/tok", card["bytes/token"], False))
+            rows.append(("planned", self._planned(), False))
+        rows.append(("measured", self._measured(), False))
+        rows.append(("GPU", self.gpu, False))
+        if self.run is not None:
+            pct = self.run.get("roofline_pct")
+            roof = roofline_text(pct, self.bandwidth_gbs) or "n/a (bytes per token or bandwidth unknown)"
+            warning = roofline_warning(pct)
+            if warning:
+                roof += ", far below what llama.cpp reaches (84–91 % on some CPUs): check threads, load, power saving, swap"
+            rows.append(("roofline", roof, bool(warning)))
+            j = self.run.get("energy_j_per_token")
+            note = self.run.get("energy_note") or ""
+            rows.append(("energy", f"{j:.3g} J/token ({note})" if j is not None else note, False))
+        return rows
+
+    def _planned(self) -> str:
+        b = self.loaded.buffers if self.loaded else None
+        if not b:
+            return "n/a (no llama.cpp buffer report)"
+        text = f"weights {fmt.human_bytes(b['model_mapped'])} mapped · anon {fmt.human_bytes(planned_anon(b))}"
+        text += f" (KV {fmt.human_bytes(b['kv'])}, compute {fmt.human_bytes(b['compute'])}"
+        repacked = b["model"] - b["model_mapped"] - b["offloaded"]
+        if repacked > 0:
+            text += f", repacked weights {fmt.human_bytes(repacked)}"
+        text += ")"
+        if b["offloaded"]:
+            text += f" · on GPU {fmt.human_bytes(b['offloaded'])}"
+        return text
+
+    def _measured(self) -> str:
+        s = self.sample
+        if s is None:
+            return self._mem_note
+        bits = []
+        if s.weights_resident_bytes is not None:
+            bits.append(f"weights {fmt.human_bytes(s.weights_resident_bytes)} resident")
+        if s.anon_bytes is not None:
+            bits.append(f"anon {fmt.human_bytes(s.anon_bytes)} (peak {fmt.human_bytes(self.peak_anon)})")
+        if s.uss_bytes is not None:
+            bits.append(f"USS {fmt.human_bytes(s.uss_bytes)}")
+        return " · ".join(bits) or f"RSS {fmt.human_bytes(s.rss_bytes)}"
+
+    def _draw(self) -> None:
+        parts: list = []
+        for i, (label, value, warn) in enumerate(self.rows()):
+            if i:
+                parts.append("\n")
+            parts.append((f"{label:<{LABEL}}", "$text-muted"))
+            parts.append((value, "$text-warning") if warn else value)
+        self.update(Content.assemble(*parts))
