@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 _OUT = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
 os.dup2(2, 1)
 
@@ -70,6 +72,7 @@ class Model:
         self.load_s = time.monotonic() - t0
         self.ctx = self.llm.ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = self.llm.n_ctx()
         self.n_batch = max(1, min(self.llm.n_batch, self.n_ctx))
         self.threads = threads
@@ -102,6 +105,13 @@ class Model:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed))
         return chain
 
+    def _argmax(self, ctx) -> int:
+        """Greedy sampling as numpy's argmax over the last logits: the same token as llama.cpp's
+        greedy sampler, without building its candidates array (262k entries for Gemma 3, ~0.5 ms
+        a token, several per cent of a small model's generation time)."""
+        logits = np.ctypeslib.as_array(self.lc.llama_get_logits_ith(ctx, -1), shape=(self.n_vocab,))
+        return int(logits.argmax())
+
     def _clear_cache(self) -> None:
         lc = self.lc
         if hasattr(lc, "llama_memory_clear"):
@@ -126,7 +136,9 @@ class Model:
         max_tokens = min(int(cmd["max_tokens"]), self.n_ctx - n_prompt)
         self._clear_cache()  # no prompt cache between runs: every run pays its prompt
         lc.llama_perf_context_reset(self.ctx)
-        chain = self._sampler(float(cmd.get("temperature", 0.0)), int(cmd.get("seed", 42)))
+        temperature = float(cmd.get("temperature", 0.0))
+        chain = self._sampler(temperature, int(cmd.get("seed", 42)))
+        greedy, argmax = temperature <= 0, self._argmax
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         piece, vocab, ctx = self._piece, self.vocab, self.ctx
         arr = (lc.llama_token * n_prompt)(*tokens)
@@ -142,7 +154,7 @@ class Model:
                     return
             one = (lc.llama_token * 1)()
             while n_gen < max_tokens:
-                tok = lc.llama_sampler_sample(chain, ctx, -1)
+                tok = argmax(ctx) if greedy else lc.llama_sampler_sample(chain, ctx, -1)
                 t = time.monotonic()
                 if lc.llama_vocab_is_eog(vocab, tok):
                     stop = "eos"

@@ -173,3 +173,20 @@ def test_public_spec_hides_credentials():
     assert public_spec("openai:m@https://u:secret@host:8080/v1?key=abc") == "openai:m@https://host:8080/v1"
     assert public_spec("ollama:gemma3:270m") == "ollama:gemma3:270m"
     assert parse_spec("openai:m@https://u:secret@host/v1").url == "https://u:secret@host/v1"
+
+
+async def test_worker_greedy_matches_llama_cpp_python(gemma3_path):
+    """The worker's argmax sampling gives exactly llama-cpp-python's own greedy text."""
+    import llama_cpp
+
+    prompt = "The three primary colours are"
+    llm = llama_cpp.Llama(model_path=str(gemma3_path), n_ctx=256, n_threads=2, verbose=False)
+    expected = llm.create_completion(prompt, max_tokens=16, temperature=0.0)["choices"][0]["text"]
+    del llm
+    b = LlamaCppBackend("gemma3-270m", gemma3_path, n_ctx=256)
+    try:
+        await b.load()
+        events = await collect(b, prompt, max_tokens=16)
+    finally:
+        await b.close()
+    assert "".join(e.text for e in events if isinstance(e, Token)) == expected
