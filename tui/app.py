@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
+from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -17,22 +19,31 @@ from backends.catalog import DEFAULT_PAIR, make_backend
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 
+from . import export
+from .results_keys import ResultsKeys
 from .widgets.card import CardPanel
 from .widgets.pane import ModelPane
+from .widgets.results import ResultsScreen
 
 NARROW = 120  # below this many columns the panes stack
 
 
-class ABTopApp(App):
+class ABTopApp(ResultsKeys, App):
     CSS_PATH = "app.tcss"
     TITLE = "abtop"
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         Binding("escape", "cancel", "Cancel"),
-        Binding("r", "rerun", "Rerun"),
+        Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
         Binding("slash", "edit_prompt", "Prompt"),
         Binding("q", "quit", "Quit"),
         Binding("c", "toggle_card", "Card"),
+        # One key, two bindings: the footer shows the one whose label names the current mode.
+        Binding("m", "mode('alternate')", "Mode: race"),
+        Binding("m", "mode('race')", "Mode: alternate"),
+        Binding("e", "export", "Export"),
+        Binding("s", "screenshot", "SVG"),
+        Binding("g", "results", "Plots"),
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
     ]
 
@@ -48,6 +59,9 @@ class ABTopApp(App):
         interval: float = 0.25,
         autostart: bool = False,
         record: str | None = None,
+        runs: int = 1,
+        warmup: int = 0,
+        results_dir: str | Path = export.DEFAULT_DIR,
     ) -> None:
         super().__init__()
         self.specs = specs
@@ -59,6 +73,13 @@ class ABTopApp(App):
         self.interval = interval
         self.autostart = autostart
         self.record_path = record
+        self.n_runs = runs
+        self.n_warmup = warmup
+        self.results_dir = Path(results_dir)
+        """Where ``e`` and ``s`` write (created on first use)."""
+        self._engine = asyncio.Lock()
+        """Held while the workers are placed or run: a placement never lands mid-stream."""
+        self._last_plan: tuple | None = None
         self.session: Session | None = None
         self.panes: list[ModelPane] = []
         self.models_loaded = asyncio.Event()
@@ -75,7 +96,7 @@ class ABTopApp(App):
                 self.panes.append(pane)
                 yield pane
         yield Input(value=self.prompt, placeholder="prompt — Enter runs both models", id="prompt")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -129,7 +150,7 @@ class ABTopApp(App):
         if self.record_path:
             from .record import Recorder
 
-            self._recorder = Recorder(self.record_path, self.specs)
+            self._recorder = Recorder(self.record_path, self.specs, self.export_params())
             self.hooks.append(self._recorder.write)
         self.session = Session(
             [b for _, b in live],
@@ -139,6 +160,7 @@ class ABTopApp(App):
             interval=self.interval,
         )
         await self.session.load()
+        self._show_mode(self.mode)
         self.models_loaded.set()
         if self.autostart:
             self.action_run()
@@ -161,14 +183,22 @@ class ABTopApp(App):
             return
         self.prompt = prompt
         self.set_focus(None)
-        self._run(RunPlan(prompt, self.params, mode=self.mode))
+        if self._last_plan != (prompt, self.mode):  # the figures on screen share prompt and mode
+            self._last_plan = (prompt, self.mode)
+            for pane in self.panes:
+                pane.runs.clear()
+        self._run(RunPlan(prompt, self.params, mode=self.mode, runs=self.n_runs, warmup=self.n_warmup))
 
     @work(group="run", exclusive=True, exit_on_error=False)
     async def _run(self, plan: RunPlan) -> None:
         assert self.session is not None
         self.run_finished.clear()
         try:
-            await self.session.run(plan)
+            async with self._engine:
+                if self.session.mode != plan.mode:
+                    await self.session.set_mode(plan.mode)
+                self._show_mode(plan.mode)
+                await self.session.run(plan)
         finally:
             self.run_finished.set()
 
@@ -194,6 +224,35 @@ class ABTopApp(App):
         elif self.focused is not None:
             self.set_focus(None)
 
+    # -- mode (the e/s/g keys are in results_keys.py) ---------------------------------------------
+    def action_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.refresh_bindings()
+        if self.session is not None and self.session.running:
+            self.notify(f"{mode} mode from the next run.")
+            return
+        what = "both at once, cores split" if mode == "race" else "one at a time, all cores each"
+        self.notify(f"{mode} mode: {what}.")
+        if self.session is not None:
+            self._apply_mode(mode)
+
+    @work(group="mode", exit_on_error=False)
+    async def _apply_mode(self, mode: str) -> None:
+        async with self._engine:
+            if self.session is not None and self.session.mode != mode:
+                await self.session.set_mode(mode)
+            if self.mode == mode:
+                self._show_mode(mode)
+
+    def _show_mode(self, mode: str) -> None:
+        for pane in self.panes:
+            pane.show_mode(mode)
+
+    def export_params(self, runs: int | None = None) -> dict:
+        """The ``params`` of an export or a recording: prompt, sampling, mode, runs."""
+        n = self.n_runs if runs is None else runs
+        return export.run_params(self.prompt, self.params, runs=n, warmup=self.n_warmup, mode=self.mode, n_ctx=self.n_ctx)
+
     async def action_quit(self) -> None:
         await self._close()
         self.exit()
@@ -213,7 +272,12 @@ class ABTopApp(App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if action in ("rerun", "quit", "edit_prompt", "toggle_card") and isinstance(self.focused, Input):
+        if isinstance(self.screen, ResultsScreen) and action in ("run", "rerun", "edit_prompt", "mode", "cancel"):
+            return False  # the plots screen: only quit, export, screenshot and back
+        typing = isinstance(self.focused, Input)
+        if action == "mode":  # show the binding that names the current mode; dim it while typing
+            return False if parameters and parameters[0] == self.mode else (None if typing else True)
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "toggle_card") and typing:
             return False
         return True
 
@@ -221,6 +285,9 @@ class ABTopApp(App):
 def run_app(args: argparse.Namespace) -> int:
     from .cli import DEFAULT_PROMPT
 
+    if args.runs < 1 or args.warmup < 0:
+        print("abtop: --runs must be at least 1 and --warmup at least 0.", file=sys.stderr)
+        return 2
     specs = list(args.models) or list(DEFAULT_PAIR)
     if len(specs) == 1:
         specs.append(DEFAULT_PAIR[1] if specs[0] != DEFAULT_PAIR[1] else DEFAULT_PAIR[0])
@@ -234,6 +301,8 @@ def run_app(args: argparse.Namespace) -> int:
         interval=args.interval,
         autostart=args.prompt is not None,
         record=args.record,
+        runs=args.runs,
+        warmup=args.warmup,
     )
     try:
         app.run()

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_options(p, bench=False)
     p.add_argument("--record", metavar="FILE.jsonl", default=None, help="record every event to a JSONL file")
+    p.add_argument("--runs", type=int, default=1, help="counted runs per model on each Enter (default 1)")
+    p.add_argument("--warmup", type=int, default=0, help="runs before the counted ones, not counted (default 0)")
     return p
 
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backends.base import BackendError, GenParams
-from backends.catalog import DEFAULT_PAIR, make_backend, public_spec
+from backends.catalog import DEFAULT_PAIR, make_backend
 from backends.events import Event, Failed, Finished, Loaded, Sample, Started, Token
 from backends.hardware import mem_bandwidth_gbs, rapl_note
 from backends.session import RunPlan, Session
-from backends.stats import RunCollector, summarize
-from backends.telemetry import host_info
+from backends.stats import RunCollector
 
 from . import export
 
@@ -48,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", metavar="PATH", help="write one CSV row per model per run")
     p.add_argument("--md", metavar="PATH", help="write the Markdown summary table to a file too")
     p.add_argument("--record", metavar="FILE.jsonl", help="record every event (replay with abtop replay)")
+    p.add_argument("--plot", action="store_true", help="open the results screen (plots) at the end")
     p.set_defaults(func=run)
 
 
@@ -69,6 +68,8 @@ class _Collect:
         self.progress = progress
         self.tasks = [progress.add_task("loading", total=total_tokens) if progress else None for _ in range(n)]
         self.recorder = recorder
+        self.last: list[RunCollector | None] = [None] * n
+        """Each model's latest counted run (its token times feed ``--plot``)."""
         self.bandwidth_gbs: float | None = None
         """The host's read bandwidth, for each run's ``roofline_pct``."""
 
@@ -104,6 +105,8 @@ class _Collect:
             )
             self.runs[slot].append(result)
             self.current[slot] = None
+            if not cur.warmup:
+                self.last[slot] = cur
             if isinstance(ev, Failed):
                 self.failures.append((slot, bool(cur.token_times), ev.reason))
         elif isinstance(ev, Loaded):
@@ -120,42 +123,29 @@ class _Collect:
 
 
 def _document(args, col: _Collect, session: Session, params: GenParams, specs: list[str]) -> dict:
-    models = []
-    for i, spec in enumerate(specs):
-        lo = col.loaded[i]
-        b = session.backends[i]
-        counted = [r for r in col.runs[i] if not r.get("warmup")]
-        models.append(
-            {
-                "spec": public_spec(spec),
-                "backend": b.kind,
-                "info": lo.info.to_dict() if lo else None,
-                "threads": lo.threads if lo else None,
-                "cpus": lo.cpus if lo else None,
-                "completion_mode": lo.completion_mode if lo else None,
-                "load_s": lo.load_s if lo else None,
-                "buffers": lo.buffers if lo else None,
-                "runs": counted,
-                "warmup_runs": [r for r in col.runs[i] if r.get("warmup")],
-                "summary": summarize(counted),
-            }
-        )
-    return {
-        "schema": export.SCHEMA,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": host_info(),
-        "params": {
-            "prompt": args.prompt,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "seed": params.seed,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "mode": args.mode,
-            "n_ctx": args.ctx,
-        },
-        "models": models,
-    }
+    """The same document as the TUI's ``e`` key (``export.document``)."""
+    models = [
+        export.model_entry(spec, col.loaded[i], col.runs[i], session.backends[i].kind) for i, spec in enumerate(specs)
+    ]
+    return export.document(models, _params(args, params))
+
+
+def _params(args, params: GenParams) -> dict:
+    return export.run_params(args.prompt, params, runs=args.runs, warmup=args.warmup, mode=args.mode, n_ctx=args.ctx)
+
+
+async def _plot(col: _Collect, doc: dict) -> None:
+    """``--plot``: the results screen over the terminal, after the table is printed."""
+    from .widgets.results import ModelResults, ResultsApp
+
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        say("abtop: --plot needs a terminal; the figures are in the table above.")
+        return
+    models = [
+        ModelResults.from_collector(m["info"]["name"] if m["info"] else m["spec"], m["runs"], col.last[i])
+        for i, m in enumerate(doc["models"])
+    ]
+    await ResultsApp(models, f"{doc['params']['mode']} mode").run_async()
 
 
 async def _bench(args, specs: list[str], err: Console) -> int:
@@ -171,7 +161,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     if args.record:
         from .record import Recorder
 
-        recorder = Recorder(args.record, specs)
+        recorder = Recorder(args.record, specs, _params(args, params))
     progress = (
         Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
         if err.is_terminal
@@ -215,6 +205,8 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     for path in (args.json, args.csv, args.md):
         if path:
             say(f"abtop: wrote {path}")
+    if args.plot:
+        await _plot(col, doc)
     if col.failures:
         for _slot, _after, reason in col.failures:
             say(f"abtop: {reason}")

@@ -1,49 +1,117 @@
-"""Bench results as JSON (``abtop.bench/1``), CSV (one row per model per run) and Markdown."""
+"""Results as JSON (``abtop.bench/1``), CSV (one row per model per run) and Markdown.
+
+``document()`` builds the one document shape both ``abtop bench`` and the TUI's ``e`` key write,
+from per-model entries (``model_entry``), so a file from either can be read the same way.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import statistics
+import time
 from pathlib import Path
 
-from backends.stats import RUN_FIELDS
+from backends.base import GenParams
+from backends.catalog import public_spec
+from backends.events import Loaded
+from backends.stats import RUN_FIELDS, summarize
 
 from . import format as fmt
 
 SCHEMA = "abtop.bench/1"
+DEFAULT_DIR = "abtop-results"
+"""Where the TUI writes exports and screenshots (relative to the working directory)."""
+
+
+def run_params(prompt: str, params: GenParams, *, runs: int, warmup: int, mode: str, n_ctx: int | None) -> dict:
+    """The document's ``params``: what both models were asked to do."""
+    return {
+        "prompt": prompt,
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "seed": params.seed,
+        "runs": runs,
+        "warmup": warmup,
+        "mode": mode,
+        "n_ctx": n_ctx,
+    }
+
+
+def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str | None = None) -> dict:
+    """One model's part of the document; ``runs`` may hold warm-ups (they are kept apart)."""
+    counted = [r for r in runs if not r.get("warmup")]
+    return {
+        "spec": public_spec(spec),
+        "backend": backend or (loaded.backend if loaded else None),
+        "info": loaded.info.to_dict() if loaded else None,
+        "threads": loaded.threads if loaded else None,
+        "cpus": loaded.cpus if loaded else None,
+        "completion_mode": loaded.completion_mode if loaded else None,
+        "load_s": loaded.load_s if loaded else None,
+        "buffers": getattr(loaded, "buffers", None),
+        "runs": counted,
+        "warmup_runs": [r for r in runs if r.get("warmup")],
+        "summary": summarize(counted),
+    }
+
+
+def document(models: list[dict], params: dict, host: dict | None = None) -> dict:
+    """The whole export; ``host`` defaults to this machine's ``host_info()``."""
+    if host is None:
+        from backends.telemetry import host_info
+
+        host = host_info()
+    return {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": host,
+        "params": params,
+        "models": models,
+    }
 
 
 def write_json(doc: dict, path: str | Path) -> None:
     Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
+def write_all(doc: dict, directory: str | Path = DEFAULT_DIR, stem: str | None = None) -> list[Path]:
+    """JSON, CSV and Markdown side by side as ``DIR/STEM.{json,csv,md}``; returns the paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    stem = stem or time.strftime("abtop-%Y%m%d-%H%M%S")
+    paths = [d / f"{stem}.json", d / f"{stem}.csv", d / f"{stem}.md"]
+    write_json(doc, paths[0])
+    paths[1].write_text(csv_text(doc), encoding="utf-8")
+    paths[2].write_text(markdown(doc), encoding="utf-8")
+    return paths
+
+
+def _name(m: dict) -> str:
+    return m["info"]["name"] if m.get("info") else m["spec"]
+
+
 def csv_text(doc: dict) -> str:
     """One row per model per run, with the JSON's run field names (text last: it is long)."""
-    cols = ["model", "backend", "quant", "mode", "run", "warmup"] + [f for f in RUN_FIELDS if f != "text"] + ["text"]
+    fields = [f for f in RUN_FIELDS if f != "text"]
+    if "tokens_per_100_chars" not in fields:
+        fields.insert(fields.index("chars_per_s") + 1, "tokens_per_100_chars")
+    cols = ["model", "backend", "quant", "mode", "run", "warmup"] + fields + ["text"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for m in doc["models"]:
+        quant = (m.get("info") or {}).get("quant")
         for r in m["runs"]:
-            row = dict(r, model=m["info"]["name"], backend=m["backend"], quant=m["info"].get("quant"), mode=doc["params"]["mode"])
+            row = dict(r, model=_name(m), backend=m["backend"], quant=quant, mode=r.get("mode") or doc["params"]["mode"])
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return buf.getvalue()
 
 
-def _median(summary: dict, name: str) -> float | None:
-    s = summary.get(name)
-    return s["median"] if s else None
-
-
-def _spread(summary: dict, name: str, formatter) -> str:
-    s = summary.get(name)
-    if not s:
-        return "n/a"
-    text = formatter(s["median"])
-    if s["n"] > 1:
-        text += f" ({formatter(s['min'])}–{formatter(s['max'])})"
-    return text
+def _median_of(runs: list[dict], name: str) -> float | None:
+    vals = [r[name] for r in runs if r.get(name) is not None]
+    return statistics.median(vals) if vals else None
 
 
 def markdown(doc: dict) -> str:
@@ -52,23 +120,27 @@ def markdown(doc: dict) -> str:
     p = doc["params"]
     head = (
         "| model | quant | backend | mode | TTFT | prompt t/s | gen t/s | engine gen t/s | chars/s | "
-        "peak RSS | weights resident | anon |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "tok/100 chars | peak RSS | weights resident | anon |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
+    one = lambda x: f"{x:.1f}"  # noqa: E731
     rows = []
     for m in doc["models"]:
         s = m["summary"]
         runs = [r for r in m["runs"] if not r.get("warmup") and not r.get("error")]
+        modes = sorted({r["mode"] for r in runs if r.get("mode")}) or [p["mode"]]
 
         def peak(name: str, runs=runs) -> str:
             vals = [r[name] for r in runs if r.get(name) is not None]
             return fmt.human_bytes(max(vals)) if vals else "n/a"
 
+        tpc = _median_of(runs, "tokens_per_100_chars")
         rows.append(
-            f"| {m['info']['name']} | {m['info'].get('quant') or 'n/a'} | {m['backend']} | {p['mode']} | "
-            f"{_spread(s, 'ttft_s', fmt.seconds)} | {_spread(s, 'prompt_tps', lambda x: f'{x:.1f}')} | "
-            f"{_spread(s, 'gen_tps', lambda x: f'{x:.1f}')} | {_spread(s, 'gen_tps_engine', lambda x: f'{x:.1f}')} | "
-            f"{_spread(s, 'chars_per_s', lambda x: f'{x:.0f}')} | {peak('peak_rss_bytes')} | "
-            f"{peak('weights_resident_bytes')} | {peak('peak_anon_bytes')} |"
+            f"| {_name(m)} | {(m.get('info') or {}).get('quant') or 'n/a'} | {m['backend']} | {'/'.join(modes)} | "
+            f"{fmt.spread(s.get('ttft_s'), fmt.seconds)} | {fmt.spread(s.get('prompt_tps'), one)} | "
+            f"{fmt.spread(s.get('gen_tps'), one)} | {fmt.spread(s.get('gen_tps_engine'), one)} | "
+            f"{fmt.spread(s.get('chars_per_s'), lambda x: f'{x:.0f}')} | {'n/a' if tpc is None else one(tpc)} | "
+            f"{peak('peak_rss_bytes')} | {peak('weights_resident_bytes')} | {peak('peak_anon_bytes')} |"
         )
     gpus = ", ".join(g.get("name", "?") for g in host.get("gpus") or []) or "no GPU"
     foot = (

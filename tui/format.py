@@ -68,3 +68,13 @@ def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
     if info.placement:
         bits.append(info.placement)
     return " · ".join(bits)
+
+
+def spread(s: dict | None, f=lambda x: f"{x:.1f}") -> str:
+    """A ``summarize()`` entry as ``median (min–max)``; only the median for a single run."""
+    if not s:
+        return "n/a"
+    text = f(s["median"])
+    if s["n"] > 1:
+        text += f" ({f(s['min'])}–{f(s['max'])})"
+    return text

@@ -1,6 +1,7 @@
 """``--record FILE.jsonl``: every event of both panes, with its timestamp, one JSON object a line.
 
-The first line is a header (``schema``, the model specs); each further line is an event as
+The first line is a header (``schema``, the model specs, and ``params``: prompt, sampling and mode
+when the writer knows them); each further line is an event as
 ``backends.events.to_dict`` writes it, plus ``slot``. Lines are flushed as they are written, so a
 crash loses nothing already seen.
 """
@@ -17,10 +18,11 @@ SCHEMA = "abtop.record/1"
 
 
 class Recorder:
-    def __init__(self, path: str | Path, specs: list[str]) -> None:
+    def __init__(self, path: str | Path, specs: list[str], params: dict | None = None) -> None:
         self.path = Path(path)
         self._f = self.path.open("w", encoding="utf-8", buffering=1)
-        self._f.write(json.dumps({"schema": SCHEMA, "specs": [public_spec(s) for s in specs]}) + "\n")
+        header = {"schema": SCHEMA, "specs": [public_spec(s) for s in specs], "params": params}
+        self._f.write(json.dumps(header) + "\n")
 
     def write(self, slot: int, ev: Event) -> None:
         d = to_dict(ev)
@@ -32,15 +34,40 @@ class Recorder:
 
 
 def read_recording(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:
-    """The header and the (slot, event) pairs of a recording."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    header = json.loads(lines[0])
-    if header.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not an abtop recording (schema {header.get('schema')!r}).")
+    """The header and the (slot, event) pairs of a recording.
+
+    Raises ``OSError`` for an unreadable file and ``ValueError`` with one sentence naming the file
+    (and the line) for anything that is not an abtop recording.
+    """
+    name = Path(path).name
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not an abtop recording (not UTF-8 text).") from None
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+        found = header.get("schema") if isinstance(header, dict) else None
+        what = f"schema {found!r}" if found else "no abtop header on its first line"
+        raise ValueError(f"{name}: not an abtop recording ({what}); record one with --record FILE.jsonl.")
+    n_slots = len(header.get("specs") or [])
     out = []
-    for line in lines[1:]:
-        if line.strip():
+    for no, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
             d = json.loads(line)
             slot = d.pop("slot")
-            out.append((slot, from_dict(d)))
+            ev = from_dict(d)
+            if not isinstance(ev.t, (int, float)):
+                raise TypeError(f"time {ev.t!r} is not a number")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if no == len(lines):  # the writer was killed mid-line: keep what came before
+                break
+            raise ValueError(f"{name} line {no}: not an abtop event ({type(exc).__name__}: {exc}).") from None
+        if not isinstance(slot, int) or not 0 <= slot < max(n_slots, 1):
+            raise ValueError(f"{name} line {no}: slot {slot!r} does not match the {n_slots} models in the header.")
+        out.append((slot, ev))
     return header, out

@@ -24,6 +24,7 @@ class Metric(Horizontal):
         super().__init__(id=id)
         self.metric_name = name
         self.history: deque[float] = deque(maxlen=HISTORY)
+        self._label_len = 0
 
     def compose(self) -> ComposeResult:
         yield Label(f"{self.metric_name} –")
@@ -31,7 +32,11 @@ class Metric(Horizontal):
 
     def push(self, value: float | None, shown: str) -> None:
         """Add a reading; ``None`` keeps the history and shows ``shown`` (e.g. 'no GPU')."""
-        self.query_one(Label).update(f"{self.metric_name} {shown}")
+        # The label is as wide as its text: relayout (which redraws the whole screen) only when the
+        # text's length changes, not on every reading.
+        text = f"{self.metric_name} {shown}"
+        self.query_one(Label).update(text, layout=len(text) != self._label_len)
+        self._label_len = len(text)
         if value is not None:
             self.history.append(value)
             # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.

@@ -25,7 +25,7 @@ class ModelPane(Vertical):
     ModelPane.-failed { border: round $error; }
     ModelPane.-streaming { border: round $accent; }
     ModelPane > .header { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
-    ModelPane > .stats { height: auto; max-height: 3; padding: 0 1; background: $boost; }
+    ModelPane > .stats { height: auto; max-height: 4; padding: 0 1; background: $boost; }
     """
 
     def __init__(self, spec: str, slot: int, *, id: str | None = None) -> None:
@@ -42,6 +42,11 @@ class ModelPane(Vertical):
         self._last_tick: float | None = None
         self.failed = False
         self.border_title = public_spec(spec)
+        self.mode: str | None = None
+        """The mode ("race"/"alternate") of the run on screen; recorded in each run's result."""
+        self.clock = now
+        """The time the live figures are read at (a replay runs its own clock)."""
+        self._stats_lines = 0
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header")
@@ -93,6 +98,7 @@ class ModelPane(Vertical):
         result = self.collector.result(**self.query_one(CardPanel).context())
         self.query_one(CardPanel).show_run(result)
         if not result["warmup"]:
+            result["mode"] = self.mode
             self.runs.append(result)
         self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
@@ -122,7 +128,7 @@ class ModelPane(Vertical):
 
     def tick(self, t: float | None = None) -> None:
         """Tokens/s over the last interval, for the sparkline."""
-        t = now() if t is None else t
+        t = self.clock() if t is None else t
         c = self.collector
         if c is None or c.t_end is not None and self._last_tick and self._last_tick > c.t_end:
             self._last_tick = t
@@ -145,8 +151,13 @@ class ModelPane(Vertical):
             q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s))
         q(CardPanel).show_sample(s)
 
-    def _status(self, text: str) -> None:
-        self.query_one(".stats", Static).update(text)
+    def _status(self, text: str, live: bool = False) -> None:
+        """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
+        line's height changes; at 20 Hz a relayout per update would cost more than the tokens."""
+        stats = self.query_one(".stats", Static)
+        lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
+        stats.update(text, layout=not live or lines != self._stats_lines)
+        self._stats_lines = lines
 
     def _show_stats(self, final: bool, suffix: str = "") -> None:
         c = self.collector
@@ -156,7 +167,7 @@ class ModelPane(Vertical):
             f"TTFT {fmt.seconds(c.ttft_s)}",
             f"gen {fmt.rate(c.gen_tps)}",
             f"{c.gen_tokens} tok",
-            f"{fmt.seconds(c.elapsed(now()))}",
+            f"{fmt.seconds(c.elapsed(self.clock()))}",
         ]
         if final:
             r = c.result()
@@ -165,17 +176,37 @@ class ModelPane(Vertical):
                 bits[2] += f" · engine {fmt.rate(r['gen_tps_engine'])}" + fmt.engine_gap(r["gen_tps"], r["gen_tps_engine"])
             if r["chars_per_s"] is not None:
                 bits.insert(4, fmt.rate(r["chars_per_s"], "chars/s"))
-            if len(self.runs) > 1:
-                med = summarize(self.runs)["gen_tps"]
-                if med:
-                    bits.append(f"{med['n']} runs: median {fmt.rate(med['median'])} [{med['min']:.1f}–{med['max']:.1f}]")
+            if r.get("tokens_per_100_chars") is not None:
+                bits.insert(5, f"{r['tokens_per_100_chars']:.0f} tok/100 chars")
+        if self.mode:
+            bits.insert(0, self.mode)
         run = self.query_one(CardPanel).run if final else None
         if run and run.get("roofline_pct") is not None:
             bits.append(f"roofline {run['roofline_pct']:.0f} %")
         text = " · ".join(bits) + suffix
+        if final and len(self.runs) > 1:
+            text += "\n" + self._spread_line()
         if run and roofline_warning(run.get("roofline_pct")):
             text += "\n" + roofline_warning(run["roofline_pct"])  # type: ignore[operator]
-        self._status(text)
+        self._status(text, live=not final)
+
+    def _spread_line(self) -> str:
+        """Median (min–max) of every rate and TTFT over the counted runs on screen."""
+        s = summarize(self.runs)
+        one = lambda x: f"{x:.1f}"  # noqa: E731
+        n = max((v["n"] for v in s.values() if v), default=0)
+        return (
+            f"{n} runs, median (min–max): TTFT {fmt.spread(s['ttft_s'], fmt.seconds)} · "
+            f"prompt {fmt.spread(s['prompt_tps'], one)} · gen {fmt.spread(s['gen_tps'], one)} tok/s · "
+            f"{fmt.spread(s['chars_per_s'], lambda x: f'{x:.0f}')} chars/s"
+        )
+
+    def show_mode(self, mode: str) -> None:
+        """Show the mode in the border and redraw the placement (threads, cores) it gave."""
+        self.mode = mode
+        self.border_subtitle = mode
+        if self.loaded is not None:
+            self.query_one(".header", Static).update(fmt.model_header(self.loaded.info, self.loaded))
 
     def on_resize(self) -> None:
         self.query_one(CardPanel).fit(self.size.height)
