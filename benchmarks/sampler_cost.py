@@ -1,15 +1,19 @@
 """What telemetry costs the model: generation t/s with the sampler at 4 Hz vs off, in one run.
 
-For each bundled model, through the real worker at all cores (alternate mode's placement, where a
-sampler's CPU time would hurt most), runs are interleaved A B B A A B … (on, off, off, on, …) so
-drift on a noisy machine hits both sides alike. "on" is the TUI's sampler exactly as a session
+For each bundled model, through the real worker at all cores (alternate mode's placement, where
+a sampler's CPU time would hurt most; ``--threads`` for fewer), runs are interleaved on, off, off,
+on, … so drift on a noisy machine hits both sides alike. "on" is the TUI's sampler exactly as a session
 runs it: ``ProcessSampler`` (CPU, /proc status, resident weights through pagemap at 1 Hz, USS
 at 0.2 Hz, NVML when present) driven by ``sample_every`` in a thread of this process.
 
 gen t/s is (tokens − 1) / (last − first token time), timestamped in the worker; llama.cpp's own
-counter is printed beside it. Prints medians and the ratio on/off (goal ≥ 0.99).
+counter is printed beside it. Prints medians and the ratio on/off (goal ≥ 0.99), and the
+sampler's own CPU time per reading (thread CPU time, kernel included): on a busy box the t/s
+ratio swings by far more than the 1 % it is after, while the CPU the sampler takes from the
+model's cores is steady: a thread delayed that long holds the others at llama.cpp's barrier, so
+the expected ratio is about 1 − that share of a core.
 
-    .venv/bin/python benchmarks/sampler_cost.py [--tokens 128] [--repeats 6] [--hz 4]
+    .venv/bin/python benchmarks/sampler_cost.py [--tokens 128] [--repeats 6] [--hz 4] [--threads N]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +37,21 @@ from backends.telemetry import ProcessSampler, sample_every  # noqa: E402
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 
 
-async def one_run(backend: LlamaCppBackend, tokens: int, sampler: ProcessSampler | None, interval: float) -> tuple:
+class TimedSampler:
+    """A ``ProcessSampler`` whose readings count their own CPU time (in the sampling thread)."""
+
+    def __init__(self, sampler: ProcessSampler) -> None:
+        self.sampler, self.cpu_s, self.n = sampler, 0.0, 0
+
+    def sample(self):
+        t = time.thread_time()
+        s = self.sampler.sample()
+        self.cpu_s += time.thread_time() - t
+        self.n += 1
+        return s
+
+
+async def one_run(backend: LlamaCppBackend, tokens: int, sampler: TimedSampler | None, interval: float) -> tuple:
     """(gen t/s, engine t/s, samples taken) of one run, the sampler running throughout when given."""
     stop = asyncio.Event()
     taken: list[object] = []
@@ -49,12 +68,12 @@ async def one_run(backend: LlamaCppBackend, tokens: int, sampler: ProcessSampler
     return r["gen_tps"], r["gen_tps_engine"], len(taken)
 
 
-async def measure(alias: str, tokens: int, repeats: int, interval: float) -> dict[str, list[float]]:
+async def measure(alias: str, tokens: int, repeats: int, interval: float, threads: int) -> dict[str, list[float]]:
     path = bundled_path(alias)
-    cpus = tuple(available_cpus())
+    cpus = tuple(available_cpus()[:threads])
     backend = LlamaCppBackend(alias, path, n_ctx=512, placement=Placement(threads=len(cpus), cpus=cpus))
     loaded = await backend.load()
-    sampler = ProcessSampler(loaded.pid, loaded.weights_path)
+    sampler = TimedSampler(ProcessSampler(loaded.pid, loaded.weights_path))
     out: dict[str, list[float]] = {"on": [], "off": [], "on_engine": [], "off_engine": [], "samples": []}
     try:
         await one_run(backend, 16, None, interval)  # warm the worker once
@@ -68,8 +87,9 @@ async def measure(alias: str, tokens: int, repeats: int, interval: float) -> dic
             if side == "on":
                 out["samples"].append(n)
     finally:
-        sampler.close()
+        sampler.sampler.close()
         await backend.close()
+    out["cpu_ms_per_sample"] = [1000 * sampler.cpu_s / max(sampler.n, 1)]
     return out
 
 
@@ -78,11 +98,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=6, help="runs per side (default 6)")
     ap.add_argument("--hz", type=float, default=4.0, help="sampling rate of the 'on' side (default 4)")
+    ap.add_argument("--threads", type=int, default=len(available_cpus()), help="worker threads and cores (default all)")
     args = ap.parse_args()
-    print(f"cores={len(available_cpus())} tokens={args.tokens} repeats={args.repeats} per side, sampler {args.hz:g} Hz")
+    print(f"threads={args.threads} of {len(available_cpus())} cores, tokens={args.tokens} repeats={args.repeats} per side, sampler {args.hz:g} Hz")
     print(f"{'model':<14} {'off t/s':>8} {'on t/s':>8} {'on/off':>7}   {'engine off':>10} {'engine on':>10} {'on/off':>7}  samples/run")
     for alias in BUNDLED:
-        r = asyncio.run(measure(alias, args.tokens, args.repeats, 1.0 / args.hz))
+        r = asyncio.run(measure(alias, args.tokens, args.repeats, 1.0 / args.hz, args.threads))
         med = {k: statistics.median(v) if v else float("nan") for k, v in r.items()}
         print(
             f"{alias:<14} {med['off']:>8.1f} {med['on']:>8.1f} {med['on'] / med['off']:>7.3f}   "
@@ -90,7 +111,12 @@ def main() -> None:
             f"{med['samples']:.0f}"
         )
         spread = {k: f"{min(r[k]):.1f}–{max(r[k]):.1f}" for k in ("off", "on") if r[k]}
+        ms = r["cpu_ms_per_sample"][0]
         print(f"{'':<14} range off {spread.get('off')}, on {spread.get('on')}")
+        print(
+            f"{'':<14} sampler CPU {ms:.2f} ms per reading = {ms * args.hz / 10:.2f} % of one core at {args.hz:g} Hz "
+            f"(what it takes from the model: ratio ≈ {1 - ms * args.hz / 1000:.4f})"
+        )
 
 
 if __name__ == "__main__":
