@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 
 from . import export
+from .lifeline import Lifeline
 from .results_keys import ResultsKeys
 from .widgets.card import CardPanel
 from .widgets.pane import ModelPane
@@ -88,6 +88,7 @@ class ABTopApp(ResultsKeys, App):
         self.hooks: list = []
         """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
         self._recorder = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def compose(self) -> ComposeResult:
         with Container(id="panes"):
@@ -100,12 +101,7 @@ class ABTopApp(ResultsKeys, App):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_mount(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: a dropped SSH link
-            try:
-                loop.add_signal_handler(sig, self.exit)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+        self.loop = asyncio.get_running_loop()
         self._layout(self.size.width)
         self.set_interval(1 / 20, self._flush)
         self.set_interval(self.interval, self._tick)
@@ -304,14 +300,22 @@ def run_app(args: argparse.Namespace) -> int:
         runs=args.runs,
         warmup=args.warmup,
     )
+
+    def kill_children() -> None:
+        for b in app.session.backends if app.session is not None else ():
+            kill = getattr(b, "kill_now", None)
+            if kill:
+                kill()
+
+    def request_exit() -> None:
+        if app.loop is not None:
+            app.loop.call_soon_threadsafe(app.exit)
+
+    Lifeline(kill_children, request_exit).install()
     try:
         app.run()
     finally:
-        if app.session is not None:  # an abnormal exit: leave no worker behind
-            for b in app.session.backends:
-                kill = getattr(b, "kill_now", None)
-                if kill:
-                    kill()
+        kill_children()  # an abnormal exit: leave no worker behind
     return app.return_code or 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 
 from rich.console import Console
@@ -170,10 +171,16 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     total = (args.runs + args.warmup) * args.max_tokens
     col = _Collect(len(specs), progress, total, recorder)
     session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
+    # Ctrl+C, SIGTERM or a dropped SSH link: stop the runs, keep (and write) those already done.
+    signals: list[int] = []
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, lambda sig=sig: (signals.append(sig), main.cancel()))
     try:
         if progress:
             progress.start()
-        if not progress:
+        else:
             say(f"abtop: loading {', '.join(specs)}…")
         col.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)  # cached; probed before loads
         await session.load()
@@ -185,6 +192,9 @@ async def _bench(args, specs: list[str], err: Console) -> int:
                 say(f"abtop: {e}")
             return 2
         await session.run(RunPlan(args.prompt, params, mode=args.mode, runs=args.runs, warmup=args.warmup))
+    except asyncio.CancelledError:
+        if not signals:
+            raise
     finally:
         if progress:
             progress.stop()
@@ -205,8 +215,11 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     for path in (args.json, args.csv, args.md):
         if path:
             say(f"abtop: wrote {path}")
-    if args.plot:
+    if args.plot and not signals:
         await _plot(col, doc)
+    if signals:
+        say(f"abtop: interrupted by {signal.Signals(signals[0]).name}; the runs finished so far are above.")
+        return 128 + signals[0]
     if col.failures:
         for _slot, _after, reason in col.failures:
             say(f"abtop: {reason}")
