@@ -95,7 +95,7 @@ class CardPanel(Static):
     """The card of one model; fed by its pane (``show_loaded``, ``show_sample``, ``show_run``)."""
 
     DEFAULT_CSS = """
-    CardPanel { height: auto; padding: 0 1; border-bottom: hkey $panel; }
+    CardPanel { height: auto; padding: 0 1; border-bottom: solid $panel; }
     """
 
     def __init__(self) -> None:
@@ -111,6 +111,7 @@ class CardPanel(Static):
         """Set by ``c``: the person's choice overrides the fit-to-height rule."""
         self._pane_height = 0
         self._mem_note = "…"
+        self._drawn: list | None = None
 
     def on_mount(self) -> None:
         self.run_worker(self._probe(), group="bandwidth", exit_on_error=False)
@@ -212,10 +213,16 @@ class CardPanel(Static):
         return " · ".join(bits) or f"RSS {fmt.human_bytes(s.rss_bytes)}"
 
     def _draw(self) -> None:
+        rows = self.rows()
+        if rows == self._drawn:  # an idle model repeats its readings: nothing to redraw
+            return
+        # Relayout (the whole screen) only when a row's length, hence maybe the wrapping, changes.
+        layout = [len(v) for _, v, _ in rows] != [len(v) for _, v, _ in self._drawn or ()]
+        self._drawn = rows
         parts: list = []
-        for i, (label, value, warn) in enumerate(self.rows()):
+        for i, (label, value, warn) in enumerate(rows):
             if i:
                 parts.append("\n")
             parts.append((f"{label:<{LABEL}}", "$text-muted"))
             parts.append((value, "$text-warning") if warn else value)
-        self.update(Content.assemble(*parts))
+        self.update(Content.assemble(*parts), layout=layout)
