@@ -36,7 +36,6 @@ class ModelPane(Vertical):
         self.collector: RunCollector | None = None
         self.runs: list[dict] = []
         """Results of the finished runs on screen (for the summary and exports)."""
-        self.events: list[tuple[int, Event]] = []
         self._pending: list[str] = []
         self._last_tokens = 0
         self._last_tick: float | None = None
@@ -113,7 +112,7 @@ class ModelPane(Vertical):
         self.set_class(True, "-failed")
         self.query_one(StreamView).set_message(ev.reason, "bold red")
         if self.loaded is None:
-            self.query_one(".header", Static).update(self.spec)
+            self.query_one(".header", Static).update(public_spec(self.spec))
         self._status("worker lost" if ev.lost else "failed")
 
     # -- drawing (called by the app's timers) ---------------------------------------------------
@@ -124,7 +123,6 @@ class ModelPane(Vertical):
             view = self.query_one(StreamView)
             view.set_message(None)
             view.append(text)
-            self._show_stats(final=False)
 
     def tick(self, t: float | None = None) -> None:
         """Tokens/s over the last interval, for the sparkline."""
@@ -136,6 +134,8 @@ class ModelPane(Vertical):
         if self._last_tick is not None and t > self._last_tick:
             tps = (c.n_tokens - self._last_tokens) / (t - self._last_tick)
             self.query_one("#m-tps", Metric).push(tps, fmt.rate(tps, ""))
+            if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
+                self._show_stats(final=False)
         self._last_tokens = c.n_tokens
         self._last_tick = t
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
+
+from rich._wrap import divide_line  # the breaker Text.wrap uses; we need its offsets
 from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
@@ -10,8 +13,10 @@ from textual.widget import Widget
 class StreamView(Widget):
     """The tail of a growing text, wrapped to the widget and bottom-aligned.
 
-    ``append`` is called in batches at frame rate, never per token; ``render`` wraps only the
-    tail that can fit on screen, so a redraw costs the same at token 10 and token 10,000.
+    ``append`` is called in batches at frame rate, never per token. Word wrapping is greedy, so
+    appending text can only change the last wrapped line: every line above it is frozen in a
+    bounded deque and never wrapped again. A frame wraps only the open line plus what arrived
+    since the last frame, the same cost at token 10 and token 100,000. A resize rewraps the tail.
     """
 
     DEFAULT_CSS = """
@@ -20,20 +25,30 @@ class StreamView(Widget):
     StreamView.-note { color: $text-muted; }
     """
 
+    KEEP_LINES = 400
+    """Wrapped lines kept above the open one (more than any terminal is tall)."""
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._parts: list[str] = []
         self._length = 0
         self._message: Text | None = None
+        self._frozen: deque[Text] = deque(maxlen=self.KEEP_LINES)
+        self._open = ""
+        self._width = 0
 
     @property
     def text(self) -> str:
-        return "".join(self._parts)
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     def clear(self) -> None:
         self._parts = []
         self._length = 0
         self._message = None
+        self._frozen.clear()
+        self._open = ""
         self.refresh()
 
     def append(self, text: str) -> None:
@@ -42,6 +57,7 @@ class StreamView(Widget):
             self._length += len(text)
             if len(self._parts) > 256:  # keep joins cheap
                 self._parts = ["".join(self._parts)]
+            self._open += text
             self.refresh()
 
     def set_message(self, message: str | None, style: str = "") -> None:
@@ -49,16 +65,33 @@ class StreamView(Widget):
         self._message = Text(message, style=style) if message else None
         self.refresh()
 
+    @staticmethod
+    def _split(paragraph: str, width: int) -> list[str]:
+        """Greedy word wrap into exact slices of ``paragraph`` (rich's own line breaker)."""
+        cuts = [0, *divide_line(paragraph, width, fold=True), len(paragraph)]
+        return [paragraph[a:b] for a, b in zip(cuts, cuts[1:], strict=False)] or [""]
+
+    def _rewrap_tail(self, width: int, height: int) -> None:
+        """After a resize (or at first draw): wrap the tail that can fit, from scratch."""
+        budget = width * height * 2
+        tail = self.text[-budget:] if self._length > budget else self.text
+        self._frozen.clear()
+        self._open = tail
+        self._width = width
+
     def render(self) -> RenderableType:
         width = max(self.content_region.width, 1)
         height = max(self.content_region.height, 1)
-        budget = width * height * 2
-        tail = self.text[-budget:] if self._length > budget else self.text
-        body = Text(tail)
+        if width != self._width:
+            self._rewrap_tail(width, height)
+        *done, last = self._open.split("\n")
+        for paragraph in done:  # ended by a newline: every line of it is final
+            self._frozen.extend(Text(line.rstrip(" ")) for line in self._split(paragraph, width))
+        pieces = self._split(last, width)
+        self._frozen.extend(Text(line.rstrip(" ")) for line in pieces[:-1])
+        self._open = pieces[-1]
+        shown = list(self._frozen)[-height:] + [Text(self._open)]
         if self._message is not None:
-            body.append("\n" if tail and not tail.endswith("\n") else "")
-            body.append_text(self._message)
-        lines = body.wrap(self.app.console, width, overflow="fold")
-        if len(lines) > height:
-            lines = lines[len(lines) - height :]
-        return Text("\n").join(lines)
+            for line in self._split(self._message.plain, width):
+                shown.append(Text(line, style=self._message.style))
+        return Text("\n").join(shown[-height:])
