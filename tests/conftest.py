@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import psutil
 import pytest
+from gguf import GGUFWriter, LlamaFileType
 
 from backends.catalog import bundled_path
 
@@ -34,3 +36,22 @@ def worker_children() -> list[psutil.Process]:
         except psutil.Error:
             pass
     return out
+
+
+def write_tiny_gguf(path, arch: str, kv: dict[str, int], tensors: dict[str, tuple[int, ...]]) -> str:
+    """A real GGUF file with the given uint32 metadata and zero F32 tensors (written by the
+    ``gguf`` package's own writer), for cards whose every number can be worked out by hand."""
+    w = GGUFWriter(str(path), arch)
+    w.add_name(f"tiny {arch}")
+    w.add_context_length(256)
+    w.add_block_count(1)
+    w.add_file_type(LlamaFileType.ALL_F32)
+    for key, value in kv.items():
+        w.add_uint32(key, value)
+    for name, shape in tensors.items():
+        w.add_tensor(name, np.zeros(shape, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return str(path)

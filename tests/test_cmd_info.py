@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from gguf import GGUFWriter, LlamaFileType
 
 from backends.gguf_card import read_card
 from tui.cli import main
+
+from .conftest import write_tiny_gguf
 
 
 def test_text_card_of_bundled_model(capsys, gemma3_path):
@@ -30,23 +30,8 @@ def test_json_is_the_bench_info_object(capsys, smollm2_path):
     assert d["params_effective"] == d["params"] and d["bytes_per_token"] > 0
 
 
-def _tiny(path, arch, kv, tensors):
-    w = GGUFWriter(str(path), arch)
-    w.add_file_type(LlamaFileType.ALL_F32)
-    w.add_block_count(1)
-    for key, value in kv.items():
-        w.add_uint32(key, value)
-    for name, shape in tensors.items():
-        w.add_tensor(name, np.zeros(shape, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
-
-
 def test_ple_card(capsys, tmp_path):
-    p = _tiny(tmp_path / "e2b.gguf", "gemma3n", {"gemma3n.embedding_length_per_layer_input": 256}, {
+    p = write_tiny_gguf(tmp_path / "e2b.gguf", "gemma3n", {"gemma3n.embedding_length_per_layer_input": 256}, {
         "token_embd.weight": (1000, 10),
         "per_layer_token_embd.weight": (1000, 3000),
         "blk.0.attn_q.weight": (10, 10),
@@ -61,7 +46,7 @@ def test_ple_card(capsys, tmp_path):
 
 
 def test_moe_card(capsys, tmp_path):
-    p = _tiny(tmp_path / "moe.gguf", "qwen3moe", {"qwen3moe.expert_count": 128, "qwen3moe.expert_used_count": 8}, {
+    p = write_tiny_gguf(tmp_path / "moe.gguf", "qwen3moe", {"qwen3moe.expert_count": 128, "qwen3moe.expert_used_count": 8}, {
         "blk.0.attn_q.weight": (100, 100),
         "blk.0.ffn_up_exps.weight": (128, 100, 100),
     })

@@ -13,6 +13,8 @@ from backends.base import BackendError
 from backends.catalog import bundled_path
 from backends.gguf_card import read_card, read_header
 
+from .conftest import write_tiny_gguf
+
 
 def test_smollm2_card():
     path = bundled_path("smollm2-135m")
@@ -103,25 +105,9 @@ def test_copy_reads_same(tmp_path):
 F32 = 4  # bytes per element
 
 
-def _write(path, arch, kv, tensors):
-    w = GGUFWriter(str(path), arch)
-    w.add_name(f"tiny {arch}")
-    w.add_context_length(256)
-    w.add_block_count(1)
-    w.add_file_type(LlamaFileType.ALL_F32)
-    for key, value in kv.items():
-        w.add_uint32(key, value)
-    for name, shape in tensors.items():
-        w.add_tensor(name, np.zeros(shape, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
 def test_dense_untied_excludes_token_embd(tmp_path):
     p = tmp_path / "dense.gguf"
-    _write(p, "llama", {}, {
+    write_tiny_gguf(p, "llama", {}, {
         "token_embd.weight": (100, 8),   # 800: looked up (there is a separate output.weight)
         "blk.0.attn_q.weight": (8, 8),   # 64
         "output.weight": (100, 8),       # 800
@@ -135,7 +121,7 @@ def test_dense_untied_excludes_token_embd(tmp_path):
 
 def test_ple_card(tmp_path):
     p = tmp_path / "ple.gguf"
-    _write(p, "gemma3n", {"gemma3n.embedding_length_per_layer_input": 4}, {
+    write_tiny_gguf(p, "gemma3n", {"gemma3n.embedding_length_per_layer_input": 4}, {
         "token_embd.weight": (100, 8),               # 800, tied (no output.weight): read per token
         "per_layer_token_embd.weight": (100, 1, 4),  # 400, looked up
         "per_layer_model_proj.weight": (8, 4),       # 32
@@ -153,14 +139,14 @@ def test_ple_card(tmp_path):
 
 def test_ple_detected_from_tensor_alone(tmp_path):
     p = tmp_path / "ple2.gguf"
-    _write(p, "gemma4", {}, {"per_layer_token_embd.weight": (10, 3), "blk.0.attn_q.weight": (2, 2)})
+    write_tiny_gguf(p, "gemma4", {}, {"per_layer_token_embd.weight": (10, 3), "blk.0.attn_q.weight": (2, 2)})
     c = read_card(p)
     assert c.ple == {"params": 30, "bytes": 120} and c.params_effective == 4
 
 
 def test_moe_card(tmp_path):
     p = tmp_path / "moe.gguf"
-    _write(p, "qwen3moe", {"qwen3moe.expert_count": 8, "qwen3moe.expert_used_count": 2}, {
+    write_tiny_gguf(p, "qwen3moe", {"qwen3moe.expert_count": 8, "qwen3moe.expert_used_count": 2}, {
         "token_embd.weight": (50, 8),              # 400, looked up (untied)
         "output.weight": (50, 8),                  # 400
         "blk.0.attn_q.weight": (8, 8),             # 64
@@ -198,7 +184,7 @@ def test_quantized_tensor_bytes(tmp_path):
 def test_tensor_type_newer_than_the_gguf_package(tmp_path):
     """A quant type this gguf package does not know: its size is the gap to the next tensor."""
     p = tmp_path / "new.gguf"
-    _write(p, "llama", {}, {"blk.0.attn_q.weight": (8, 8), "blk.0.attn_k.weight": (8, 8)})
+    write_tiny_gguf(p, "llama", {}, {"blk.0.attn_q.weight": (8, 8), "blk.0.attn_k.weight": (8, 8)})
     data = bytearray(p.read_bytes())
     name = b"blk.0.attn_q.weight"
     at = data.index(name) + len(name)
