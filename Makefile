@@ -33,8 +33,12 @@ test: setup
 	$(BIN)/python -m ruff check backends tui tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The speed goals, each printed as ratios measured in one run (never asserted by the tests).
 bench: setup
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/race.py
+	$(BIN)/python benchmarks/sampler_cost.py
+	$(BIN)/python benchmarks/ui_stress.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

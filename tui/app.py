@@ -103,7 +103,7 @@ class ABTopApp(ResultsKeys, App):
     def on_mount(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._layout(self.size.width)
-        self.set_interval(1 / 20, self._flush)
+        self.set_interval(1 / 15, self._flush)
         self.set_interval(self.interval, self._tick)
         self.query_one("#prompt", Input).focus()
         self._load()
