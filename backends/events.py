@@ -147,6 +147,8 @@ class Sample:
 
 @dataclass(slots=True)
 class Note:
+    """A line for a pane that is not a figure ("waiting: … runs alone"); an empty text clears it."""
+
     text: str
     t: float = field(default_factory=now)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import Backend, BackendError, GenParams, Placement
-from .events import Event, Failed, Loaded, Note, Sample, Started
+from .events import Event, Failed, Loaded, Note, Sample, Started, Token
 from .remote import remote_sampler
 from .telemetry import ProcessSampler, sample_every
 
@@ -84,6 +84,7 @@ class Session:
         self._sampler_objs: list = []
         self._cancelled = False
         self._running = False
+        self._benched: set[int] = set()
 
     # -- loading ---------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -92,6 +93,8 @@ class Session:
         for b, p in zip(self.backends, plans, strict=True):
             b.placement = p if b.local_process else getattr(b, "placement", None)  # type: ignore[attr-defined]
         await asyncio.gather(*(self._load_one(i) for i in range(len(self.backends))))
+        if any(self.alive) and not all(self.alive):  # the survivors take the cores of those that failed
+            await self.set_mode(self.mode)
 
     async def _load_one(self, i: int) -> None:
         b = self.backends[i]
@@ -122,7 +125,7 @@ class Session:
     # -- running -----------------------------------------------------------------------------------
     async def set_mode(self, mode: str) -> None:
         self.mode = mode
-        plans = placements(mode, [b.local_process for b in self.backends], self.threads)
+        plans = placements(mode, [b.local_process and ok for b, ok in zip(self.backends, self.alive, strict=True)], self.threads)
         for i, (b, p) in enumerate(zip(self.backends, plans, strict=True)):
             if self.alive[i] and b.local_process:
                 await b.place(p)
@@ -135,26 +138,35 @@ class Session:
             if plan.mode != self.mode:
                 await self.set_mode(plan.mode)
             total = plan.warmup + plan.runs
+            # A model that fails before its first token (prompt longer than its context, unknown
+            # model on a server) would fail the same way on every run: it sits out the rest.
+            self._benched: set[int] = set()
             for k in range(total):
                 warm = k < plan.warmup
                 run = k - plan.warmup
-                if self._cancelled:
+                if self._cancelled or not self._runnable():
                     break
                 if plan.mode == "race":
-                    await asyncio.gather(*(self._stream(i, plan, run, warm) for i in self._live()))
+                    await asyncio.gather(*(self._stream(i, plan, run, warm) for i in self._runnable()))
                 else:
-                    for i in self._live():
+                    for i in self._runnable():
                         if self._cancelled:
                             break
-                        for j in self._live():
+                        for j in self._runnable():
                             if j != i:
                                 self.emit(j, Note(f"waiting: {self._name(i)} runs alone (alternate mode)"))
                         await self._stream(i, plan, run, warm)
         finally:
             self._running = False
+            if plan.mode == "alternate":  # nobody is waiting any more
+                for i in self._live():
+                    self.emit(i, Note(""))
 
     def _live(self) -> list[int]:
         return [i for i, ok in enumerate(self.alive) if ok]
+
+    def _runnable(self) -> list[int]:
+        return [i for i in self._live() if i not in self._benched]
 
     def _name(self, i: int) -> str:
         lo = self.loaded[i]
@@ -162,15 +174,21 @@ class Session:
 
     async def _stream(self, i: int, plan: RunPlan, run: int, warmup: bool) -> None:
         b = self.backends[i]
+        streamed = False
         try:
             async for ev in b.stream(plan.prompt, plan.params):
                 if isinstance(ev, Started):  # the session numbers the runs, not the engine
                     ev.run, ev.warmup = run, warmup
                 self.emit(i, ev)
-                if isinstance(ev, Failed) and ev.lost:
-                    self.alive[i] = False
+                streamed = streamed or isinstance(ev, Token)
+                if isinstance(ev, Failed):
+                    if ev.lost:
+                        self.alive[i] = False
+                    elif not streamed:
+                        self._benched.add(i)
         except Exception as exc:  # an adapter bug: contain it to this pane
             self.emit(i, Failed(f"{self._name(i)}: stream failed ({type(exc).__name__}: {exc})."))
+            self._benched.add(i)
 
     @property
     def running(self) -> bool:

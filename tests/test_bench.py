@@ -72,6 +72,11 @@ def test_markdown_on_stdout_and_csv_rows(bench_json):
         assert m["info"]["name"] in proc.stdout
     rows = csv.read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 2  # header + models x runs
+    # stderr is no terminal here (a CI log): progress is a line per run, with that run's figure
+    for m in doc["models"]:
+        name, r = m["info"]["name"], m["runs"][1]
+        assert f"{name} warm-up:" in proc.stderr
+        assert f"{name} run 2: {r['gen_tokens']} tokens, gen {r['gen_tps']:.1f} tok/s" in proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -95,3 +100,38 @@ def test_help_has_examples():
     assert p.returncode == 0 and "examples:" in p.stdout and "--json" in p.stdout
     p = subprocess.run([*ABTOP, "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "abtop bench" in p.stdout
+    keys = p.stdout.split("keys:")[1]
+    for key in ("Enter", "Esc", "/ edit", "q quit", "m race", "c model card", "g plots", "e export", "s SVG"):
+        assert key in keys
+    assert "abtop-results" in keys
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (["--interval", "0"], "--interval"),
+        (["--interval", "-1"], "--interval"),
+        (["-n", "0"], "--max-tokens"),
+        (["--temperature", "-0.5"], "--temperature"),
+        (["--threads", "0"], "--threads"),
+        (["--threads", "100000"], "more than"),
+        (["--ctx", "0"], "--ctx"),
+        (["--runs", "0"], "--runs"),
+        (["a.gguf", "b.gguf", "c.gguf"], "two models at a time"),
+    ],
+)
+@pytest.mark.parametrize("command", [["bench"], []], ids=["bench", "tui"])
+def test_unusable_options_are_one_sentence_before_anything_loads(command, options, words):
+    p = subprocess.run([*ABTOP, *command, *options], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and words in p.stderr and "Traceback" not in p.stderr
+
+
+def test_prompt_longer_than_the_context_is_one_sentence_per_model_and_no_table():
+    long_prompt = "the sky is blue because " * 80  # ~400 tokens in either tokenizer
+    p = bench("smollm2-135m", "gemma3-270m", "--ctx", "256", "-p", long_prompt, "-n", "4", "--runs", "3", timeout=240)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = [line for line in p.stderr.splitlines() if "context" in line]
+    assert len(lines) == 2, p.stderr  # once per model, not once per run
+    assert any("smollm2-135m" in line for line in lines) and any("gemma3-270m" in line for line in lines)
+    assert all("256" in line for line in lines) and "Traceback" not in p.stderr

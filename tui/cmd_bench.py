@@ -24,6 +24,7 @@ examples:
   abtop bench                                            the bundled pair, alternate mode
   abtop bench A.gguf B.gguf -p "Write a haiku" -n 128 --runs 3 --json out.json
   abtop bench smollm2-135m gemma3-270m --mode race --csv runs.csv --md table.md
+  abtop bench my-model.gguf -n 256 --runs 5         one model alone: a sanity check on new hardware
 
 exit codes: 0 done; 1 a model failed after it started streaming; 2 bad input (a model that
 cannot be loaded or fails before its first token), with one sentence on stderr.
@@ -106,6 +107,8 @@ class _Collect:
             )
             self.runs[slot].append(result)
             self.current[slot] = None
+            if self.progress is None and isinstance(ev, Finished):  # a log, not a terminal: a line per run
+                self._log_run(slot, result)
             if not cur.warmup:
                 self.last[slot] = cur
             if isinstance(ev, Failed):
@@ -114,6 +117,13 @@ class _Collect:
             self.loaded[slot] = ev
             if self.progress is not None:
                 self.progress.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
+
+    def _log_run(self, slot: int, r: dict) -> None:
+        name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"
+        what = "warm-up" if r["warmup"] else f"run {r['run'] + 1}"
+        gen = "n/a" if r["gen_tps"] is None else f"{r['gen_tps']:.1f} tok/s"
+        ttft = "n/a" if r["ttft_s"] is None else f"{r['ttft_s']:.3f} s"
+        say(f"abtop: {name} {what}: {r['gen_tokens']} tokens, gen {gen}, TTFT {ttft}")
 
     def _describe(self, slot: int, ev: Started) -> None:
         if self.progress is None:
@@ -201,6 +211,13 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         await session.close()
         if recorder is not None:
             recorder.close()
+    first_failure: dict[int, tuple[bool, str]] = {}
+    for slot, after, reason in col.failures:  # one sentence per model, however many runs failed
+        first_failure.setdefault(slot, (after, reason))
+    if first_failure and not signals and not any(r["gen_tokens"] for runs in col.runs for r in runs):
+        for _after, reason in first_failure.values():  # nothing ran: no table of n/a
+            say(f"abtop: {reason}")
+        return 2
     doc = _document(args, col, session, params, specs)
     if args.json:
         export.write_json(doc, args.json)
@@ -220,21 +237,22 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     if signals:
         say(f"abtop: interrupted by {signal.Signals(signals[0]).name}; the runs finished so far are above.")
         return 128 + signals[0]
-    if col.failures:
-        for _slot, _after, reason in col.failures:
+    if first_failure:
+        for _after, reason in first_failure.values():
             say(f"abtop: {reason}")
-        return 1 if any(after for _, after, _ in col.failures) else 2
+        return 1 if any(after for after, _ in first_failure.values()) else 2
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import DEFAULT_PROMPT
+    from .cli import DEFAULT_PROMPT, check_run_options
 
     specs = list(args.models) or list(DEFAULT_PAIR)
     if args.prompt is None:
         args.prompt = DEFAULT_PROMPT
     err = Console(stderr=True)
-    if args.runs < 1 or args.max_tokens < 1 or args.warmup < 0:
-        say("abtop: --runs and --max-tokens must be at least 1, --warmup at least 0.")
+    problem = check_run_options(args)
+    if problem:
+        say(problem)
         return 2
     return asyncio.run(_bench(args, specs, err))
