@@ -37,7 +37,10 @@ RUN_FIELDS = (
     "peak_anon_bytes", "weights_resident_bytes", "cpu_percent_mean", "gpu_util_mean",
     "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "text", "error",
 )  # fmt: skip
-SUMMARY_FIELDS = ("ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms")
+SUMMARY_FIELDS = (
+    "ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms",
+    "peak_rss_bytes", "peak_anon_bytes", "weights_resident_bytes",
+)  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -205,8 +208,9 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Median, min and max of the rates and TTFT over the counted (non-warm-up) runs."""
-    counted = [r for r in runs if not r.get("warmup") and not r.get("error")]
+    """Median, min and max of the rates, TTFT and memory over the counted runs (not warm-ups,
+    failed or cancelled runs)."""
+    counted = [r for r in runs if not r.get("warmup") and not r.get("error") and r.get("stop") != "cancelled"]
     out: dict[str, dict | None] = {}
     for name in SUMMARY_FIELDS:
         vals = [r[name] for r in counted if r.get(name) is not None]

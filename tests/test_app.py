@@ -11,7 +11,7 @@ from backends.events import Finished, Token
 from tui.app import ABTopApp
 from tui.widgets.stream_view import StreamView
 
-from .conftest import worker_children
+from .conftest import worker_children, write_tiny_gguf
 
 TIMEOUT = 180
 
@@ -65,6 +65,10 @@ async def test_killed_worker_is_isolated_to_its_pane():
         lost, other = app.panes
         assert killed and lost.failed
         assert "worker lost" in str(lost.query_one(".stats").render())
+        reason = lost.query_one(StreamView).render().plain
+        assert "smollm2-135m: worker lost (killed by SIGKILL)" in reason  # the alias; kill -9 is no OOM
+        for metric in ("#m-cpu", "#m-mem"):  # a dead process's last readings are not left up
+            assert "gone" in str(lost.query_one(f"{metric} Label").render())
         assert not other.failed and other.runs and other.runs[0]["gen_tokens"] > 0
         # the app goes on: a rerun streams again in the surviving pane
         app.run_finished.clear()
@@ -89,6 +93,22 @@ async def test_bad_model_fails_in_its_pane_while_other_works(tmp_path):
     assert not worker_children()
 
 
+async def test_a_model_the_engine_rejects_leaves_its_cores_to_the_other(tmp_path):
+    """A GGUF with a valid header but no usable weights fails inside llama.cpp, after the cores
+    were split for two: the survivor then gets them all, as if it had been alone from the start."""
+    broken = write_tiny_gguf(tmp_path / "broken.gguf", "llama", {}, {"token_embd.weight": (4, 8)})
+    app = make_app(specs=(broken, "smollm2-135m"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await pilot.pause()
+        bad, good = app.panes
+        assert bad.failed and "broken.gguf" in bad.query_one(StreamView).render().plain
+        everything = sorted(os.sched_getaffinity(0))
+        assert good.loaded.cpus == everything and good.loaded.threads == len(everything)
+        assert f"{len(everything)} thr" in str(good.query_one(".header").render())
+    assert not worker_children()
+
+
 async def test_escape_cancels_both_and_quit_leaves_nothing():
     app = make_app(max_tokens=400, autostart=True)
     cancelled = asyncio.Event()
@@ -104,8 +124,10 @@ async def test_escape_cancels_both_and_quit_leaves_nothing():
         await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
         await pilot.pause()
         for pane in app.panes:
-            assert pane.runs[-1]["stop"] == "cancelled"
-            assert pane.runs[-1]["gen_tokens"] < 400
+            # a cancelled run is shown but never counted: no median or export quotes half a run
+            assert pane.collector.finished.stop == "cancelled" and pane.collector.n_tokens < 400
+            assert pane.runs == []
+            assert "cancelled" in str(pane.query_one(".stats").render())
         await pilot.press("q")
     assert not worker_children()
 

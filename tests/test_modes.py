@@ -18,6 +18,7 @@ import pytest
 from backends.base import GenParams
 from backends.events import Note
 from tui.app import ABTopApp
+from tui.widgets.stream_view import StreamView
 
 from .conftest import worker_children
 
@@ -63,7 +64,7 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
         if CORES >= 2:  # race: each model on its own share
             assert not set(app.panes[0].loaded.cpus) & set(app.panes[1].loaded.cpus)
         assert [p.border_subtitle for p in app.panes] == ["race", "race"]
-        await pilot.press("escape")  # leave the prompt (letters typed there are text)
+        assert app.focused is None  # the prompt starts unfocused: letters are commands at once
         assert _footer_keys(app)["m"] == "Mode: race"
         await pilot.press("m")
         await app.workers.wait_for_complete()
@@ -85,6 +86,15 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
             stats = str(pane.query_one(".stats").render())
             assert stats.startswith("alternate") and "2 runs, median (min–max)" in stats
             assert "chars/s" in stats and "tok/100 chars" in stats
+            assert pane.query_one(StreamView)._message is None  # nobody is waiting once it is over
+        # Enter again with the same prompt and mode: the runs add up, each with its own number
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        for pane in app.panes:
+            assert [r["run"] for r in pane.runs] == [0, 1, 2, 3]
+            assert "4 runs, median (min–max)" in str(pane.query_one(".stats").render())
         await pilot.press("q")
     assert not worker_children()
 

@@ -31,6 +31,7 @@ NARROW = 120  # below this many columns the panes stack
 class ABTopApp(ResultsKeys, App):
     CSS_PATH = "app.tcss"
     TITLE = "abtop"
+    AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         Binding("escape", "cancel", "Cancel"),
@@ -96,7 +97,7 @@ class ABTopApp(ResultsKeys, App):
                 pane = ModelPane(spec, i, id=f"pane-{i}")
                 self.panes.append(pane)
                 yield pane
-        yield Input(value=self.prompt, placeholder="prompt — Enter runs both models", id="prompt")
+        yield Input(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -105,7 +106,8 @@ class ABTopApp(ResultsKeys, App):
         self._layout(self.size.width)
         self.set_interval(1 / 15, self._flush)
         self.set_interval(self.interval, self._tick)
-        self.query_one("#prompt", Input).focus()
+        # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as
+        # in top; "/" (or a click) edits it. Focused at start, the first letter typed would replace it.
         self._load()
 
     def on_resize(self, event) -> None:
@@ -279,10 +281,11 @@ class ABTopApp(ResultsKeys, App):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from .cli import DEFAULT_PROMPT
+    from .cli import DEFAULT_PROMPT, check_run_options
 
-    if args.runs < 1 or args.warmup < 0:
-        print("abtop: --runs must be at least 1 and --warmup at least 0.", file=sys.stderr)
+    problem = check_run_options(args)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     specs = list(args.models) or list(DEFAULT_PAIR)
     if len(specs) == 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -27,6 +28,11 @@ examples:
   abtop bench smollm2-135m gemma3-270m --runs 3 --json out.json
   abtop info gemma3-270m
   abtop models --dir ~/models
+
+keys:
+  Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit
+  m race <-> alternate     c model card                     g plots            e export   s SVG
+  e and s write to ./abtop-results/ (the file names are shown when written).
 
 commands: {commands} (abtop COMMAND --help)
 """
@@ -51,6 +57,37 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="threads per local model (default: its share of the cores)")
     p.add_argument("--interval", type=float, default=0.25, help="telemetry sampling interval, seconds (default 0.25 = 4 Hz)")
+
+
+def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str | None:
+    """The sentence that says what is wrong with the run options, or None when they are usable.
+
+    Checked before anything loads, so a typo costs nothing: the TUI and ``bench`` share it.
+    """
+    from backends.session import available_cpus
+
+    n_cpus = len(available_cpus())
+    if len(args.models) > max_models:
+        return f"abtop compares two models at a time; {len(args.models)} were given ({', '.join(args.models)})."
+    checks = [
+        (args.max_tokens >= 1, f"--max-tokens must be at least 1 (got {args.max_tokens})."),
+        (args.temperature >= 0, f"--temperature must be 0 or more (got {args.temperature}); 0 is greedy."),
+        (args.ctx >= 256, f"--ctx must be at least 256 tokens, llama.cpp's smallest context (got {args.ctx})."),
+        (args.threads is None or args.threads >= 1, f"--threads must be at least 1 (got {args.threads})."),
+        (
+            args.threads is None or args.threads <= n_cpus,
+            f"--threads {args.threads} is more than the {n_cpus} cores abtop may use here; "
+            "more threads than cores only slows llama.cpp down.",
+        ),
+        (
+            0.05 <= args.interval <= 60,
+            f"--interval must be between 0.05 and 60 seconds (got {args.interval}); "
+            "faster sampling costs the models speed.",
+        ),
+        (args.runs >= 1, f"--runs must be at least 1 (got {args.runs})."),
+        (args.warmup >= 0, f"--warmup must be 0 or more (got {args.warmup})."),
+    ]
+    return next((f"abtop: {why}" for ok, why in checks if not ok), None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("abtop: interrupted.", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # `abtop info X | head`: the reader left, which is no error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 141
     args = build_parser().parse_args(argv)
     from .app import run_app
 

@@ -96,8 +96,9 @@ class ModelPane(Vertical):
         self.collector.add(ev)
         result = self.collector.result(**self.query_one(CardPanel).context())
         self.query_one(CardPanel).show_run(result)
-        if not result["warmup"]:
+        if not result["warmup"] and ev.stop != "cancelled":  # a cancelled run is not a figure to quote
             result["mode"] = self.mode
+            result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
             self.runs.append(result)
         self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
@@ -113,6 +114,9 @@ class ModelPane(Vertical):
         self.query_one(StreamView).set_message(ev.reason, "bold red")
         if self.loaded is None:
             self.query_one(".header", Static).update(public_spec(self.spec))
+        if ev.lost:  # the process is gone: its last readings are no longer true
+            for name in ("#m-cpu", "#m-mem", "#m-gpu"):
+                self.query_one(name, Metric).push(None, "gone")
         self._status("worker lost" if ev.lost else "failed")
 
     # -- drawing (called by the app's timers) ---------------------------------------------------
