@@ -23,6 +23,18 @@ from .gguf_card import read_card
 _STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
 
 
+def oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed since boot (``/proc/vmstat``), or None."""
+    try:
+        with open("/proc/vmstat", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class LlamaCppBackend(Backend):
     kind = "llama.cpp"
     local_process = True
@@ -38,9 +50,12 @@ class LlamaCppBackend(Backend):
         self._events: asyncio.Queue[dict | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._busy = False
+        self._oom_kills: int | None = None
+        """The kernel's OOM-kill count when the worker started, to tell an OOM kill from ``kill -9``."""
 
     # -- process plumbing -------------------------------------------------------------------
     async def _spawn(self) -> None:
+        self._oom_kills = oom_kills()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -85,16 +100,17 @@ class LlamaCppBackend(Backend):
             code = await asyncio.wait_for(self.proc.wait(), 2.0)
         except asyncio.TimeoutError:
             code = None
-        name = os.path.basename(self.path)
+        name = self.spec if self.spec in BUNDLED else os.path.basename(self.path)
         if code is not None and code < 0:
             try:
                 sig = signal.Signals(-code).name
             except ValueError:
                 sig = f"signal {-code}"
-            why = f"killed by {sig}" + (" (out of memory?)" if sig == "SIGKILL" else "")
+            oom = sig == "SIGKILL" and self._oom_kills is not None and (oom_kills() or 0) > self._oom_kills
+            why = f"killed by {sig}" + (" by the kernel's out-of-memory killer" if oom else "")
         else:
             why = f"exit code {code}"
-        return f"{name}: worker lost ({why})."
+        return f"{name}: worker lost ({why}); the other pane goes on."
 
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:

@@ -15,7 +15,7 @@ from .conftest import write_tiny_gguf
 def test_text_card_of_bundled_model(capsys, gemma3_path):
     assert main(["info", "gemma3-270m"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Gemma 3 270m\n")
+    assert out.startswith("gemma3-270m (Gemma 3 270m)\n")  # the alias, as in the panes
     for expected in ("gemma3", "268.1M (268,098,176) total", "Q4_K_M", f"({gemma3_path.stat().st_size:,} bytes)",
                      "layers       18", "32,768 tokens", "none: completion mode", "PLE          none",
                      "none (dense)", "read per generated token"):

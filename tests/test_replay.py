@@ -57,7 +57,9 @@ async def test_record_then_replay_reproduces_text_and_timings(tmp_path):
             assert got["mode"] == "race"
             # the gaps between tokens, not only their summary, are the recorded ones
             assert _gaps(pane.collector.token_times) == pytest.approx(_gaps(ts), abs=1e-6)
-            assert pane.border_subtitle == "race"
+            assert pane.border_subtitle == "replay ×8 · race"  # never mistaken for a live run
+        # the recorded prompt and mode stay: "/" and "m" are not offered
+        assert app.check_action("edit_prompt", ()) is False and app.check_action("mode", ("alternate",)) is False
 
 
 async def test_replay_paces_events_by_their_recorded_times(tmp_path):

@@ -13,7 +13,7 @@ import json
 import sys
 
 from backends.base import BackendError
-from backends.catalog import parse_spec
+from backends.catalog import BUNDLED, parse_spec
 from backends.events import ModelInfo
 from backends.gguf_card import read_card
 
@@ -89,11 +89,15 @@ def run(args) -> int:
     except BackendError as exc:
         print(f"abtop: {exc}", file=sys.stderr)
         return 2
+    heading = card.name
+    if args.spec in BUNDLED:  # named as in the panes and the bench JSON, the GGUF's own name beside
+        heading = f"{args.spec} ({card.name})"
+        card.name = args.spec
     if args.json:
         print(json.dumps(card.to_dict(), indent=2))
         return 0
     width = max(len(label) for label, _ in card_lines(card))
-    print(card.name)
+    print(heading)
     for label, value in card_lines(card):
         print(f"  {label:<{width}}  {value}")
     return 0

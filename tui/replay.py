@@ -162,12 +162,18 @@ class ReplayApp(ABTopApp):
         """Enter or r: play the recording again from the start."""
         self._load()
 
+    def _show_mode(self, mode: str) -> None:
+        super()._show_mode(mode)
+        for pane in self.panes:  # no one should take a replay for a live run
+            pane.border_subtitle = f"replay ×{self.speed:g} · {mode}"
+
     def action_mode(self, mode: str) -> None:
         self.notify("A replay shows the recorded mode; it cannot be changed.", severity="warning")
 
     def check_action(self, action: str, parameters) -> bool | None:
-        ok = super().check_action(action, parameters)
-        return None if action == "mode" and ok else ok  # shown dimmed: the recorded mode stays
+        if action in ("mode", "edit_prompt"):  # the recorded prompt and mode stay: not offered
+            return False
+        return super().check_action(action, parameters)
 
     async def action_cancel(self) -> None:
         for w in self.workers:

@@ -16,7 +16,7 @@ class Metric(Horizontal):
 
     DEFAULT_CSS = """
     Metric { height: 1; }
-    Metric > Label { width: auto; min-width: 19; max-width: 75%; color: $text-muted; }
+    Metric > Label { width: auto; min-width: 19; max-width: 75%; padding-right: 1; color: $text-muted; }
     Metric > Sparkline { width: 1fr; min-width: 4; }
     """
 
@@ -40,7 +40,9 @@ class Metric(Horizontal):
         if value is not None:
             self.history.append(value)
             # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.
-            self.query_one(Sparkline).data = list(self.history)
+            # One reading alone would draw as full bars (Sparkline scales min to max): show it flat.
+            data = list(self.history) if len(self.history) > 1 else [value, value]
+            self.query_one(Sparkline).data = data
 
     def reset(self) -> None:
         self.history.clear()
