@@ -70,6 +70,11 @@ def test_markdown_on_stdout_and_csv_rows(bench_json):
     assert "| model |" in proc.stdout
     for m in doc["models"]:
         assert m["info"]["name"] in proc.stdout
+        # the prompt each model actually got: wrapped in its chat template, or bare (base model)
+        wrap = "bare" if m["completion_mode"] else "chat"
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {m['info']['name']} |"))
+        assert f"| {m['runs'][0]['prompt_tokens']} {wrap} |" in row
+    assert {m["completion_mode"] for m in doc["models"]} == {True, False}  # gemma3 base, SmolLM2 chat
     rows = csv.read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 2  # header + models x runs
     # stderr is no terminal here (a CI log): progress is a line per run, with that run's figure

@@ -211,6 +211,7 @@ class ABTopApp(ResultsKeys, App):
         """Show or hide the model cards (a short pane hides its card until asked)."""
         for pane in self.panes:
             pane.query_one(CardPanel).toggle()
+            pane.refresh_stats()  # the roofline warning lives in the card while it shows
 
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
@@ -270,7 +271,7 @@ class ABTopApp(ResultsKeys, App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if isinstance(self.screen, ResultsScreen) and action in ("run", "rerun", "edit_prompt", "mode", "cancel"):
+        if isinstance(self.screen, ResultsScreen) and action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card"):
             return False  # the plots screen: only quit, export, screenshot and back
         typing = isinstance(self.focused, Input)
         if action == "mode":  # show the binding that names the current mode; dim it while typing

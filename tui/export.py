@@ -119,9 +119,9 @@ def markdown(doc: dict) -> str:
     host = doc.get("host", {})
     p = doc["params"]
     head = (
-        "| model | quant | backend | mode | TTFT | prompt t/s | gen t/s | engine gen t/s | chars/s | "
+        "| model | quant | backend | mode | prompt tok | TTFT | prompt t/s | gen t/s | engine gen t/s | chars/s | "
         "tok/100 chars | peak RSS | weights resident | anon |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     one = lambda x: f"{x:.1f}"  # noqa: E731
     rows = []
@@ -135,8 +135,14 @@ def markdown(doc: dict) -> str:
             return fmt.human_bytes(max(vals)) if vals else "n/a"
 
         tpc = _median_of(runs, "tokens_per_100_chars")
+        # A chat template wraps the prompt in turns, a base model gets it bare: say which, since
+        # the same prompt is then a different amount of work for each.
+        n_prompt = _median_of(runs, "prompt_tokens")
+        wrap = {True: " bare", False: " chat"}.get(m.get("completion_mode"), "")
+        prompt_tok = "n/a" if n_prompt is None else f"{n_prompt:.0f}{wrap}"
         rows.append(
             f"| {_name(m)} | {(m.get('info') or {}).get('quant') or 'n/a'} | {m['backend']} | {'/'.join(modes)} | "
+            f"{prompt_tok} | "
             f"{fmt.spread(s.get('ttft_s'), fmt.seconds)} | {fmt.spread(s.get('prompt_tps'), one)} | "
             f"{fmt.spread(s.get('gen_tps'), one)} | {fmt.spread(s.get('gen_tps_engine'), one)} | "
             f"{fmt.spread(s.get('chars_per_s'), lambda x: f'{x:.0f}')} | {'n/a' if tpc is None else one(tpc)} | "

@@ -74,6 +74,7 @@ class ModelPane(Vertical):
             view.remove_class("-error")
             self.set_class(True, "-streaming")
             self.set_class(False, "-failed")
+            self.failed = False
             self._last_tokens = 0
         elif isinstance(ev, Finished):
             self._finish(ev)
@@ -136,8 +137,13 @@ class ModelPane(Vertical):
             self._last_tick = t
             return
         if self._last_tick is not None and t > self._last_tick:
-            tps = (c.n_tokens - self._last_tokens) / (t - self._last_tick)
-            self.query_one("#m-tps", Metric).push(tps, fmt.rate(tps, ""))
+            end = t if c.t_end is None else min(t, c.t_end)  # the interval the run ended in is shorter
+            tps = (c.n_tokens - self._last_tokens) / max(end - self._last_tick, 1e-3)
+            if c.t_end is not None and end - self._last_tick < (t - self._last_tick) / 2:
+                tps = None  # a sliver of an interval (a token batch or two) is no rate: no bar
+            # once the run is over, the label keeps the run's figure, not the last sliver's
+            shown = fmt.rate(tps if c.t_end is None else c.gen_tps, "")
+            self.query_one("#m-tps", Metric).push(tps, shown)
             if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
                 self._show_stats(final=False)
         self._last_tokens = c.n_tokens
@@ -190,9 +196,15 @@ class ModelPane(Vertical):
         text = " · ".join(bits) + suffix
         if final and len(self.runs) > 1:
             text += "\n" + self._spread_line()
-        if run and roofline_warning(run.get("roofline_pct")):
+        if run and roofline_warning(run.get("roofline_pct")) and not self.query_one(CardPanel).display:
             text += "\n" + roofline_warning(run["roofline_pct"])  # type: ignore[operator]
         self._status(text, live=not final)
+
+    def refresh_stats(self) -> None:
+        """Redraw the final stats line (after the card is shown or hidden)."""
+        c = self.collector
+        if c is not None and c.finished is not None and not self.failed:
+            self._show_stats(final=True, suffix=" · cancelled" if c.finished.stop == "cancelled" else "")
 
     def _spread_line(self) -> str:
         """Median (min–max) of every rate and TTFT over the counted runs on screen."""
@@ -213,4 +225,8 @@ class ModelPane(Vertical):
             self.query_one(".header", Static).update(fmt.model_header(self.loaded.info, self.loaded))
 
     def on_resize(self) -> None:
-        self.query_one(CardPanel).fit(self.size.height)
+        card = self.query_one(CardPanel)
+        shown = card.display
+        card.fit(self.size.height)
+        if card.display != shown:
+            self.refresh_stats()

@@ -116,7 +116,7 @@ class ResultsScreen(Screen):
             for wid, *_ in BARS:
                 yield PlotextPlot(id=wid)
         yield Static(self._legend(), id="legend")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # as on the main screen
 
     def on_mount(self) -> None:
         self._draw_rates(self.query_one("#rate", PlotextPlot))
