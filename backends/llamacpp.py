@@ -110,7 +110,7 @@ class LlamaCppBackend(Backend):
             why = f"killed by {sig}" + (" by the kernel's out-of-memory killer" if oom else "")
         else:
             why = f"exit code {code}"
-        return f"{name}: worker lost ({why}); the other pane goes on."
+        return f"{name}: worker lost ({why})."
 
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:

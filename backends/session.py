@@ -85,6 +85,8 @@ class Session:
         self._cancelled = False
         self._running = False
         self._benched: set[int] = set()
+        """Models sitting out the current plan (they failed before they ever streamed in it)."""
+        self._streamed: set[int] = set()
 
     # -- loading ---------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -92,9 +94,13 @@ class Session:
         plans = placements(self.mode, [b.local_process for b in self.backends], self.threads)
         for b, p in zip(self.backends, plans, strict=True):
             b.placement = p if b.local_process else getattr(b, "placement", None)  # type: ignore[attr-defined]
+        mode = self.mode
         await asyncio.gather(*(self._load_one(i) for i in range(len(self.backends))))
-        if any(self.alive) and not all(self.alive):  # the survivors take the cores of those that failed
+        # The survivors of a failed load take its cores; a mode chosen while loading applies now.
+        if self.mode != mode or any(self.alive) and not all(self.alive):
             await self.set_mode(self.mode)
+            for i in self._live():  # the placement each model really has (panes, recordings, exports)
+                self.emit(i, self.loaded[i])
 
     async def _load_one(self, i: int) -> None:
         b = self.backends[i]
@@ -138,9 +144,12 @@ class Session:
             if plan.mode != self.mode:
                 await self.set_mode(plan.mode)
             total = plan.warmup + plan.runs
-            # A model that fails before its first token (prompt longer than its context, unknown
-            # model on a server) would fail the same way on every run: it sits out the rest.
-            self._benched: set[int] = set()
+            # A model that fails before it ever streamed in this plan (prompt longer than its
+            # context, unknown model on a server) would fail the same way on every run: it sits
+            # out the rest. One that has streamed keeps its turns (a 503 may not come back).
+            self._benched = set()
+            self._streamed = set()
+            waiting: set[int] = set()
             for k in range(total):
                 warm = k < plan.warmup
                 run = k - plan.warmup
@@ -152,15 +161,16 @@ class Session:
                     for i in self._runnable():
                         if self._cancelled:
                             break
+                        waiting.discard(i)
                         for j in self._runnable():
                             if j != i:
                                 self.emit(j, Note(f"waiting: {self._name(i)} runs alone (alternate mode)"))
+                                waiting.add(j)
                         await self._stream(i, plan, run, warm)
         finally:
             self._running = False
-            if plan.mode == "alternate":  # nobody is waiting any more
-                for i in self._live():
-                    self.emit(i, Note(""))
+            for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
+                self.emit(i, Note(""))
 
     def _live(self) -> list[int]:
         return [i for i, ok in enumerate(self.alive) if ok]
@@ -174,17 +184,17 @@ class Session:
 
     async def _stream(self, i: int, plan: RunPlan, run: int, warmup: bool) -> None:
         b = self.backends[i]
-        streamed = False
         try:
             async for ev in b.stream(plan.prompt, plan.params):
                 if isinstance(ev, Started):  # the session numbers the runs, not the engine
                     ev.run, ev.warmup = run, warmup
                 self.emit(i, ev)
-                streamed = streamed or isinstance(ev, Token)
-                if isinstance(ev, Failed):
+                if isinstance(ev, Token):
+                    self._streamed.add(i)
+                elif isinstance(ev, Failed):
                     if ev.lost:
                         self.alive[i] = False
-                    elif not streamed:
+                    elif i not in self._streamed:
                         self._benched.add(i)
         except Exception as exc:  # an adapter bug: contain it to this pane
             self.emit(i, Failed(f"{self._name(i)}: stream failed ({type(exc).__name__}: {exc})."))

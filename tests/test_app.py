@@ -7,7 +7,7 @@ import os
 import signal
 
 from backends.base import GenParams
-from backends.events import Finished, Token
+from backends.events import Finished, Started, Token
 from tui.app import ABTopApp
 from tui.widgets.stream_view import StreamView
 
@@ -140,3 +140,25 @@ async def test_missing_file_sentence_in_pane():
         text = app.panes[0].query_one(StreamView).render().plain
         assert "no such file" in text
         assert app.panes[1].loaded is not None
+
+
+async def test_a_prompt_too_long_for_one_model_costs_it_one_try_and_its_sentence_stays():
+    """The chat template makes SmolLM2's prompt ~30 tokens longer than Gemma's bare one: at the
+    smallest context this prompt fits Gemma only. In alternate mode with three runs, SmolLM2 is
+    tried once, says why, and keeps saying it; Gemma runs all three."""
+    prompt = "the sky is blue because " * 48
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], prompt, GenParams(max_tokens=4), n_ctx=256,
+                   mode="alternate", runs=3, autostart=True)  # fmt: skip
+    started = {0: 0, 1: 0}
+    app.hooks.append(lambda slot, ev: started.__setitem__(slot, started[slot] + 1) if isinstance(ev, Started) else None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        small, gemma = app.panes
+        assert started == {0: 1, 1: 3}
+        assert small.failed and small.runs == []
+        message = " ".join(small.query_one(StreamView).render().plain.split())  # unwrapped
+        assert "270 tokens but the context holds 256" in message  # still there after Gemma's runs
+        assert [r["run"] for r in gemma.runs] == [0, 1, 2] and all(r["gen_tokens"] > 0 for r in gemma.runs)
+        await pilot.press("q")
+    assert not worker_children()

@@ -111,31 +111,42 @@ def test_help_has_examples():
     assert "abtop-results" in keys
 
 
+UNUSABLE = [
+    (["--interval", "0"], "--interval"),
+    (["--interval", "-1"], "--interval"),
+    (["-n", "0"], "--max-tokens"),
+    (["--temperature", "-0.5"], "--temperature"),
+    (["--threads", "0"], "--threads"),
+    (["--threads", "100000"], "more than"),
+    (["--ctx", "0"], "--ctx"),
+    (["--runs", "0"], "--runs"),
+    (["a.gguf", "b.gguf", "c.gguf"], "at most two models"),
+    (["--record", "."], "is a folder"),
+]
+
+
 @pytest.mark.parametrize(
-    "options, words",
-    [
-        (["--interval", "0"], "--interval"),
-        (["--interval", "-1"], "--interval"),
-        (["-n", "0"], "--max-tokens"),
-        (["--temperature", "-0.5"], "--temperature"),
-        (["--threads", "0"], "--threads"),
-        (["--threads", "100000"], "more than"),
-        (["--ctx", "0"], "--ctx"),
-        (["--runs", "0"], "--runs"),
-        (["a.gguf", "b.gguf", "c.gguf"], "two models at a time"),
-    ],
+    "command, options, words",
+    [(["bench"], *case) for case in UNUSABLE]
+    + [([], *case) for case in UNUSABLE]
+    + [(["bench"], ["--json", "/no/such/folder/out.json"], "does not exist")],  # bench's own outputs
 )
-@pytest.mark.parametrize("command", [["bench"], []], ids=["bench", "tui"])
 def test_unusable_options_are_one_sentence_before_anything_loads(command, options, words):
     p = subprocess.run([*ABTOP, *command, *options], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and words in p.stderr and "Traceback" not in p.stderr
 
 
-def test_prompt_longer_than_the_context_is_one_sentence_per_model_and_no_table():
+def test_prompt_longer_than_the_context_is_one_sentence_per_model_and_no_table(tmp_path):
     long_prompt = "the sky is blue because " * 80  # ~400 tokens in either tokenizer
-    p = bench("smollm2-135m", "gemma3-270m", "--ctx", "256", "-p", long_prompt, "-n", "4", "--runs", "3", timeout=240)
+    out = tmp_path / "out.json"
+    p = bench("smollm2-135m", "gemma3-270m", "--ctx", "256", "-p", long_prompt, "-n", "4", "--runs", "3",
+              "--json", str(out), timeout=240)  # fmt: skip
     assert p.returncode == 2 and p.stdout == ""
+    # each model was tried once (the warm-up), not 4 times; the JSON still says why, for CI
+    doc = json.loads(out.read_text())
+    for m in doc["models"]:
+        assert m["runs"] == [] and len(m["warmup_runs"]) == 1 and "context" in m["warmup_runs"][0]["error"]
     lines = [line for line in p.stderr.splitlines() if "context" in line]
     assert len(lines) == 2, p.stderr  # once per model, not once per run
     assert any("smollm2-135m" in line for line in lines) and any("gemma3-270m" in line for line in lines)

@@ -12,7 +12,7 @@ import pytest
 
 from backends.base import BackendError, GenParams
 from backends.catalog import ModelSpec, parse_spec
-from backends.events import Failed, Finished, Started, Token
+from backends.events import Failed, Finished, Sample, Started, Token
 from backends.ollama import OllamaBackend
 from backends.openai import OpenAIBackend
 from tests.replay_server import Handler, ReplayServer, free_port, json_route, lines_route
@@ -228,3 +228,45 @@ async def test_ollama_never_gets_an_openai_key(monkeypatch):
     assert "Authorization" not in sent
     assert_sentence(msg, srv.url)
     assert "401" in msg and "set ABTOP_API_KEY" in msg
+
+
+# -- a series of runs: what a failure costs the rest -----------------------------------------------
+
+
+async def test_a_one_off_failure_after_streaming_keeps_the_model_in_the_series():
+    """A server that streamed once and then answers 503 once (a restart, a queue limit) keeps its
+    turns; one that never streamed (404 unknown model) sits the series out after its first try.
+    Both are real sockets on loopback; the Session is the one the TUI and bench use."""
+    from backends.events import Note
+    from backends.session import RunPlan, Session
+
+    good = sse("Hello") + sse(" there", "stop") + ["data: [DONE]", ""]
+    calls = {"n": 0}
+
+    def flaky(h: Handler) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return h.reply(503, {"error": "loading model"})
+        lines_route(good)(h)
+
+    flaky_routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): flaky}
+    gone_routes = {
+        ("GET", "/v1/models"): json_route(200, MODELS),
+        ("POST", "/v1/chat/completions"): json_route(404, {"error": "model 'tiny' not found"}),
+    }
+    with ReplayServer(flaky_routes) as a, ReplayServer(gone_routes) as b:
+        seen: list[tuple[int, object]] = []
+        session = Session([backend_for(a.url), backend_for(b.url)], lambda i, ev: seen.append((i, ev)), mode="alternate")
+        await session.load()
+        await session.run(RunPlan("hi", GenParams(max_tokens=8), mode="alternate", runs=3, warmup=1))
+        await session.close()
+        chats = lambda srv: sum(1 for r in srv.requests if r[1] == "/v1/chat/completions")  # noqa: E731
+        assert chats(a) == 4  # warm-up, the 503, then both remaining runs
+        assert chats(b) == 1  # failed before it ever streamed: not asked again
+    failed = [(i, ev) for i, ev in seen if isinstance(ev, Failed)]
+    assert [i for i, _ in failed] == [1, 0] and "503" in failed[1][1].reason
+    assert sum(1 for i, ev in seen if i == 0 and isinstance(ev, Finished)) == 3
+    # the failed model's sentence is not wiped by the end of the series: it got no empty Note
+    last_b = [ev for i, ev in seen if i == 1 and not isinstance(ev, Sample)][-1]
+    assert isinstance(last_b, Failed)
+    assert not any(i == 1 and isinstance(ev, Note) and not ev.text for i, ev in seen)

@@ -102,3 +102,20 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
 def _footer_keys(app) -> dict[str, str]:
     """Key → description of the bindings the footer shows now."""
     return {b.binding.key: b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+
+
+async def test_m_pressed_while_loading_places_the_models_once_loaded():
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.session is None:  # the session exists, its workers are still loading
+            await asyncio.sleep(0.005)
+        await pilot.press("m")
+        assert not app.models_loaded.is_set()
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        everything = set(os.sched_getaffinity(0))
+        assert app.session.mode == "alternate"
+        assert [set(p.loaded.cpus) for p in app.panes] == [everything, everything]
+        await pilot.press("q")
+    assert not worker_children()

@@ -237,6 +237,7 @@ class ABTopApp(ResultsKeys, App):
 
     @work(group="mode", exit_on_error=False)
     async def _apply_mode(self, mode: str) -> None:
+        await self.models_loaded.wait()  # a placement made mid-load would be undone by the load
         async with self._engine:
             if self.session is not None and self.session.mode != mode:
                 await self.session.set_mode(mode)

@@ -68,7 +68,17 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str |
 
     n_cpus = len(available_cpus())
     if len(args.models) > max_models:
-        return f"abtop compares two models at a time; {len(args.models)} were given ({', '.join(args.models)})."
+        return f"abtop: at most two models can be compared at once; {len(args.models)} were given ({', '.join(args.models)})."
+    for option in ("record", "json", "csv", "md"):  # a typo in a path must not cost a whole bench
+        path = getattr(args, option, None)
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                return f"abtop: --{option} {path}: the folder {folder} does not exist."
+            if not os.access(folder, os.W_OK):
+                return f"abtop: --{option} {path}: the folder {folder} is not writable."
+            if os.path.isdir(path):
+                return f"abtop: --{option} {path} is a folder; give a file name."
     checks = [
         (args.max_tokens >= 1, f"--max-tokens must be at least 1 (got {args.max_tokens})."),
         (args.temperature >= 0, f"--temperature must be 0 or more (got {args.temperature}); 0 is greedy."),
@@ -81,8 +91,8 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str |
         ),
         (
             0.05 <= args.interval <= 60,
-            f"--interval must be between 0.05 and 60 seconds (got {args.interval}); "
-            "faster sampling costs the models speed.",
+            f"--interval must be between 0.05 and 60 seconds (got {args.interval})"
+            + ("; faster sampling costs the models speed." if args.interval < 0.05 else "."),
         ),
         (args.runs >= 1, f"--runs must be at least 1 (got {args.runs})."),
         (args.warmup >= 0, f"--warmup must be 0 or more (got {args.warmup})."),

@@ -212,14 +212,12 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         if recorder is not None:
             recorder.close()
     first_failure: dict[int, tuple[bool, str]] = {}
-    for slot, after, reason in col.failures:  # one sentence per model, however many runs failed
-        first_failure.setdefault(slot, (after, reason))
-    if first_failure and not signals and not any(r["gen_tokens"] for runs in col.runs for r in runs):
-        for _after, reason in first_failure.values():  # nothing ran: no table of n/a
-            say(f"abtop: {reason}")
-        return 2
+    for slot, _after, reason in col.failures:  # one sentence per model, however many runs failed
+        streamed = any(r["gen_tokens"] for r in col.runs[slot])  # it worked at least once: not bad input
+        first_failure.setdefault(slot, (streamed, reason))
+    nothing_ran = bool(first_failure) and not any(r["gen_tokens"] for runs in col.runs for r in runs)
     doc = _document(args, col, session, params, specs)
-    if args.json:
+    if args.json:  # written even when every run failed: the errors are in it, for the CI step after
         export.write_json(doc, args.json)
     if args.csv:
         with open(args.csv, "w", encoding="utf-8", newline="") as f:
@@ -228,11 +226,12 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     if args.md:
         with open(args.md, "w", encoding="utf-8") as f:
             f.write(table)
-    sys.stdout.write(table)
+    if not nothing_ran or signals:  # nothing ran: no table of n/a, only the sentences below
+        sys.stdout.write(table)
     for path in (args.json, args.csv, args.md):
         if path:
             say(f"abtop: wrote {path}")
-    if args.plot and not signals:
+    if args.plot and not signals and not nothing_ran:
         await _plot(col, doc)
     if signals:
         say(f"abtop: interrupted by {signal.Signals(signals[0]).name}; the runs finished so far are above.")
