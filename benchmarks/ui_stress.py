@@ -69,14 +69,14 @@ async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float
                 arrived[pane.slot].clear()
                 orig()
 
-            def render(view=view, orig=view.render, slot=pane.slot):
+            def draw(view=view, orig=view.visible_lines, slot=pane.slot):  # a frame of the pane's text
                 t = now()
                 screen_lag.extend(t - x for x in flushed[slot])
                 flushed[slot].clear()
                 return orig()
 
             pane.flush = flush
-            view.render = render
+            view.visible_lines = draw
         if no_card:
             app.action_toggle_card()
         await pilot.pause()

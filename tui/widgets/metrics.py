@@ -9,6 +9,7 @@ from textual.containers import Grid, Horizontal
 from textual.widgets import Label, Sparkline
 
 HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
+LABEL_MIN_WIDTH = 19
 
 
 class Metric(Horizontal):
@@ -16,9 +17,9 @@ class Metric(Horizontal):
 
     DEFAULT_CSS = """
     Metric { height: 1; }
-    Metric > Label { width: auto; min-width: 19; max-width: 75%; padding-right: 1; color: $text-muted; }
+    Metric > Label { width: auto; min-width: %d; max-width: 75%%; padding-right: 1; color: $text-muted; }
     Metric > Sparkline { width: 1fr; min-width: 4; }
-    """
+    """ % LABEL_MIN_WIDTH
 
     def __init__(self, name: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -35,8 +36,9 @@ class Metric(Horizontal):
         # The label is as wide as its text: relayout (which redraws the whole screen) only when the
         # text's length changes, not on every reading.
         text = f"{self.metric_name} {shown}"
-        self.query_one(Label).update(text, layout=len(text) != self._label_len)
-        self._label_len = len(text)
+        width = max(LABEL_MIN_WIDTH, len(text) + 1)  # the label's size: min-width, or text + padding
+        self.query_one(Label).update(text, layout=width != self._label_len)
+        self._label_len = width
         if value is not None:
             self.history.append(value)
             # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.

@@ -6,8 +6,15 @@ from collections import deque
 
 from rich._wrap import divide_line  # the breaker Text.wrap uses; we need its offsets
 from rich.console import RenderableType
+from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
+from textual.strip import Strip
 from textual.widget import Widget
+
+SHOWN = {c: None for c in range(32) if c != 10} | {9: "    ", 127: None}
+"""What the screen gets of the text: tabs as spaces, other control characters (an escape
+sequence in a model's output) dropped. ``text`` keeps every character."""
 
 
 class StreamView(Widget):
@@ -36,6 +43,10 @@ class StreamView(Widget):
         self._frozen: deque[Text] = deque(maxlen=self.KEEP_LINES)
         self._open = ""
         self._width = 0
+        self._lines: list[Strip] | None = None
+        """What ``render_line`` draws, built once per refresh."""
+        self._lines_key: tuple | None = None
+        self._strips: LRUCache[tuple, Strip] = LRUCache(2 * self.KEEP_LINES)
 
     @property
     def text(self) -> str:
@@ -57,7 +68,7 @@ class StreamView(Widget):
             self._length += len(text)
             if len(self._parts) > 256:  # keep joins cheap
                 self._parts = ["".join(self._parts)]
-            self._open += text
+            self._open += text.translate(SHOWN)
             self.refresh()
 
     def set_message(self, message: str | None, style: str = "") -> None:
@@ -76,10 +87,11 @@ class StreamView(Widget):
         budget = width * height * 2
         tail = self.text[-budget:] if self._length > budget else self.text
         self._frozen.clear()
-        self._open = tail
+        self._open = tail.translate(SHOWN)
         self._width = width
 
-    def render(self) -> RenderableType:
+    def visible_lines(self) -> list[Text]:
+        """The wrapped lines on screen now, top to bottom (freezing what the new text completed)."""
         width = max(self.content_region.width, 1)
         height = max(self.content_region.height, 1)
         if width != self._width:
@@ -94,4 +106,32 @@ class StreamView(Widget):
         if self._message is not None:
             for line in self._split(self._message.plain, width):
                 shown.append(Text(line, style=self._message.style))
-        return Text("\n").join(shown[-height:])
+        return shown[-height:]
+
+    def render(self) -> RenderableType:
+        """The visible lines as one Text (what ``render_line`` draws; tests read it)."""
+        return Text("\n").join(self.visible_lines())
+
+    # -- the Line API: Textual asks for each line; a frozen line is turned into segments once ------
+    def refresh(self, *regions, **kwargs):  # type: ignore[override]
+        self._lines = None  # anything that redraws the widget may change what is shown
+        return super().refresh(*regions, **kwargs)
+
+    def render_line(self, y: int) -> Strip:
+        width, style = self.size.width, self.rich_style
+        if self._lines is None or self._lines_key != (self.size, style):
+            self._lines = [self._strip(line, width, style) for line in self.visible_lines()]
+            self._lines_key = (self.size, style)
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width, style)
+
+    def _strip(self, line: Text, width: int, style: Style) -> Strip:
+        """A line as segments, padded to the width; the same text and style give the same strip, so
+        the lines scrolling up the screen are converted once, not once per frame."""
+        key = (line.plain, str(line.style), width, style)
+        strip = self._strips.get(key)
+        if strip is None:
+            styled = line.copy()
+            styled.stylize_before(style)  # the widget's colours under the line's own (an error's red)
+            strip = Strip(styled.render(self.app.console, end="")).crop_extend(0, width, style)
+            self._strips[key] = strip
+        return strip
