@@ -41,3 +41,17 @@ async def test_incremental_wrap_equals_full_wrap():
         assert view.text == full
         # the work per frame stays bounded: only the open line is kept as text
         assert len(view._open) <= view.content_region.width
+
+
+async def test_control_characters_never_reach_the_terminal():
+    app = _One()
+    async with app.run_test(size=(40, 6)) as pilot:
+        view = app.query_one(StreamView)
+        raw = "a\tb \x1b[2Jc\rd\x07e\nf"
+        view.append(raw)
+        await pilot.pause()
+        assert view.text == raw  # exports keep what the model wrote
+        shown = view.render().plain
+        assert shown == "a    b [2Jcde\nf"  # a tab as spaces; ESC, CR and BEL dropped
+        drawn = "".join(seg.text for y in range(2) for seg in view.render_line(y))
+        assert "\x1b" not in drawn and "\r" not in drawn and "\x07" not in drawn and "a    b" in drawn
