@@ -94,6 +94,20 @@ class Model:
         meta = self.llm.metadata
         self.template = meta.get("tokenizer.chat_template")
         self._piece = ctypes.create_string_buffer(256)
+        self._warm_up()
+        self.load_s = time.monotonic() - t0
+
+    def _warm_up(self) -> None:
+        """One short decode at load, as llama.cpp's own tools do (``common_init_from_params``): the
+        weights are paged in and the buffers touched here, so the first counted run is not a cold
+        one that pays for them (its TTFT was several times the next runs')."""
+        lc = self.lc
+        toks = [t for t in (lc.llama_vocab_bos(self.vocab), lc.llama_vocab_eos(self.vocab)) if t >= 0] or [0]
+        arr = (lc.llama_token * len(toks))(*toks)
+        lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(toks)))
+        lc.llama_synchronize(self.ctx)  # llama.cpp counts a decode when it syncs: before the reset
+        self._clear_cache()
+        lc.llama_perf_context_reset(self.ctx)
 
     def format_prompt(self, prompt: str) -> tuple[list[int], bool]:
         """Tokens for ``prompt``: through the GGUF's chat template when it has one."""
@@ -182,6 +196,8 @@ class Model:
                     stop = "cancelled"
                     break
                 if n_gen >= max_tokens:
+                    if max_tokens < int(cmd["max_tokens"]):  # the context, not --max-tokens, ended it
+                        stop = "context full"
                     break
                 one[0] = tok
                 if lc.llama_decode(ctx, lc.llama_batch_get_one(one, 1)) != 0:
