@@ -105,7 +105,7 @@ class Token:
 class Finished:
     t: float
     stop: str
-    """"eos", "length" or "cancelled"."""
+    """"eos", "length", "context full" or "cancelled"."""
     gen_tokens: int | None = None
     """Tokens generated, as the engine counts them (None: count the Token events)."""
     engine: EngineTimings | None = None

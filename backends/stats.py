@@ -35,7 +35,7 @@ RUN_FIELDS = (
     "ttft_s", "prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps", "gen_tps_engine",
     "itl_p50_ms", "itl_p99_ms", "wall_s", "chars", "chars_per_s", "peak_rss_bytes",
     "peak_anon_bytes", "weights_resident_bytes", "cpu_percent_mean", "gpu_util_mean",
-    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "text", "error",
+    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "stop", "text", "error",
 )  # fmt: skip
 SUMMARY_FIELDS = (
     "ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms",

@@ -35,6 +35,7 @@ async def test_both_bundled_models_stream_to_completion():
             assert pane.query_one(StreamView).text == r["text"]
             stats = str(pane.query_one(".stats").render())
             assert "TTFT" in stats and "tok/s" in stats
+            assert {"eos": "stop: end of text", "length": "stop: max tokens"}[r["stop"]] in stats
         header1 = str(app.panes[1].query_one(".header").render())
         assert "completion mode" in header1 and "gemma3" in header1
         # race mode on this box: the cores are split between the two workers

@@ -151,3 +151,13 @@ def test_prompt_longer_than_the_context_is_one_sentence_per_model_and_no_table(t
     assert len(lines) == 2, p.stderr  # once per model, not once per run
     assert any("smollm2-135m" in line for line in lines) and any("gemma3-270m" in line for line in lines)
     assert all("256" in line for line in lines) and "Traceback" not in p.stderr
+
+
+def test_a_full_context_is_named_as_the_stop_and_said_once_per_model():
+    prompt = "the sky is blue because " * 44  # ~220-250 tokens: fits 256, leaves few to generate
+    p = bench("smollm2-135m", "gemma3-270m", "--ctx", "256", "-p", prompt, "-n", "128", "--warmup", "0", "--runs", "2")
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if line.startswith(("| smollm2", "| gemma3"))]
+    assert len(rows) == 2 and all("(context full)" in row for row in rows)
+    warnings = [line for line in p.stderr.splitlines() if "filled after" in line]
+    assert len(warnings) == 2 and all("raise --ctx" in line for line in warnings)

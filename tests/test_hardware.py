@@ -91,3 +91,15 @@ def test_energy_per_token():
     assert jpt == 0.5 and "RAPL" in note
     assert energy_per_token(cpu, 0.0, 1.0, 10, cpu_note="n/a: no RAPL (x)") == (None, "n/a: no RAPL (x)")
     assert energy_per_token(cpu, 0.0, 1.0, 0)[0] is None
+
+
+def test_roofline_warning_judges_only_runs_that_could_reach_the_bandwidth():
+    from tui.widgets.card import roofline_warning
+
+    alone = {"roofline_pct": 12.0, "mode": "alternate", "stop": "length", "gen_tokens": 128}
+    assert "far below" in roofline_warning(alone)
+    assert roofline_warning({**alone, "roofline_pct": 85.0}) is None
+    assert roofline_warning({**alone, "mode": "race"}) is None  # sharing the box's bandwidth
+    assert roofline_warning({**alone, "stop": "cancelled"}) is None
+    assert roofline_warning({**alone, "gen_tokens": 8}) is None  # start-up dominates
+    assert roofline_warning(None) is None

@@ -119,3 +119,21 @@ async def test_m_pressed_while_loading_places_the_models_once_loaded():
         assert [set(p.loaded.cpus) for p in app.panes] == [everything, everything]
         await pilot.press("q")
     assert not worker_children()
+
+
+async def test_export_after_switching_mode_keeps_the_mode_and_cores_the_runs_had(tmp_path):
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
+                   autostart=True, results_dir=tmp_path)  # fmt: skip
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        raced = [(p.loaded.threads, list(p.loaded.cpus)) for p in app.panes]
+        await pilot.press("m")  # alternate from now on: all cores each
+        await app.workers.wait_for_complete()
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.press("q")
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert doc["params"]["mode"] == "race"
+    assert [(m["threads"], m["cpus"]) for m in doc["models"]] == raced
+    assert all(r["mode"] == "race" for m in doc["models"] for r in m["runs"])

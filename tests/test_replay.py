@@ -158,3 +158,19 @@ def test_header_round_trips_through_the_recorder(tmp_path):
     write(tmp_path / "r.jsonl", header, events)
     first = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
     assert first["params"]["mode"] == "race" and first["specs"] == header["specs"]
+
+
+async def test_escape_stops_a_replay_and_its_clock():
+    header, events = synthetic(tokens_per_s=40, seconds=3.0)
+    app = ReplayApp(header, events, speed=1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while not any(p.collector and p.collector.n_tokens >= 3 for p in app.panes):
+            await asyncio.sleep(0.02)
+        await pilot.press("escape")
+        await pilot.pause()
+        for pane in app.panes:
+            assert pane.collector.finished.stop == "cancelled" and pane.runs == []
+            assert pane.collector.elapsed(now() + 60) == pane.collector.elapsed(now())  # the clock stopped
+            assert "cancelled" in str(pane.query_one(".stats").render())
+        footer = {b.binding.key: b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert footer["enter"] == "Replay"

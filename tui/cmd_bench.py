@@ -236,6 +236,14 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     if signals:
         say(f"abtop: interrupted by {signal.Signals(signals[0]).name}; the runs finished so far are above.")
         return 128 + signals[0]
+    for i, runs in enumerate(col.runs):  # a full context ends runs early: say so, once per model
+        short = [r for r in runs if r.get("stop") == "context full"]
+        if short:
+            name = col.loaded[i].info.name if col.loaded[i] else specs[i]
+            say(
+                f"abtop: {name}: the context (--ctx {args.ctx}) filled after {short[0]['gen_tokens']} generated "
+                f"tokens, before --max-tokens {args.max_tokens}; raise --ctx to compare full runs."
+            )
     if first_failure:
         for _after, reason in first_failure.values():
             say(f"abtop: {reason}")

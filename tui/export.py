@@ -42,12 +42,15 @@ def run_params(prompt: str, params: GenParams, *, runs: int, warmup: int, mode: 
 def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str | None = None) -> dict:
     """One model's part of the document; ``runs`` may hold warm-ups (they are kept apart)."""
     counted = [r for r in runs if not r.get("warmup")]
+    # The placement the runs had (each run records it); the model's current one only for a
+    # document without runs: the mode, hence the cores, may have changed since.
+    placed = next((r for r in reversed(counted) if "threads" in r), None)
     return {
         "spec": public_spec(spec),
         "backend": backend or (loaded.backend if loaded else None),
         "info": loaded.info.to_dict() if loaded else None,
-        "threads": loaded.threads if loaded else None,
-        "cpus": loaded.cpus if loaded else None,
+        "threads": placed["threads"] if placed else loaded.threads if loaded else None,
+        "cpus": placed["cpus"] if placed else loaded.cpus if loaded else None,
         "completion_mode": loaded.completion_mode if loaded else None,
         "load_s": loaded.load_s if loaded else None,
         "buffers": getattr(loaded, "buffers", None),
@@ -119,9 +122,9 @@ def markdown(doc: dict) -> str:
     host = doc.get("host", {})
     p = doc["params"]
     head = (
-        "| model | quant | backend | mode | prompt tok | TTFT | prompt t/s | gen t/s | engine gen t/s | chars/s | "
-        "tok/100 chars | peak RSS | weights resident | anon |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| model | quant | backend | mode | prompt tok | gen tok (stop) | TTFT | prompt t/s | gen t/s | "
+        "engine gen t/s | ITL p50/p99 ms | chars/s | tok/100 chars | peak RSS | weights resident | anon |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     one = lambda x: f"{x:.1f}"  # noqa: E731
     rows = []
@@ -140,11 +143,18 @@ def markdown(doc: dict) -> str:
         n_prompt = _median_of(runs, "prompt_tokens")
         wrap = {True: " bare", False: " chat"}.get(m.get("completion_mode"), "")
         prompt_tok = "n/a" if n_prompt is None else f"{n_prompt:.0f}{wrap}"
+        # how many tokens each generated and why it stopped: 76 at the end of its text vs 128 at
+        # --max-tokens is a different amount of work, and a full context is a setting to raise
+        n_gen = _median_of(runs, "gen_tokens")
+        stops = ", ".join(sorted({fmt.STOP_WORDS.get(r["stop"], r["stop"]) for r in runs if r.get("stop")}))
+        gen_tok = "n/a" if n_gen is None else f"{n_gen:.0f}" + (f" ({stops})" if stops else "")
+        p50, p99 = _median_of(runs, "itl_p50_ms"), _median_of(runs, "itl_p99_ms")
+        itl = "n/a" if p50 is None or p99 is None else f"{p50:.1f}/{p99:.1f}"
         rows.append(
             f"| {_name(m)} | {(m.get('info') or {}).get('quant') or 'n/a'} | {m['backend']} | {'/'.join(modes)} | "
-            f"{prompt_tok} | "
+            f"{prompt_tok} | {gen_tok} | "
             f"{fmt.spread(s.get('ttft_s'), fmt.seconds)} | {fmt.spread(s.get('prompt_tps'), one)} | "
-            f"{fmt.spread(s.get('gen_tps'), one)} | {fmt.spread(s.get('gen_tps_engine'), one)} | "
+            f"{fmt.spread(s.get('gen_tps'), one)} | {fmt.spread(s.get('gen_tps_engine'), one)} | {itl} | "
             f"{fmt.spread(s.get('chars_per_s'), lambda x: f'{x:.0f}')} | {'n/a' if tpc is None else one(tpc)} | "
             f"{peak('peak_rss_bytes')} | {peak('weights_resident_bytes')} | {peak('peak_anon_bytes')} |"
         )

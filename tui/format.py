@@ -78,3 +78,11 @@ def spread(s: dict | None, f=lambda x: f"{x:.1f}") -> str:
     if s["n"] > 1:
         text += f" ({f(s['min'])}–{f(s['max'])})"
     return text
+
+
+STOP_WORDS = {"eos": "end of text", "length": "max tokens", "context full": "context full"}
+"""Why a run ended, in the words the stats line and the Markdown table use."""
+
+
+def stop(reason: str | None) -> str:
+    return f"stop: {STOP_WORDS.get(reason, reason)}" if reason else ""

@@ -17,6 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from textual import work
+from textual.binding import Binding
 
 from backends.base import GenParams
 from backends.events import (
@@ -38,6 +39,8 @@ from .record import SCHEMA, Recorder, read_recording
 
 IDLE_MAX = 1.0
 """Seconds of recorded idle time (no stream in flight) kept between runs."""
+FIRST_WAIT = 0.25
+"""Seconds kept between the models being loaded and the first run (the person typing Enter)."""
 
 
 class ReplayError(Exception):
@@ -71,17 +74,20 @@ def timeline(events: list[tuple[int, Event]], idle_max: float = IDLE_MAX) -> lis
     cut = 0.0
     last_active = 0.0
     streaming: set[int] = set()
+    out_started = False
     out: list[tuple[float, int, Event]] = []
     for slot, ev in events:
         off = ev.t - t0 - cut
-        idle = not streaming and off - last_active > idle_max
+        limit = idle_max if out_started else FIRST_WAIT  # after loading, the first run starts soon
+        idle = not streaming and off - last_active > limit
         if idle and isinstance(ev, Started):
-            cut += off - last_active - idle_max
-            off = last_active + idle_max
+            cut += off - last_active - limit
+            off = last_active + limit
         elif idle and isinstance(ev, (Sample, Note)):
             continue  # telemetry and notes of an idle stretch
         if isinstance(ev, Started):
             streaming.add(slot)
+            out_started = True
         elif isinstance(ev, (Finished, Failed)):
             streaming.discard(slot)
         if not isinstance(ev, (Sample, Note)):
@@ -94,6 +100,7 @@ class ReplayApp(ABTopApp):
     """``abtop replay``: the recorded run, as it happened, ``speed`` times faster."""
 
     TITLE = "abtop replay"
+    BINDINGS = [Binding("enter", "run", "Replay", show=True)]  # Enter plays it again from the start
 
     def __init__(self, header: dict, events: list[tuple[int, Event]], *, speed: float = 1.0, source: str = "", **kw) -> None:
         p = header.get("params") or {}
@@ -176,9 +183,14 @@ class ReplayApp(ABTopApp):
         return super().check_action(action, parameters)
 
     async def action_cancel(self) -> None:
+        """Esc: stop playing; a stream cut short ends as cancelled (its clock stops)."""
         for w in self.workers:
             if w.group == "run":
                 w.cancel()
+        for pane in self.panes:
+            c = pane.collector
+            if c is not None and c.t_start is not None and c.t_end is None:
+                pane.handle(Finished(self.clock(), "cancelled"))
 
 
 def synthetic(

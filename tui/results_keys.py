@@ -33,7 +33,11 @@ class ResultsKeys:
             self.notify("Nothing to export yet: run the models first.", severity="warning")
             return
         models = self.results_models()
-        self._export(models, self.export_params(max(len(m["runs"]) for m in models)))
+        params = self.export_params(max(len(m["runs"]) for m in models))
+        modes = {r["mode"] for p in self.panes for r in p.runs if r.get("mode")}
+        if len(modes) == 1:  # the mode the runs had, not the one chosen since (m after the run)
+            params["mode"] = modes.pop()
+        self._export(models, params)
 
     @work(group="export", exit_on_error=False)
     async def _export(self, models: list[dict], params: dict) -> None:

@@ -39,6 +39,10 @@ def short_bytes(n: int | None) -> str:
     return fmt.human_bytes(n).replace(" ", "").removesuffix("B") if n is not None else "n/a"
 
 
+MIN_JUDGED_TOKENS = 32
+"""Below this many generated tokens a run is too short to judge the box by (start-up dominates)."""
+
+
 def roofline_text(pct: float | None, bandwidth_gbs: float | None) -> str | None:
     """``52 % of 15.1 GB/s``: generation's memory traffic against the measured read bandwidth."""
     if pct is None or not bandwidth_gbs:
@@ -46,9 +50,14 @@ def roofline_text(pct: float | None, bandwidth_gbs: float | None) -> str | None:
     return f"{pct:.0f} % of {bandwidth_gbs:.1f} GB/s"
 
 
-def roofline_warning(pct: float | None) -> str | None:
-    """A sentence when the box runs far below what llama.cpp reaches; None otherwise."""
-    if pct is None or pct >= FAR_BELOW_PCT:
+def roofline_warning(run: dict | None) -> str | None:
+    """A sentence when a run used far less of the box's bandwidth than llama.cpp reaches; None
+    otherwise. Only a run that could have reached it is judged: not one sharing the box in race
+    mode (the bandwidth is measured for the whole box), nor a cancelled or very short one."""
+    pct = (run or {}).get("roofline_pct")
+    if pct is None or pct >= FAR_BELOW_PCT or run.get("mode") == "race" or run.get("stop") == "cancelled":  # type: ignore[union-attr]
+        return None
+    if (run.get("gen_tokens") or 0) < MIN_JUDGED_TOKENS:  # type: ignore[union-attr]
         return None
     return "far below this box's bandwidth: check threads, load, power saving, swap"
 
@@ -178,9 +187,11 @@ class CardPanel(Static):
         if self.run is not None:
             pct = self.run.get("roofline_pct")
             roof = roofline_text(pct, self.bandwidth_gbs) or "n/a (bytes per token or bandwidth unknown)"
-            warning = roofline_warning(pct)
+            warning = roofline_warning(self.run)
             if warning:
                 roof += ", far below what llama.cpp reaches (84–91 % on some CPUs): check threads, load, power saving, swap"
+            elif pct is not None and self.run.get("mode") == "race":
+                roof += " (race: the models share it)"
             rows.append(("roofline", roof, bool(warning)))
             j = self.run.get("energy_j_per_token")
             note = self.run.get("energy_note") or ""

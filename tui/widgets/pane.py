@@ -96,9 +96,11 @@ class ModelPane(Vertical):
             return
         self.collector.add(ev)
         result = self.collector.result(**self.query_one(CardPanel).context())
+        result["mode"] = self.mode
+        if self.loaded is not None:  # where it ran: the mode and placement may change after it
+            result["threads"], result["cpus"] = self.loaded.threads, list(self.loaded.cpus or []) or None
         self.query_one(CardPanel).show_run(result)
         if not result["warmup"] and ev.stop != "cancelled":  # a cancelled run is not a figure to quote
-            result["mode"] = self.mode
             result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
             self.runs.append(result)
         self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
@@ -141,8 +143,9 @@ class ModelPane(Vertical):
             tps = (c.n_tokens - self._last_tokens) / max(end - self._last_tick, 1e-3)
             if c.t_end is not None and end - self._last_tick < (t - self._last_tick) / 2:
                 tps = None  # a sliver of an interval (a token batch or two) is no rate: no bar
-            # once the run is over, the label keeps the run's figure, not the last sliver's
-            shown = fmt.rate(tps if c.t_end is None else c.gen_tps, "")
+            # while streaming: the rate over the last interval ("now", the sparkline's latest bar,
+            # unlike the stats line's whole-run "gen"); once over, the run's figure
+            shown = f"{fmt.rate(tps, '')} now" if c.t_end is None else fmt.rate(c.gen_tps, "")
             self.query_one("#m-tps", Metric).push(tps, shown)
             if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
                 self._show_stats(final=False)
@@ -188,6 +191,8 @@ class ModelPane(Vertical):
                 bits.insert(4, fmt.rate(r["chars_per_s"], "chars/s"))
             if r.get("tokens_per_100_chars") is not None:
                 bits.insert(5, f"{r['tokens_per_100_chars']:.0f} tok/100 chars")
+            if r.get("stop") and r["stop"] != "cancelled":  # why the two panes' token counts differ
+                bits.append(fmt.stop(r["stop"]))
         if self.mode:
             bits.insert(0, self.mode)
         run = self.query_one(CardPanel).run if final else None
@@ -196,8 +201,9 @@ class ModelPane(Vertical):
         text = " · ".join(bits) + suffix
         if final and len(self.runs) > 1:
             text += "\n" + self._spread_line()
-        if run and roofline_warning(run.get("roofline_pct")) and not self.query_one(CardPanel).display:
-            text += "\n" + roofline_warning(run["roofline_pct"])  # type: ignore[operator]
+        warning = roofline_warning(run)
+        if warning and not self.query_one(CardPanel).display:
+            text += "\n" + warning
         self._status(text, live=not final)
 
     def refresh_stats(self) -> None:
