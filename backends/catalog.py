@@ -15,6 +15,7 @@ user cache on first use.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import os
@@ -114,6 +115,9 @@ def parse_spec(text: str) -> ModelSpec:
         return ModelSpec(text, "ollama", model=name, url=(url or OLLAMA_DEFAULT_URL).rstrip("/"))
     path = Path(text).expanduser()
     if not path.exists():
+        close = difflib.get_close_matches(text, list(BUNDLED), n=1, cutoff=0.75)
+        if close:  # a typo of an alias
+            raise BackendError(f"{text}: no such file or model; did you mean {close[0]}?")
         known = ", ".join(BUNDLED)
         raise BackendError(f"{text}: no such file, and not a known model (bundled: {known}).")
     if path.is_dir():

@@ -119,6 +119,8 @@ class LlamaCppBackend(Backend):
             info.name = self.spec
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
+        self._events = asyncio.Queue()  # a reload: nothing of the previous worker is read
+        self.loaded, self._busy = None, False
         await self._spawn()
         self._send(cmd="load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus)
         msg = await self._events.get()

@@ -80,8 +80,8 @@ class Session:
         self.loaded: list[Loaded | None] = [None] * len(backends)
         self.alive: list[bool] = [False] * len(backends)
         self._stop_sampling = asyncio.Event()
-        self._samplers: list[asyncio.Task] = []
-        self._sampler_objs: list = []
+        self._samplers: dict[int, tuple[asyncio.Task, object]] = {}
+        """Per slot: the task sampling its process or server, and the sampler."""
         self._cancelled = False
         self._running = False
         self._benched: set[int] = set()
@@ -118,11 +118,36 @@ class Session:
         # A process on this machine (worker, local server) is sampled directly; a server elsewhere
         # through what it says about itself (Prometheus /metrics, Ollama /api/ps), else "remote".
         sampler = ProcessSampler(loaded.pid, loaded.weights_path) if loaded.pid else remote_sampler(b)
+        self._stop_sampler(i)  # a reload: the old process's sampler goes with it
         if sampler is not None:
-            self._sampler_objs.append(sampler)
-            self._samplers.append(
-                asyncio.create_task(sample_every(sampler, self.interval, lambda s, i=i: self._sample(i, s), self._stop_sampling))
+            task = asyncio.create_task(
+                sample_every(sampler, self.interval, lambda s, i=i: self._sample(i, s), self._stop_sampling)
             )
+            self._samplers[i] = (task, sampler)
+
+    def _stop_sampler(self, i: int) -> None:
+        old = self._samplers.pop(i, None)
+        if old is not None:
+            old[0].cancel()
+            old[1].close()
+
+    async def reload_failed(self) -> list[int]:
+        """Load again every model that failed to load or whose worker was lost: Enter after the
+        server was started or the file fixed retries them, as restarting abtop would. Returns the
+        slots that are back."""
+        todo = [i for i, ok in enumerate(self.alive) if not ok]
+        if not todo:
+            return []
+        for i in todo:
+            self._stop_sampler(i)
+            await self.backends[i].close()
+        await asyncio.gather(*(self._load_one(i) for i in todo))
+        back = [i for i in todo if self.alive[i]]
+        if back:  # two models share the cores again (race), or the survivor keeps them all
+            await self.set_mode(self.mode)
+            for i in self._live():
+                self.emit(i, self.loaded[i])
+        return back
 
     def _sample(self, i: int, s: Sample) -> None:
         if self.alive[i]:
@@ -211,8 +236,6 @@ class Session:
     async def close(self) -> None:
         self._cancelled = True
         self._stop_sampling.set()
-        for t in self._samplers:
-            t.cancel()
-        for sampler in self._sampler_objs:
-            sampler.close()
+        for i in list(self._samplers):
+            self._stop_sampler(i)
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)

@@ -79,8 +79,8 @@ class _Server(ThreadingHTTPServer):
 class ReplayServer:
     """``with ReplayServer({("GET", "/v1/models"): fn}) as srv: srv.url``"""
 
-    def __init__(self, routes: dict[tuple[str, str], Route]) -> None:
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
+    def __init__(self, routes: dict[tuple[str, str], Route], port: int = 0) -> None:
+        self.httpd = _Server(("127.0.0.1", port), Handler)
         self.httpd.routes = dict(routes)
         self.httpd.requests = []
         self.httpd.stopping = threading.Event()

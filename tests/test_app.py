@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
@@ -71,11 +72,14 @@ async def test_killed_worker_is_isolated_to_its_pane():
         for metric in ("#m-cpu", "#m-mem"):  # a dead process's last readings are not left up
             assert "gone" in str(lost.query_one(f"{metric} Label").render())
         assert not other.failed and other.runs and other.runs[0]["gen_tokens"] > 0
-        # the app goes on: a rerun streams again in the surviving pane
+        # the app goes on: a rerun streams again in the surviving pane, and the lost model is
+        # loaded again in a new worker and streams too
         app.run_finished.clear()
         await pilot.press("r")
         await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
         assert len(other.runs) == 2
+        assert not lost.failed and lost.loaded.pid != killed[0] and lost.runs[-1]["gen_tokens"] > 0
         await pilot.press("q")
     assert not worker_children()
 
@@ -162,4 +166,32 @@ async def test_a_prompt_too_long_for_one_model_costs_it_one_try_and_its_sentence
         assert "270 tokens but the context holds 256" in message  # still there after Gemma's runs
         assert [r["run"] for r in gemma.runs] == [0, 1, 2] and all(r["gen_tokens"] > 0 for r in gemma.runs)
         await pilot.press("q")
+    assert not worker_children()
+
+
+async def test_enter_loads_again_a_server_that_was_not_there():
+    """A pane whose server was down at start comes back on the next Enter once it is up (a small
+    OpenAI-compatible replay server on loopback; the local model is the real engine)."""
+    from tests.replay_server import ReplayServer, free_port, json_route, lines_route
+
+    port = free_port()
+    app = make_app(specs=(f"openai:tiny@http://127.0.0.1:{port}/v1", "smollm2-135m"), autostart=True)
+    chunk = lambda text, finish=None: ["data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}), ""]  # noqa: E731
+    routes = {
+        ("GET", "/v1/models"): json_route(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]}),
+        ("POST", "/v1/chat/completions"): lines_route(chunk("Hello") + chunk(" there", "stop") + ["data: [DONE]", ""]),
+    }
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        remote, local = app.panes
+        assert remote.failed and local.runs
+        with ReplayServer(routes, port=port):
+            app.run_finished.clear()
+            await pilot.press("enter")
+            await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+            await pilot.pause()
+            assert not remote.failed and remote.runs and remote.runs[-1]["text"] == "Hello there"
+            assert len(local.runs) == 2
+            await pilot.press("q")
     assert not worker_children()

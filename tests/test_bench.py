@@ -89,6 +89,7 @@ def test_markdown_on_stdout_and_csv_rows(bench_json):
     [
         (lambda p: str(p / "missing.gguf"), "no such file"),
         (lambda p: (p / "a.gguf").write_text("plain text") and str(p / "a.gguf"), "not a GGUF"),
+        (lambda p: "smolm2-135m", "did you mean smollm2-135m?"),  # a typo of an alias
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(tmp_path, make, words):

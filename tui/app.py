@@ -90,6 +90,8 @@ class ABTopApp(ResultsKeys, App):
         """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
         self._recorder = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._slots: list[int] = []
+        """The pane of each of the session's models (a spec that could not be made has none)."""
 
     def compose(self) -> ComposeResult:
         with Container(id="panes"):
@@ -144,7 +146,7 @@ class ABTopApp(ResultsKeys, App):
                 self.emit(i, Failed(str(exc)))
                 backends.append(None)
         live = [(i, b) for i, b in enumerate(backends) if b is not None]
-        slots = [i for i, _ in live]
+        slots = self._slots = [i for i, _ in live]
         if self.record_path:
             from .record import Recorder
 
@@ -175,10 +177,6 @@ class ABTopApp(ResultsKeys, App):
         if self.session.running:
             self.notify("Already running: Esc cancels.")
             return
-        if not any(self.session.alive):
-            self.notify("No model is loaded; see the panes.", severity="error")
-            self.run_finished.set()
-            return
         self.prompt = prompt
         self.set_focus(None)
         if self._last_plan != (prompt, self.mode):  # the figures on screen share prompt and mode
@@ -193,6 +191,14 @@ class ABTopApp(ResultsKeys, App):
         self.run_finished.clear()
         try:
             async with self._engine:
+                if not all(self.session.alive):  # a server started since, a worker lost: try again
+                    for k, ok in enumerate(self.session.alive):
+                        if not ok:
+                            self.panes[self._slots[k]].show_reloading()
+                    await self.session.reload_failed()
+                if not any(self.session.alive):
+                    self.notify("No model is loaded; see the panes.", severity="error")
+                    return
                 if self.session.mode != plan.mode:
                     await self.session.set_mode(plan.mode)
                 self._show_mode(plan.mode)

@@ -81,6 +81,10 @@ class ModelPane(Vertical):
         elif isinstance(ev, Failed):
             self._fail(ev)
         elif isinstance(ev, Loaded):
+            if self.failed:  # loaded again after a failure: the failure is over
+                self.failed = False
+                self.set_class(False, "-failed")
+                self.query_one(StreamView).set_message(None)
             self.loaded = ev
             self.border_title = ev.info.name
             self.query_one(".header", Static).update(fmt.model_header(ev.info, ev))
@@ -163,6 +167,10 @@ class ModelPane(Vertical):
         if s.gpu_util is not None or s.note != "process gone":
             q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s))
         q(CardPanel).show_sample(s)
+
+    def show_reloading(self) -> None:
+        """Enter on a pane whose model failed to load or was lost: it is loaded again."""
+        self._status("loading again…")
 
     def _status(self, text: str, live: bool = False) -> None:
         """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
