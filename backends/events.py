@@ -36,6 +36,11 @@ class ModelInfo:
     n_ctx_train: int | None = None
     chat_template: bool | None = None
     n_layers: int | None = None
+    n_embd: int | None = None
+    n_head: int | None = None
+    n_head_kv: int | None = None
+    """Attention heads that hold K/V (fewer than ``n_head`` with grouped-query attention)."""
+    n_vocab: int | None = None
     path: str | None = None
     params_effective: int | None = None
     """Total parameters less a per-layer embedding table that is only looked up."""

@@ -262,6 +262,7 @@ def card_from_header(h: GGUFHeader, path: str | os.PathLike) -> ModelInfo:
         bytes_per_token = dense_bytes
 
     name = kv.get("general.name")
+    tokens = kv.get("tokenizer.ggml.tokens")
     return ModelInfo(
         name=name if isinstance(name, str) and name.strip() else Path(path).stem,
         arch=arch,
@@ -271,6 +272,10 @@ def card_from_header(h: GGUFHeader, path: str | os.PathLike) -> ModelInfo:
         n_ctx_train=arch_int("context_length"),
         chat_template=isinstance(kv.get("tokenizer.chat_template"), str),
         n_layers=arch_int("block_count"),
+        n_embd=arch_int("embedding_length"),
+        n_head=arch_int("attention.head_count"),
+        n_head_kv=arch_int("attention.head_count_kv"),
+        n_vocab=tokens.count if isinstance(tokens, ArrayField) else None,
         path=str(path),
         params_effective=params - (ple["params"] if ple else 0),
         ple=ple,

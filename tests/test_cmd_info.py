@@ -17,7 +17,7 @@ def test_text_card_of_bundled_model(capsys, gemma3_path):
     out = capsys.readouterr().out
     assert out.startswith("gemma3-270m (Gemma 3 270m)\n")  # the alias, as in the panes
     for expected in ("gemma3", "268.1M (268,098,176) total", "Q4_K_M", f"({gemma3_path.stat().st_size:,} bytes)",
-                     "layers       18", "32,768 tokens", "none: completion mode", "PLE          none",
+                     "layers       18", "n_embd 640 · 4 heads (1 KV) · vocab 262,144", "32,768 tokens", "none: completion mode", "PLE          none",
                      "none (dense)", "read per generated token"):
         assert expected in out
 

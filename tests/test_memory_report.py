@@ -166,6 +166,7 @@ async def test_pane_shows_card_memory_split_and_no_gpu(monkeypatch):
                       "planned", "mapped", "KV", "compute", "measured", "resident", "anon", "no GPU",
                       "roofline", "of", "GB/s", "energy"):  # fmt: skip
             assert words in text, words
+        assert f"pid {pane.loaded.pid}" in text  # the process the figures are read from
         mem = _text(pane.query_one("#m-mem").query_one("Label"))
         assert mem.startswith("mem w ") and "+ anon " in mem  # never one RSS number
         assert "no GPU" in _text(pane.query_one("#m-gpu").query_one("Label"))

@@ -45,6 +45,18 @@ def _count(n: int | None) -> str:
     return "n/a" if n is None else f"{human_count(n)} ({n:,})"
 
 
+def _shape(c: ModelInfo) -> str:
+    """``n_embd 576 · 9 heads (3 KV) · vocab 49,152``: what sizes the KV cache and the logits."""
+    bits = []
+    if c.n_embd:
+        bits.append(f"n_embd {c.n_embd:,}")
+    if c.n_head:
+        bits.append(f"{c.n_head} heads" + (f" ({c.n_head_kv} KV)" if c.n_head_kv and c.n_head_kv != c.n_head else ""))
+    if c.n_vocab:
+        bits.append(f"vocab {c.n_vocab:,}")
+    return " · ".join(bits) or "n/a"
+
+
 def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
     """(label, value) rows of the readable card; the pane's card panel can draw the same rows."""
     params = f"{_count(c.params)} total"
@@ -58,6 +70,7 @@ def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
         ("quant", c.quant or "n/a"),
         ("size", "n/a" if c.file_bytes is None else f"{human_bytes(c.file_bytes)} ({c.file_bytes:,} bytes)"),
         ("layers", "n/a" if c.n_layers is None else str(c.n_layers)),
+        ("shape", _shape(c)),
         ("context", "n/a" if c.n_ctx_train is None else f"{c.n_ctx_train:,} tokens (training)"),
         ("template", {True: "yes: chat", False: "none: completion mode", None: "n/a"}[c.chat_template]),
     ]

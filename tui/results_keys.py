@@ -48,7 +48,7 @@ class ResultsKeys:
             self.notify(f"Could not write the exports in {self.results_dir}: {exc.strerror or exc}.", severity="error")
             return
         n = sum(len(m["runs"]) for m in models)
-        self.notify(f"Exported {n} runs to {paths[0].with_suffix('')}.json/.csv/.md", timeout=8)
+        self.notify(f"Exported {n} runs to\n{paths[0].with_suffix('')}.json, .csv, .md", timeout=8)
 
     def action_screenshot(self) -> None:
         try:

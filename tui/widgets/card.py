@@ -182,6 +182,8 @@ class CardPanel(Static):
             rows.append(("kind", f"PLE {card['PLE']} · MoE {card['MoE']}", False))
             rows.append(("read/tok", card["bytes/token"], False))
             rows.append(("planned", self._planned(), False))
+            if self.loaded.pid:  # the process the figures below are read from (kill, top -p, nvitop)
+                rows.append(("process", f"pid {self.loaded.pid}", False))
         rows.append(("measured", self._measured(), False))
         rows.append(("GPU", self.gpu, False))
         if self.run is not None:
