@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
@@ -90,6 +91,16 @@ BARS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
+def even_ticks(plt, top: float, steps: int = 4) -> None:
+    """Evenly spaced y ticks from 0 to ``top`` (plotext's own skip values on short plots)."""
+    values = [top * k / steps for k in range(steps + 1)]
+    plt.yticks(values, [f"{v:.0f}" if top >= 20 else f"{v:.1f}" for v in values])
+
+
+LINE_RGB = ((0, 175, 255), (255, 135, 0))
+"""Each model's line colour in the tokens/s plot (and its swatch in the legend): blue, orange."""
+
+
 class ResultsScreen(Screen):
     """Charts of the runs on screen (or of a bench): one figure per ``PlotextPlot``."""
 
@@ -127,15 +138,18 @@ class ResultsScreen(Screen):
     def _draw_rates(self, widget: PlotextPlot) -> None:
         plt = widget.plt
         top = 0.0
-        for m in self.models:
+        for i, m in enumerate(self.models):
             xs, ys = rate_series(m.token_times, m.tokens_per_event)
             if xs:
-                plt.plot(xs, ys, label=m.name)
+                # no plotext label: its legend box sits on the lines at 80 columns; the legend
+                # under the plots names each line's colour instead
+                plt.plot(xs, ys, color=LINE_RGB[i % len(LINE_RGB)])
                 top = max(top, max(ys))
         plt.title(f"tokens/s over time, latest run{' · ' + self.caption if self.caption else ''}")
         plt.xlabel("s since request")
         if top:
             plt.ylim(0, top * 1.1)
+            even_ticks(plt, top * 1.1)
 
     def _draw_bars(self, widget: PlotextPlot, title: str, labels: list[str], key: str, scale: float) -> None:
         plt = widget.plt
@@ -151,15 +165,18 @@ class ResultsScreen(Screen):
         if any(s[2] > s[1] for _, s in present):  # whiskers only when runs differ
             mids = [(s[1] + s[2]) / 2 for _, s in present]
             plt.error(list(range(1, len(present) + 1)), mids, yerr=[(s[2] - s[1]) / 2 for _, s in present])
-        plt.ylim(0, max(s[2] for _, s in present) * 1.15 or 1)
+        top = max(s[2] for _, s in present) * 1.15 or 1
+        plt.ylim(0, top)
+        even_ticks(plt, top)
 
     def _legend(self) -> str:
         """One line per model with the medians; the whiskers show the spread."""
         lines = []
         labels = short_labels([m.name for m in self.models])
         n = 0
-        for lab, m in zip(labels, self.models, strict=True):
-            bits = [m.name if m.name.startswith(lab) else f"{lab} = {m.name}"]
+        for i, (lab, m) in enumerate(zip(labels, self.models, strict=True)):
+            swatch = "[#{:02x}{:02x}{:02x}]━━[/] ".format(*LINE_RGB[i % len(LINE_RGB)])
+            bits = [swatch + escape(m.name if m.name.startswith(lab) else f"{lab} = {m.name}")]
             for title, key, f in (("gen", "gen_tps", fmt.rate), ("TTFT", "ttft_s", fmt.seconds), ("RSS", "peak_rss_bytes", fmt.human_bytes)):
                 w = whiskers(m.runs, key)
                 bits.append(f"{title} {f(w[0]) if w else 'n/a'}")
