@@ -8,6 +8,7 @@ misconfigured (threads, power saving, swap).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -212,3 +213,24 @@ def energy_per_token(
     if cpu_joules is not None:
         return cpu_joules / tokens, "CPU package energy (RAPL, whole socket)"
     return None, cpu_note or "n/a: no energy counter on this machine"
+
+
+@dataclasses.dataclass(slots=True)
+class HostLoad:
+    """The whole machine now (nvitop's host panel): what else competes with the models."""
+
+    cpu_percent: float
+    """All cores together, 0–100, since the previous reading."""
+    mem_used_bytes: int
+    mem_total_bytes: int
+    swap_used_bytes: int
+    load1: float | None
+
+
+def host_load() -> HostLoad:
+    """One reading; cheap (a few /proc reads), for a 1 Hz status line."""
+    import psutil
+
+    vm, sw = psutil.virtual_memory(), psutil.swap_memory()
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return HostLoad(psutil.cpu_percent(None), vm.total - vm.available, vm.total, sw.used, load1)

@@ -10,6 +10,7 @@ import signal
 from backends.base import GenParams
 from backends.events import Finished, Started, Token
 from tui.app import ABTopApp
+from tui.widgets.host import HostBar, host_text
 from tui.widgets.stream_view import StreamView
 
 from .conftest import worker_children, write_tiny_gguf
@@ -44,8 +45,10 @@ async def test_both_bundled_models_stream_to_completion():
         if len(os.sched_getaffinity(0)) >= 2:
             assert not (cpus[0] & cpus[1])
         assert {slot for slot, ev in seen if isinstance(ev, Finished)} == {0, 1}
-        # telemetry of each model's own process reached its pane
+        # telemetry of each model's own process reached its pane; the whole box's beside the prompt
         assert app.panes[0].query_one("#m-mem").history
+        host = str(app.query_one(HostBar).render())
+        assert host.startswith("host CPU ") and "% · RAM " in host and " GB" in host
     assert not worker_children()
 
 
@@ -195,3 +198,8 @@ async def test_enter_loads_again_a_server_that_was_not_there():
             assert len(local.runs) == 2
             await pilot.press("q")
     assert not worker_children()
+
+
+def test_host_line_names_swap_only_when_the_box_swaps():
+    assert host_text(50.0, 2_100_000_000, 25_300_000_000, 0, 1.25) == "host CPU 50% · RAM 2.1/25.3 GB · load 1.2"
+    assert "swap 512 MB" in host_text(99.0, 1, 2, 512_000_000, None)

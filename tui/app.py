@@ -10,7 +10,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, Horizontal
 from textual.widgets import Footer, Input
 
 from backends.base import Backend, BackendError, GenParams
@@ -22,6 +22,7 @@ from . import export
 from .lifeline import Lifeline
 from .results_keys import ResultsKeys
 from .widgets.card import CardPanel
+from .widgets.host import HostBar
 from .widgets.pane import ModelPane
 from .widgets.results import ResultsScreen
 
@@ -99,7 +100,9 @@ class ABTopApp(ResultsKeys, App):
                 pane = ModelPane(spec, i, id=f"pane-{i}")
                 self.panes.append(pane)
                 yield pane
-        yield Input(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
+        with Horizontal(id="bottom"):
+            yield Input(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
+            yield HostBar()
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from backends.events import (
 
 from .app import ABTopApp
 from .record import SCHEMA, Recorder, read_recording
+from .widgets.host import HostBar
 
 IDLE_MAX = 1.0
 """Seconds of recorded idle time (no stream in flight) kept between runs."""
@@ -131,6 +132,7 @@ class ReplayApp(ABTopApp):
         self.sub_title = f"{self.source} ×{self.speed:g}"
         prompt = self.query_one("#prompt")
         prompt.disabled = True
+        self.query_one(HostBar).display = False  # this machine's load says nothing of the recording
         for pane in self.panes:
             pane.clock = self.clock
 

@@ -1,0 +1,40 @@
+"""The host line beside the prompt: the whole machine's CPU, memory, swap and load, once a second.
+
+A model's pane shows its own process; this line shows what else is running, the first thing to
+check when two figures look wrong (a build in the background, a box already swapping).
+"""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from backends.hardware import host_load
+from tui import format as fmt
+
+
+def host_text(cpu: float, used: int, total: int, swap: int, load1: float | None) -> str:
+    bits = [f"host CPU {cpu:.0f}%", f"RAM {used / 1e9:.1f}/{total / 1e9:.1f} GB"]
+    if swap:  # a box that swaps makes every figure on screen slower than the model is
+        bits.append(f"swap {fmt.human_bytes(swap)}")
+    if load1 is not None:
+        bits.append(f"load {load1:.1f}")
+    return " · ".join(bits)
+
+
+class HostBar(Static):
+    DEFAULT_CSS = """
+    HostBar { width: auto; height: 1; padding: 0 1; background: $boost; color: $text-muted; }
+    """
+
+    def on_mount(self) -> None:
+        host_load()  # psutil's CPU % counts from the previous call: prime it
+        self._len = 0
+        self.update("host …")
+        self.set_timer(0.25, self.refresh_load)  # a first reading soon, then one a second
+        self.set_interval(1.0, self.refresh_load)
+
+    def refresh_load(self) -> None:
+        h = host_load()
+        text = host_text(h.cpu_percent, h.mem_used_bytes, h.mem_total_bytes, h.swap_used_bytes, h.load1)
+        self.update(text, layout=len(text) != self._len)  # width: auto, so a new length relayouts
+        self._len = len(text)
