@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input
 
 from backends.base import Backend, BackendError, GenParams
@@ -135,7 +137,8 @@ class ABTopApp(ResultsKeys, App):
 
     # -- engine ----------------------------------------------------------------------------------
     def emit(self, slot: int, ev: Event) -> None:
-        self.panes[slot].handle(ev)
+        with _teardown_safe():
+            self.panes[slot].handle(ev)
         for hook in self.hooks:
             hook(slot, ev)
 
@@ -272,12 +275,14 @@ class ABTopApp(ResultsKeys, App):
 
     # -- timers ------------------------------------------------------------------------------------
     def _flush(self) -> None:
-        for pane in self.panes:
-            pane.flush()
+        with _teardown_safe():
+            for pane in self.panes:
+                pane.flush()
 
     def _tick(self) -> None:
-        for pane in self.panes:
-            pane.tick()
+        with _teardown_safe():
+            for pane in self.panes:
+                pane.tick()
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
@@ -289,6 +294,12 @@ class ABTopApp(ResultsKeys, App):
         if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "toggle_card") and typing:
             return False
         return True
+
+
+def _teardown_safe():
+    """On the way out Textual removes a pane's widgets while a timer or a sampler may still fire:
+    a lookup that finds nothing then is no error (the event is still recorded by the hooks)."""
+    return contextlib.suppress(NoMatches)
 
 
 def run_app(args: argparse.Namespace) -> int:
