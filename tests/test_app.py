@@ -7,11 +7,14 @@ import json
 import os
 import signal
 
+from textual.widgets import Static
+
 from backends.base import GenParams
 from backends.events import Finished, Started, Token
 from tui.app import ABTopApp
 from tui.widgets.host import HostBar, host_text
 from tui.widgets.stream_view import StreamView
+from tui.widgets.texts import TextScreen
 
 from .conftest import worker_children, write_tiny_gguf
 
@@ -49,6 +52,15 @@ async def test_both_bundled_models_stream_to_completion():
         assert app.panes[0].query_one("#m-mem").history
         host = str(app.query_one(HostBar).render())
         assert host.startswith("host CPU ") and "% · RAM " in host and " GB" in host
+        # t: each model's whole text, side by side; Esc back
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, TextScreen)
+        shown = [str(w.render()) for w in app.screen.query(Static)]
+        assert shown == [p.runs[0]["text"] for p in app.panes]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, TextScreen)
     assert not worker_children()
 
 

@@ -107,7 +107,7 @@ def test_help_has_examples():
     p = subprocess.run([*ABTOP, "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "abtop bench" in p.stdout
     keys = p.stdout.split("keys:")[1]
-    for key in ("Enter", "Esc", "/ edit", "q quit", "m race", "c model card", "g plots", "e export", "s SVG"):
+    for key in ("Enter", "Esc", "/ edit", "q quit", "m race", "c model card", "g plots", "t whole texts", "e export", "s SVG"):
         assert key in keys
     assert "abtop-results" in keys
 

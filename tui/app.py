@@ -27,6 +27,7 @@ from .widgets.card import CardPanel
 from .widgets.host import HostBar
 from .widgets.pane import ModelPane
 from .widgets.results import ResultsScreen
+from .widgets.texts import TextScreen
 
 NARROW = 120  # below this many columns the panes stack
 
@@ -37,17 +38,18 @@ class ABTopApp(ResultsKeys, App):
     AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("escape", "cancel", "Stop"),  # footer words kept short: every key fits at 80 columns
         Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
-        Binding("slash", "edit_prompt", "Prompt"),
+        Binding("slash", "edit_prompt", "Edit"),
         Binding("q", "quit", "Quit"),
         Binding("c", "toggle_card", "Card"),
         # One key, two bindings: the footer shows the one whose label names the current mode.
         Binding("m", "mode('alternate')", "Mode: race"),
         Binding("m", "mode('race')", "Mode: alternate"),
         Binding("e", "export", "Export"),
-        Binding("s", "screenshot", "SVG"),
+        Binding("s", "screenshot", "SVG", show=False),  # in --help and the README; the footer is full
         Binding("g", "results", "Plots"),
+        Binding("t", "texts", "Text"),
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
     ]
 
@@ -286,12 +288,14 @@ class ABTopApp(ResultsKeys, App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if isinstance(self.screen, ResultsScreen) and action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card"):
-            return False  # the plots screen: only quit, export, screenshot and back
+        if isinstance(self.screen, (ResultsScreen, TextScreen)) and action in (
+            "run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "texts" if isinstance(self.screen, ResultsScreen) else "results",
+        ):  # fmt: skip
+            return False  # the plots and text screens: only quit, export, screenshot and back
         typing = isinstance(self.focused, Input)
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "toggle_card") and typing:
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card") and typing:
             return False
         return True
 

@@ -31,7 +31,7 @@ examples:
 
 keys:
   Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit
-  m race <-> alternate     c model card                     g plots            e export   s SVG
+  m race <-> alternate     c model card      g plots        t whole texts     e export   s SVG
   e and s write to ./abtop-results/ (the file names are shown when written).
 
 commands: {commands} (abtop COMMAND --help)

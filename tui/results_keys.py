@@ -1,4 +1,5 @@
-"""The keys that hand the runs on screen on: ``e`` exports, ``s`` saves an SVG, ``g`` plots.
+"""The keys that hand the runs on screen on: ``e`` exports, ``s`` saves an SVG, ``g`` plots,
+``t`` shows each model's whole text.
 
 A mixin for ``ABTopApp`` (and so for the replay): it reads only the panes, ``results_dir`` and
 ``export_params()``, so the files are the same whether the runs were live or replayed.
@@ -14,6 +15,8 @@ from textual import work
 
 from . import export
 from .widgets.results import ModelResults, ResultsScreen
+from .widgets.stream_view import StreamView
+from .widgets.texts import TextScreen
 
 
 class ResultsKeys:
@@ -58,6 +61,21 @@ class ResultsKeys:
             self.notify(f"Could not save the screenshot in {self.results_dir}: {exc.strerror or exc}.", severity="error")
             return
         self.notify(f"Screenshot saved to {path}", timeout=8)
+
+    def action_texts(self) -> None:
+        """``t``: each model's whole latest text, scrollable, side by side."""
+        if isinstance(self.screen, TextScreen):
+            self.screen.dismiss(None)
+            return
+        texts = []
+        for p in self.panes:
+            streaming = p.collector is not None and p.collector.t_end is None and p.collector.t_start is not None
+            name = p.loaded.info.name if p.loaded else p.spec
+            texts.append((name + (" · so far" if streaming else ""), p.query_one(StreamView).text))
+        if not any(text for _, text in texts):
+            self.notify("No text yet: run the models first.", severity="warning")
+            return
+        self.push_screen(TextScreen(texts, narrow=self.size.width < 120))
 
     def action_results(self) -> None:
         if isinstance(self.screen, ResultsScreen):
