@@ -114,13 +114,13 @@ class LlamaCppBackend(Backend):
 
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:
+        self.loaded, self._busy = None, False  # a reload: nothing of the previous worker stays
         info = read_card(self.path)  # a missing, foreign or truncated file fails here, in one sentence
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         self._events = asyncio.Queue()  # a reload: nothing of the previous worker is read
-        self.loaded, self._busy = None, False
         await self._spawn()
         self._send(cmd="load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus)
         msg = await self._events.get()

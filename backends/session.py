@@ -79,14 +79,15 @@ class Session:
         self.interval = interval
         self.loaded: list[Loaded | None] = [None] * len(backends)
         self.alive: list[bool] = [False] * len(backends)
-        self._stop_sampling = asyncio.Event()
-        self._samplers: dict[int, tuple[asyncio.Task, object]] = {}
-        """Per slot: the task sampling its process or server, and the sampler."""
+        self._samplers: dict[int, tuple[asyncio.Task, asyncio.Event]] = {}
+        """Per slot: the task sampling its process or server, and the event that stops it."""
         self._cancelled = False
         self._running = False
         self._benched: set[int] = set()
         """Models sitting out the current plan (they failed before they ever streamed in it)."""
         self._streamed: set[int] = set()
+        self._oom: set[int] = set()
+        """Models the kernel's OOM killer took: not loaded again by ``reload_failed``."""
 
     # -- loading ---------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -120,22 +121,28 @@ class Session:
         sampler = ProcessSampler(loaded.pid, loaded.weights_path) if loaded.pid else remote_sampler(b)
         self._stop_sampler(i)  # a reload: the old process's sampler goes with it
         if sampler is not None:
-            task = asyncio.create_task(
-                sample_every(sampler, self.interval, lambda s, i=i: self._sample(i, s), self._stop_sampling)
-            )
-            self._samplers[i] = (task, sampler)
+            stop = asyncio.Event()
+            self._samplers[i] = (asyncio.create_task(self._sample_loop(i, sampler, stop)), stop)
 
-    def _stop_sampler(self, i: int) -> None:
+    async def _sample_loop(self, i: int, sampler, stop: asyncio.Event) -> None:
+        try:
+            await sample_every(sampler, self.interval, lambda s: self._sample(i, s), stop)
+        finally:  # after its thread has returned: a sampler is never closed mid-reading
+            sampler.close()
+
+    def _stop_sampler(self, i: int) -> asyncio.Task | None:
+        """Ask slot ``i``'s sampler to stop; it closes itself once its reading in flight is done."""
         old = self._samplers.pop(i, None)
-        if old is not None:
-            old[0].cancel()
-            old[1].close()
+        if old is None:
+            return None
+        old[1].set()
+        return old[0]
 
     async def reload_failed(self) -> list[int]:
         """Load again every model that failed to load or whose worker was lost: Enter after the
         server was started or the file fixed retries them, as restarting abtop would. Returns the
         slots that are back."""
-        todo = [i for i, ok in enumerate(self.alive) if not ok]
+        todo = [i for i, ok in enumerate(self.alive) if not ok and i not in self._oom]
         if not todo:
             return []
         for i in todo:
@@ -144,9 +151,11 @@ class Session:
         await asyncio.gather(*(self._load_one(i) for i in todo))
         back = [i for i in todo if self.alive[i]]
         if back:  # two models share the cores again (race), or the survivor keeps them all
+            before = {i: (self.loaded[i].threads, list(self.loaded[i].cpus or [])) for i in self._live()}
             await self.set_mode(self.mode)
-            for i in self._live():
-                self.emit(i, self.loaded[i])
+            for i in self._live():  # the placement each really has now, where it changed
+                if i in back or before[i] != (self.loaded[i].threads, list(self.loaded[i].cpus or [])):
+                    self.emit(i, self.loaded[i])
         return back
 
     def _sample(self, i: int, s: Sample) -> None:
@@ -219,6 +228,8 @@ class Session:
                 elif isinstance(ev, Failed):
                     if ev.lost:
                         self.alive[i] = False
+                        if "out-of-memory" in ev.reason:  # loading it again would only do it again
+                            self._oom.add(i)
                     elif i not in self._streamed:
                         self._benched.add(i)
         except Exception as exc:  # an adapter bug: contain it to this pane
@@ -235,7 +246,9 @@ class Session:
 
     async def close(self) -> None:
         self._cancelled = True
-        self._stop_sampling.set()
-        for i in list(self._samplers):
-            self._stop_sampler(i)
+        tasks = [t for t in (self._stop_sampler(i) for i in list(self._samplers)) if t is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=2.0)  # a reading takes milliseconds
+            for t in late:
+                t.cancel()
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)

@@ -83,3 +83,10 @@ async def test_results_app_for_bench_plot_quits_on_escape():
 
 def test_results_screen_snapshot(snap_compare):
     assert snap_compare(ResultsApp(_bench_like(), "alternate mode"), terminal_size=(80, 24))
+
+
+def test_y_ticks_are_round_and_distinct():
+    from tui.widgets.results import tick_values
+
+    for top, want in ((0.3, [0, 0.1, 0.2, 0.3]), (81, [0, 25, 50, 75]), (454, [0, 200, 400])):
+        assert tick_values(top) == want

@@ -139,7 +139,7 @@ class ABTopApp(ResultsKeys, App):
 
     # -- engine ----------------------------------------------------------------------------------
     def emit(self, slot: int, ev: Event) -> None:
-        with _teardown_safe():
+        with _teardown_safe(self):
             self.panes[slot].handle(ev)
         for hook in self.hooks:
             hook(slot, ev)
@@ -184,6 +184,9 @@ class ABTopApp(ResultsKeys, App):
             return
         if self.session.running:
             self.notify("Already running: Esc cancels.")
+            return
+        if self._engine.locked():  # a reload or a placement in progress: a second Enter would restart it
+            self.notify("Still loading or placing the models…")
             return
         self.prompt = prompt
         self.set_focus(None)
@@ -277,12 +280,12 @@ class ABTopApp(ResultsKeys, App):
 
     # -- timers ------------------------------------------------------------------------------------
     def _flush(self) -> None:
-        with _teardown_safe():
+        with _teardown_safe(self):
             for pane in self.panes:
                 pane.flush()
 
     def _tick(self) -> None:
-        with _teardown_safe():
+        with _teardown_safe(self):
             for pane in self.panes:
                 pane.tick()
 
@@ -300,10 +303,16 @@ class ABTopApp(ResultsKeys, App):
         return True
 
 
-def _teardown_safe():
+@contextlib.contextmanager
+def _teardown_safe(app: App):
     """On the way out Textual removes a pane's widgets while a timer or a sampler may still fire:
-    a lookup that finds nothing then is no error (the event is still recorded by the hooks)."""
-    return contextlib.suppress(NoMatches)
+    a lookup that finds nothing then is no error (the hooks still get the event). While the app
+    runs, it is one, and is raised."""
+    try:
+        yield
+    except NoMatches:
+        if app.is_running:
+            raise
 
 
 def run_app(args: argparse.Namespace) -> int:

@@ -130,7 +130,7 @@ def markdown(doc: dict) -> str:
     rows = []
     for m in doc["models"]:
         s = m["summary"]
-        runs = [r for r in m["runs"] if not r.get("warmup") and not r.get("error")]
+        runs = [r for r in m["runs"] if not r.get("warmup") and not r.get("error") and r.get("stop") != "cancelled"]
         modes = sorted({r["mode"] for r in runs if r.get("mode")}) or [p["mode"]]
 
         def peak(name: str, runs=runs) -> str:

@@ -18,6 +18,7 @@ from textual.widgets import Static
 from backends.events import Loaded, Sample
 from backends.hardware import mem_bandwidth_gbs, rapl_note
 from backends.llamalog import planned_anon
+from backends.session import available_cpus
 from tui import format as fmt
 from tui.cmd_info import card_lines
 
@@ -50,12 +51,21 @@ def roofline_text(pct: float | None, bandwidth_gbs: float | None) -> str | None:
     return f"{pct:.0f} % of {bandwidth_gbs:.1f} GB/s"
 
 
+def shares_box(run: dict) -> bool:
+    """A race-mode run on part of the cores (the other model had the rest); one that had them
+    all (its partner failed, or runs elsewhere) did not share the box."""
+    if run.get("mode") != "race":
+        return False
+    cpus = run.get("cpus")
+    return not (cpus and len(cpus) >= len(available_cpus()))
+
+
 def roofline_warning(run: dict | None) -> str | None:
     """A sentence when a run used far less of the box's bandwidth than llama.cpp reaches; None
     otherwise. Only a run that could have reached it is judged: not one sharing the box in race
     mode (the bandwidth is measured for the whole box), nor a cancelled or very short one."""
     pct = (run or {}).get("roofline_pct")
-    if pct is None or pct >= FAR_BELOW_PCT or run.get("mode") == "race" or run.get("stop") == "cancelled":  # type: ignore[union-attr]
+    if pct is None or pct >= FAR_BELOW_PCT or shares_box(run) or run.get("stop") == "cancelled":  # type: ignore[union-attr, arg-type]
         return None
     if (run.get("gen_tokens") or 0) < MIN_JUDGED_TOKENS:  # type: ignore[union-attr]
         return None
@@ -152,7 +162,10 @@ class CardPanel(Static):
             "energy_note": rapl_note(),
         }
 
-    def show_loaded(self, ev: Loaded) -> None:
+    def show_loaded(self, ev: Loaded, fresh: bool = True) -> None:
+        """``fresh``: a new process (a reload), whose readings start over."""
+        if fresh and self.loaded is not None:
+            self.sample, self.peak_anon, self.run = None, None, None
         self.loaded = ev
         self._draw()
 
@@ -192,7 +205,7 @@ class CardPanel(Static):
             warning = roofline_warning(self.run)
             if warning:
                 roof += ", far below what llama.cpp reaches (84–91 % on some CPUs): check threads, load, power saving, swap"
-            elif pct is not None and self.run.get("mode") == "race":
+            elif pct is not None and shares_box(self.run):
                 roof += " (race: the models share it)"
             rows.append(("roofline", roof, bool(warning)))
             j = self.run.get("energy_j_per_token")

@@ -46,6 +46,8 @@ class ModelPane(Vertical):
         self.clock = now
         """The time the live figures are read at (a replay runs its own clock)."""
         self._stats_lines = 0
+        self._placed: tuple | None = None
+        """(threads, cpus) of the runs on screen."""
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header")
@@ -81,15 +83,21 @@ class ModelPane(Vertical):
         elif isinstance(ev, Failed):
             self._fail(ev)
         elif isinstance(ev, Loaded):
-            if self.failed:  # loaded again after a failure: the failure is over
+            fresh = ev is not self.loaded  # a (re)load; the same object again is a new placement
+            placed = (ev.threads, list(ev.cpus or []))
+            if self.runs and placed != self._placed:  # runs on other cores are not this one's figures
+                self.runs.clear()
+            self._placed = placed
+            if fresh and self.failed:  # loaded again after a failure: the failure is over
                 self.failed = False
                 self.set_class(False, "-failed")
                 self.query_one(StreamView).set_message(None)
             self.loaded = ev
             self.border_title = ev.info.name
             self.query_one(".header", Static).update(fmt.model_header(ev.info, ev))
-            self.query_one(CardPanel).show_loaded(ev)
-            self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
+            self.query_one(CardPanel).show_loaded(ev, fresh=fresh)
+            if fresh:
+                self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
         elif isinstance(ev, Note):
             self.query_one(StreamView).set_message(ev.text, "italic")
 
@@ -149,7 +157,7 @@ class ModelPane(Vertical):
                 tps = None  # a sliver of an interval (a token batch or two) is no rate: no bar
             # while streaming: the rate over the last interval ("now", the sparkline's latest bar,
             # unlike the stats line's whole-run "gen"); once over, the run's figure
-            shown = f"{fmt.rate(tps, '')} now" if c.t_end is None else fmt.rate(c.gen_tps, "")
+            shown = fmt.rate(tps, "now") if c.t_end is None else fmt.rate(c.gen_tps, "")
             self.query_one("#m-tps", Metric).push(tps, shown)
             if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
                 self._show_stats(final=False)

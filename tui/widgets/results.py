@@ -8,6 +8,7 @@ and drawing happens on the UI thread in ``on_mount`` (the widget re-renders it a
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -91,10 +92,23 @@ BARS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
+def nice_step(top: float, steps: int = 4) -> float:
+    """A round tick step (1, 2 or 5 × 10ⁿ) that covers ``top`` in about ``steps`` steps."""
+    raw = max(top, 1e-9) / steps
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def tick_values(top: float, steps: int = 4) -> list[float]:
+    """Round, evenly spaced values from 0 up to ``top``."""
+    step = nice_step(top, steps)
+    return [round(k * step, 9) for k in range(int(top / step + 1e-9) + 1)]
+
+
 def even_ticks(plt, top: float, steps: int = 4) -> None:
-    """Evenly spaced y ticks from 0 to ``top`` (plotext's own skip values on short plots)."""
-    values = [top * k / steps for k in range(steps + 1)]
-    plt.yticks(values, [f"{v:.0f}" if top >= 20 else f"{v:.1f}" for v in values])
+    """Evenly spaced y ticks on round values (plotext's own skip values on short plots)."""
+    values = tick_values(top, steps)
+    plt.yticks(values, [f"{v:g}" for v in values])
 
 
 LINE_RGB = ((0, 175, 255), (255, 135, 0))
