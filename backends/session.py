@@ -119,7 +119,6 @@ class Session:
         # A process on this machine (worker, local server) is sampled directly; a server elsewhere
         # through what it says about itself (Prometheus /metrics, Ollama /api/ps), else "remote".
         sampler = ProcessSampler(loaded.pid, loaded.weights_path) if loaded.pid else remote_sampler(b)
-        self._stop_sampler(i)  # a reload: the old process's sampler goes with it
         if sampler is not None:
             stop = asyncio.Event()
             self._samplers[i] = (asyncio.create_task(self._sample_loop(i, sampler, stop)), stop)
@@ -146,7 +145,7 @@ class Session:
         if not todo:
             return []
         for i in todo:
-            self._stop_sampler(i)
+            self._stop_sampler(i)  # the old process's sampler goes with it
             await self.backends[i].close()
         await asyncio.gather(*(self._load_one(i) for i in todo))
         back = [i for i in todo if self.alive[i]]

@@ -291,10 +291,10 @@ class ABTopApp(ResultsKeys, App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if isinstance(self.screen, (ResultsScreen, TextScreen)) and action in (
-            "run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "texts" if isinstance(self.screen, ResultsScreen) else "results",
-        ):  # fmt: skip
-            return False  # the plots and text screens: only quit, export, screenshot and back
+        if isinstance(self.screen, (ResultsScreen, TextScreen)):  # only quit, export, screenshot, back
+            own = "results" if isinstance(self.screen, ResultsScreen) else "texts"  # its key closes it
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts"):
+                return action == own
         typing = isinstance(self.focused, Input)
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)

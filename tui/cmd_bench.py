@@ -65,7 +65,7 @@ class _Collect:
         self.load_error: list[str | None] = [None] * n
         self.current: list[RunCollector | None] = [None] * n
         self.runs: list[list[dict]] = [[] for _ in range(n)]
-        self.failures: list[tuple[int, bool, str]] = []
+        self.failures: list[tuple[int, str]] = []
         self.last_sample: list[Sample | None] = [None] * n
         self.progress = progress
         self.tasks = [progress.add_task("loading", total=total_tokens) if progress else None for _ in range(n)]
@@ -112,7 +112,7 @@ class _Collect:
             if not cur.warmup:
                 self.last[slot] = cur
             if isinstance(ev, Failed):
-                self.failures.append((slot, bool(cur.token_times), ev.reason))
+                self.failures.append((slot, ev.reason))
         elif isinstance(ev, Loaded):
             self.loaded[slot] = ev
             if self.progress is not None:
@@ -212,7 +212,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         if recorder is not None:
             recorder.close()
     first_failure: dict[int, tuple[bool, str]] = {}
-    for slot, _after, reason in col.failures:  # one sentence per model, however many runs failed
+    for slot, reason in col.failures:  # one sentence per model, however many runs failed
         streamed = any(r["gen_tokens"] for r in col.runs[slot])  # it worked at least once: not bad input
         first_failure.setdefault(slot, (streamed, reason))
     nothing_ran = bool(first_failure) and not any(r["gen_tokens"] for runs in col.runs for r in runs)

@@ -67,11 +67,11 @@ class ResultsKeys:
         if isinstance(self.screen, TextScreen):
             self.screen.dismiss(None)
             return
-        texts = []
-        for p in self.panes:
-            streaming = p.collector is not None and p.collector.t_end is None and p.collector.t_start is not None
-            name = p.loaded.info.name if p.loaded else p.spec
-            texts.append((name + (" · so far" if streaming else ""), p.query_one(StreamView).text))
+        texts = [
+            ((p.loaded.info.name if p.loaded else p.spec) + (" · so far" if p.has_class("-streaming") else ""),
+             p.query_one(StreamView).text)
+            for p in self.panes
+        ]  # fmt: skip
         if not any(text for _, text in texts):
             self.notify("No text yet: run the models first.", severity="warning")
             return

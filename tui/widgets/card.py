@@ -64,10 +64,11 @@ def roofline_warning(run: dict | None) -> str | None:
     """A sentence when a run used far less of the box's bandwidth than llama.cpp reaches; None
     otherwise. Only a run that could have reached it is judged: not one sharing the box in race
     mode (the bandwidth is measured for the whole box), nor a cancelled or very short one."""
-    pct = (run or {}).get("roofline_pct")
-    if pct is None or pct >= FAR_BELOW_PCT or shares_box(run) or run.get("stop") == "cancelled":  # type: ignore[union-attr, arg-type]
+    run = run or {}
+    pct = run.get("roofline_pct")
+    if pct is None or pct >= FAR_BELOW_PCT or shares_box(run) or run.get("stop") == "cancelled":
         return None
-    if (run.get("gen_tokens") or 0) < MIN_JUDGED_TOKENS:  # type: ignore[union-attr]
+    if (run.get("gen_tokens") or 0) < MIN_JUDGED_TOKENS:
         return None
     return "far below this box's bandwidth: check threads, load, power saving, swap"
 
