@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # Assembles gemma3-270m into the user cache on first use; instant afterwards.
 models: $(STAMP)
-	@$(BIN)/python -m backends.catalog >/dev/null
+	@$(BIN)/python -m backends.specs >/dev/null
 
 run: setup
 	$(BIN)/abtop $(ARGS)

@@ -1,1 +1,31 @@
-"""Everything that produces data: engines, telemetry, statistics. Never imports textual."""
+"""abtop's engines and measurements, with no UI code (ruff bans textual here).
+
+The public surface for ``tui/``: the top-level modules (``events``, ``base``, ``specs``,
+``catalog``, ``session``, ``stats``) and the names below. The rooms (``engines/``,
+``telemetry/``, ``card/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
+load on first use, so importing ``backends.events`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "read_card": "backends.card.gguf",
+    "API_KEY_VARS": "backends.engines.httpbase",
+    "api_key": "backends.engines.httpbase",
+    "planned_anon": "backends.engines.llamalog",
+    "OllamaBackend": "backends.engines.ollama",
+    "host_load": "backends.telemetry.hardware",
+    "mem_bandwidth_gbs": "backends.telemetry.hardware",
+    "rapl_note": "backends.telemetry.hardware",
+    "is_loopback": "backends.telemetry.remote",
+    "host_info": "backends.telemetry.process",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'backends' has no attribute {name!r}")

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .events import Event, Loaded
+from backends.events import Event, Loaded
 
 
 class BackendError(Exception):

@@ -19,10 +19,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .base import Backend, BackendError, GenParams, Placement
-from .events import Event, Failed, Loaded, Note, Sample, Started, Token
-from .remote import remote_sampler
-from .telemetry import ProcessSampler, sample_every
+from backends.base import Backend, BackendError, GenParams, Placement
+from backends.events import Event, Failed, Loaded, Note, Sample, Started, Token
+from backends.telemetry.process import ProcessSampler, sample_every
+from backends.telemetry.remote import remote_sampler
 
 Emit = Callable[[int, Event], None]
 

@@ -28,8 +28,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from .events import Event, Failed, Finished, Sample, Started, Token
-from .hardware import counter_joules, energy_per_token, roofline_pct
+from backends.events import Event, Failed, Finished, Sample, Started, Token
+from backends.telemetry.hardware import counter_joules, energy_per_token, roofline_pct
 
 RUN_FIELDS = (
     "ttft_s", "prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps", "gen_tps_engine",

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp  # noqa: E402
 
 from backends.base import GenParams, Placement  # noqa: E402
-from backends.catalog import BUNDLED, bundled_path  # noqa: E402
-from backends.llamacpp import LlamaCppBackend  # noqa: E402
+from backends.engines.llamacpp import LlamaCppBackend  # noqa: E402
+from backends.specs import BUNDLED, bundled_path  # noqa: E402
 from backends.stats import RunCollector  # noqa: E402
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived"

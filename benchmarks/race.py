@@ -26,8 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backends.base import GenParams, Placement  # noqa: E402
-from backends.catalog import DEFAULT_PAIR, make_backend  # noqa: E402
+from backends.catalog import make_backend
 from backends.session import available_cpus, placements  # noqa: E402
+from backends.specs import DEFAULT_PAIR  # noqa: E402
 from backends.stats import RunCollector  # noqa: E402
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived"

@@ -9,7 +9,7 @@ import psutil
 import pytest
 from gguf import GGUFWriter, LlamaFileType
 
-from backends.catalog import bundled_path
+from backends.specs import bundled_path
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def worker_children() -> list[psutil.Process]:
     out = []
     for p in children():
         try:
-            if "backends.llamacpp_worker" in " ".join(p.cmdline()):
+            if "llamacpp_worker" in " ".join(p.cmdline()):
                 out.append(p)
         except psutil.Error:
             pass

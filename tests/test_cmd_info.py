@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backends.gguf_card import read_card
+from backends.card.gguf import read_card
 from tui.cli import main
 
 from .conftest import write_tiny_gguf

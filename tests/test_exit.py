@@ -40,7 +40,7 @@ def _workers(pid: int) -> list[psutil.Process]:
         kids = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [k for k in kids if "backends.llamacpp_worker" in " ".join(k.cmdline())]
+    return [k for k in kids if "llamacpp_worker" in " ".join(k.cmdline())]
 
 
 @pytest.mark.parametrize("how", ["SIGHUP", "SIGTERM", "q", "ctrl+c", "hangup"])

@@ -10,8 +10,8 @@ import pytest
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
 
 from backends.base import BackendError
-from backends.catalog import bundled_path
-from backends.gguf_card import read_card, read_header
+from backends.card.gguf import read_card, read_header
+from backends.specs import bundled_path
 
 from .conftest import write_tiny_gguf
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from backends.events import Sample
-from backends.hardware import (
+from backends.telemetry.hardware import (
     Rapl,
     _host_key,
     cache_dir,

@@ -11,10 +11,10 @@ import asyncio
 import pytest
 
 from backends.base import BackendError, GenParams
-from backends.catalog import ModelSpec, parse_spec
+from backends.engines.ollama import OllamaBackend
+from backends.engines.openai import OpenAIBackend
 from backends.events import Failed, Finished, Sample, Started, Token
-from backends.ollama import OllamaBackend
-from backends.openai import OpenAIBackend
+from backends.specs import ModelSpec, parse_spec
 from tests.replay_server import Handler, ReplayServer, free_port, json_route, lines_route
 
 MODELS = {"object": "list", "data": [{"id": "tiny", "object": "model", "owned_by": "me"}]}

@@ -8,9 +8,10 @@ import signal
 import pytest
 
 from backends.base import BackendError, GenParams, Placement
-from backends.catalog import make_backend, parse_spec
+from backends.catalog import make_backend
+from backends.engines.llamacpp import LlamaCppBackend
 from backends.events import Failed, Finished, Started, Token
-from backends.llamacpp import LlamaCppBackend
+from backends.specs import parse_spec
 from backends.stats import RunCollector
 
 from .conftest import worker_children
@@ -168,7 +169,7 @@ async def test_close_leaves_no_worker(smollm2_path):
 
 
 def test_public_spec_hides_credentials():
-    from backends.catalog import public_spec
+    from backends.specs import public_spec
 
     assert public_spec("openai:m@https://u:secret@host:8080/v1?key=abc") == "openai:m@https://host:8080/v1"
     assert public_spec("ollama:gemma3:270m") == "ollama:gemma3:270m"

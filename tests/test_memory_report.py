@@ -13,11 +13,11 @@ import types
 import pytest
 
 from backends.base import GenParams, Placement
+from backends.engines.llamacpp import LlamaCppBackend
+from backends.engines.llamalog import parse_buffers, planned_anon
 from backends.events import Finished, Sample, Started, Token
-from backends.hardware import rapl_note, roofline_pct
-from backends.llamacpp import LlamaCppBackend
-from backends.llamalog import parse_buffers, planned_anon
 from backends.stats import RUN_FIELDS, RunCollector
+from backends.telemetry.hardware import rapl_note, roofline_pct
 from tui.app import ABTopApp
 from tui.widgets.card import CardPanel
 

@@ -13,10 +13,11 @@ import json
 import pytest
 
 from backends.base import BackendError, GenParams
-from backends.catalog import make_backend, parse_spec
+from backends.catalog import make_backend
+from backends.engines.ollama import OllamaBackend, parse_param_size
 from backends.events import Failed, Finished, Started, Token
-from backends.ollama import OllamaBackend, parse_param_size
-from backends.remote import RemoteSampler
+from backends.specs import parse_spec
+from backends.telemetry.remote import RemoteSampler
 from tests.replay_server import Handler, ReplayServer, json_route, lines_route
 
 MODEL = "llama3.2"

@@ -18,11 +18,12 @@ import httpx
 import pytest
 
 from backends.base import GenParams
-from backends.catalog import bundled_path, make_backend, parse_spec
+from backends.catalog import make_backend
+from backends.engines.openai import OpenAIBackend
 from backends.events import Finished, Started, Token
-from backends.openai import OpenAIBackend
-from backends.remote import RemoteSampler, remote_sampler
+from backends.specs import bundled_path, parse_spec
 from backends.stats import RunCollector
+from backends.telemetry.remote import RemoteSampler, remote_sampler
 from tests.replay_server import ReplayServer, free_port, json_route, lines_route
 
 PROMPT = "Why is the sky blue? Answer in one sentence."

@@ -7,8 +7,8 @@ import os
 
 import psutil
 
-from backends import remote
-from backends.remote import RemoteSampler, parse_prometheus, server_pid
+from backends.telemetry import remote
+from backends.telemetry.remote import RemoteSampler, parse_prometheus, server_pid
 from tests.replay_server import Handler, ReplayServer, free_port, json_route
 
 LLAMA_SERVER_METRICS = """\

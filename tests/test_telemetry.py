@@ -14,7 +14,7 @@ import types
 import pytest
 
 from backends.events import Sample
-from backends.telemetry import ProcessSampler, host_info, sample_every
+from backends.telemetry.process import ProcessSampler, host_info, sample_every
 
 MiB = 2**20
 ANON = 64 * MiB
@@ -282,7 +282,7 @@ def test_host_info(monkeypatch):
 
 def test_pagemap_agrees_with_smaps(mapper, smollm2_path):
     """Resident weights come from pagemap (cheap); the full smaps (slow) gives the same figure."""
-    from backends.procmem import FileId, WeightsResident, read_smaps, read_uss
+    from backends.telemetry.memmaps import FileId, WeightsResident, read_smaps, read_uss
 
     fast = WeightsResident(mapper.pid, str(smollm2_path)).read()
     slow, uss = read_smaps(mapper.pid, FileId(str(smollm2_path)))

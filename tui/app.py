@@ -16,18 +16,18 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Input
 
 from backends.base import Backend, BackendError, GenParams
-from backends.catalog import DEFAULT_PAIR, make_backend
+from backends.catalog import make_backend
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
-
-from . import export
-from .lifeline import Lifeline
-from .results_keys import ResultsKeys
-from .widgets.card import CardPanel
-from .widgets.host import HostBar
-from .widgets.pane import ModelPane
-from .widgets.results import ResultsScreen
-from .widgets.texts import TextScreen
+from backends.specs import DEFAULT_PAIR
+from tui import export
+from tui.lifeline import Lifeline
+from tui.results_keys import ResultsKeys
+from tui.widgets.card import CardPanel
+from tui.widgets.host import HostBar
+from tui.widgets.pane import ModelPane
+from tui.widgets.results import ResultsScreen
+from tui.widgets.texts import TextScreen
 
 NARROW = 120  # below this many columns the panes stack
 
@@ -156,7 +156,7 @@ class ABTopApp(ResultsKeys, App):
         live = [(i, b) for i, b in enumerate(backends) if b is not None]
         slots = self._slots = [i for i, _ in live]
         if self.record_path:
-            from .record import Recorder
+            from tui.record import Recorder
 
             self._recorder = Recorder(self.record_path, self.specs, self.export_params())
             self.hooks.append(self._recorder.write)
@@ -316,7 +316,7 @@ def _teardown_safe(app: App):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from .cli import DEFAULT_PROMPT, check_run_options
+    from tui.options import DEFAULT_PROMPT, check_run_options
 
     problem = check_run_options(args)
     if problem:

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 from backends.base import GenParams
-from backends.catalog import public_spec
 from backends.events import Loaded
+from backends.specs import public_spec
 from backends.stats import RUN_FIELDS, summarize
-
-from . import format as fmt
+from tui import format as fmt
 
 SCHEMA = "abtop.bench/1"
 DEFAULT_DIR = "abtop-results"
@@ -63,7 +62,7 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
 def document(models: list[dict], params: dict, host: dict | None = None) -> dict:
     """The whole export; ``host`` defaults to this machine's ``host_info()``."""
     if host is None:
-        from backends.telemetry import host_info
+        from backends import host_info
 
         host = host_info()
     return {

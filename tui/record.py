@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from backends.catalog import public_spec
 from backends.events import Event, from_dict, to_dict
+from backends.specs import public_spec
 
 SCHEMA = "abtop.record/1"
 

@@ -33,10 +33,9 @@ from backends.events import (
     Token,
     now,
 )
-
-from .app import ABTopApp
-from .record import SCHEMA, Recorder, read_recording
-from .widgets.host import HostBar
+from tui.app import ABTopApp
+from tui.record import SCHEMA, Recorder, read_recording
+from tui.widgets.host import HostBar
 
 IDLE_MAX = 1.0
 """Seconds of recorded idle time (no stream in flight) kept between runs."""

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from textual import work
 
-from . import export
-from .widgets.results import ModelResults, ResultsScreen
-from .widgets.stream_view import StreamView
-from .widgets.texts import TextScreen
+from tui import export
+from tui.widgets.results import ModelResults, ResultsScreen
+from tui.widgets.stream_view import StreamView
+from tui.widgets.texts import TextScreen
 
 
 class ResultsKeys:

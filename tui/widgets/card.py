@@ -1,7 +1,7 @@
 """The model-card panel of a pane: what the model is, and where its memory really goes.
 
 Rows: parameters (total, effective without a per-layer embedding table, active per token for
-MoE), PLE / MoE / dense, bytes read per generated token (``cmd_info.card_lines``); llama.cpp's
+MoE), PLE / MoE / dense, bytes read per generated token (``tui.card_text.card_lines``); llama.cpp's
 planned buffers beside the measured resident weights and anonymous memory; the GPU; after a run
 the roofline and the energy per token. It takes rows a stacked 80x24 pane does not have, so it
 shows only when the pane is at least ``MIN_PANE_HEIGHT`` rows tall, and ``c`` toggles it.
@@ -15,12 +15,11 @@ from rich._wrap import divide_line  # the breaker Content uses to wrap: the same
 from textual.content import Content
 from textual.widgets import Static
 
+from backends import mem_bandwidth_gbs, planned_anon, rapl_note
 from backends.events import Loaded, Sample
-from backends.hardware import mem_bandwidth_gbs, rapl_note
-from backends.llamalog import planned_anon
 from backends.session import available_cpus
 from tui import format as fmt
-from tui.cmd_info import card_lines
+from tui.card_text import card_lines
 
 MIN_PANE_HEIGHT = 24
 """Below this the card would squeeze the streaming text to a few lines."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from backends.hardware import host_load
+from backends import host_load
 from tui import format as fmt
 
 

@@ -9,14 +9,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from backends.catalog import public_spec
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token, now
+from backends.specs import public_spec
 from backends.stats import RunCollector, summarize
 from tui import format as fmt
-
-from .card import CardPanel, gpu_label, mem_label, roofline_warning
-from .metrics import Metric, MetricsStrip
-from .stream_view import StreamView
+from tui.widgets.card import CardPanel, gpu_label, mem_label, roofline_warning
+from tui.widgets.metrics import Metric, MetricsStrip
+from tui.widgets.stream_view import StreamView
 
 
 class ModelPane(Vertical):

@@ -13,7 +13,7 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from .stream_view import SHOWN
+from tui.widgets.stream_view import SHOWN
 
 
 class TextScreen(Screen):

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .replay import ReplayApp, ReplayError, load
+    from tui.replay import ReplayApp, ReplayError, load
 
     if not args.speed > 0:
         print(f"abtop: --speed must be above 0 (got {args.speed:g}).", file=sys.stderr)

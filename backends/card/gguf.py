@@ -21,8 +21,8 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
-from .base import BackendError
-from .events import ModelInfo
+from backends.base import BackendError
+from backends.events import ModelInfo
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32

@@ -10,14 +10,14 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from backends import mem_bandwidth_gbs, rapl_note
 from backends.base import BackendError, GenParams
-from backends.catalog import DEFAULT_PAIR, make_backend
+from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Sample, Started, Token
-from backends.hardware import mem_bandwidth_gbs, rapl_note
 from backends.session import RunPlan, Session
+from backends.specs import DEFAULT_PAIR
 from backends.stats import RunCollector
-
-from . import export
+from tui import export
 
 EPILOG = """\
 examples:
@@ -32,7 +32,7 @@ cannot be loaded or fails before its first token), with one sentence on stderr.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_run_options
+    from tui.options import add_run_options
 
     p = sub.add_parser(
         "bench",
@@ -147,7 +147,7 @@ def _params(args, params: GenParams) -> dict:
 
 async def _plot(col: _Collect, doc: dict) -> None:
     """``--plot``: the results screen over the terminal, after the table is printed."""
-    from .widgets.results import ModelResults, ResultsApp
+    from tui.widgets.results import ModelResults, ResultsApp
 
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         say("abtop: --plot needs a terminal; the figures are in the table above.")
@@ -170,7 +170,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             return 2
     recorder = None
     if args.record:
-        from .record import Recorder
+        from tui.record import Recorder
 
         recorder = Recorder(args.record, specs, _params(args, params))
     progress = (
@@ -252,7 +252,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import DEFAULT_PROMPT, check_run_options
+    from tui.options import DEFAULT_PROMPT, check_run_options
 
     specs = list(args.models) or list(DEFAULT_PAIR)
     if args.prompt is None:

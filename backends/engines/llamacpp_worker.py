@@ -71,7 +71,7 @@ class Model:
 
         self.lc = llama_cpp
         place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
-        from .llamalog import Capture, parse_buffers
+        from backends.engines.llamalog import Capture, parse_buffers
 
         t0 = time.monotonic()
         with Capture() as log:  # llama.cpp's buffer report, in step with "loaded"

@@ -18,11 +18,18 @@ import re
 
 import httpx
 
-from .base import BackendError, GenParams
-from .catalog import ModelSpec
-from .events import EngineTimings, Finished, ModelInfo, Started, Token, now
-from .httpbase import Emit, HTTPBackend, StreamError, _Run, describe_transport_error, server_says
-from .remote import child_with, ollama_entry, ollama_placement, server_pid
+from backends.base import BackendError, GenParams
+from backends.engines.httpbase import (
+    Emit,
+    HTTPBackend,
+    StreamError,
+    _Run,
+    describe_transport_error,
+    server_says,
+)
+from backends.events import EngineTimings, Finished, ModelInfo, Started, Token, now
+from backends.specs import ModelSpec
+from backends.telemetry.remote import child_with, ollama_entry, ollama_placement, server_pid
 
 _STOP = {"stop": "eos", "length": "length"}
 _LOAD_TIMEOUT_S = 600.0  # a large model can take minutes to load; the load answers only when done

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .events import Sample
+from backends.events import Sample
 
 PROBE_BYTES = 256 * 2**20
 PROBE_TRIALS = 5

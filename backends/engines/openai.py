@@ -20,11 +20,11 @@ import os
 
 import httpx
 
-from .base import BackendError, GenParams
-from .catalog import ModelSpec
-from .events import EngineTimings, Finished, ModelInfo, Started, Token, now
-from .httpbase import Emit, HTTPBackend, StreamError, _Run, server_says
-from .remote import gguf_of, server_pid
+from backends.base import BackendError, GenParams
+from backends.engines.httpbase import Emit, HTTPBackend, StreamError, _Run, server_says
+from backends.events import EngineTimings, Finished, ModelInfo, Started, Token, now
+from backends.specs import ModelSpec
+from backends.telemetry.remote import gguf_of, server_pid
 
 _STOP = {"stop": "eos", "eos": "eos", "length": "length"}
 _SSE_FIELDS = ("event:", "id:", "retry:")
@@ -227,7 +227,7 @@ class OpenAIBackend(HTTPBackend):
 def _merge_card(info: ModelInfo, weights: str) -> ModelInfo:
     """The GGUF header of a local server's weights fills what ``/models`` did not say."""
     try:
-        from .gguf_card import read_card
+        from backends.card.gguf import read_card
 
         card = read_card(weights)
     except Exception:  # noqa: BLE001 - the card is a bonus; a server we can talk to still works

@@ -21,13 +21,13 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .base import Backend, BackendError, GenParams
-from .events import Event, Failed, Finished, Loaded, now
-from .remote import is_loopback
+from backends.base import Backend, BackendError, GenParams
+from backends.events import Event, Failed, Finished, Loaded, now
+from backends.specs import redact_url
+from backends.telemetry.remote import is_loopback
 
 API_KEY_VARS = ("ABTOP_API_KEY", "OPENAI_API_KEY")
 DEFAULT_STALL_S = 30.0
@@ -53,18 +53,6 @@ def default_stall_timeout() -> float:
         return DEFAULT_STALL_S
     return value if value > 0 else DEFAULT_STALL_S
 
-
-def redact_url(url: str) -> str:
-    """``url`` without user:password and without a query string (either may hold a secret)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def scrub(text: str) -> str:

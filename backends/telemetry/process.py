@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import psutil
 
-from .events import Sample, now
-from .hardware import Rapl, cpu_model, mem_bandwidth_gbs
-from .nvml import Nvml, NvmlLost
-from .procmem import WeightsResident, read_status, read_uss
+from backends.events import Sample, now
+from backends.telemetry.hardware import Rapl, cpu_model, mem_bandwidth_gbs
+from backends.telemetry.memmaps import WeightsResident, read_status, read_uss
+from backends.telemetry.nvml import Nvml, NvmlLost
 
 LINUX = sys.platform.startswith("linux")
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from .events import Sample, now
+from backends.events import Sample, now
 
 # -- this machine ---------------------------------------------------------------------------
 

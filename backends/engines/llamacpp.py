@@ -15,10 +15,10 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
-from .base import Backend, BackendError, GenParams, Placement
-from .catalog import BUNDLED
-from .events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
-from .gguf_card import read_card
+from backends.base import Backend, BackendError, GenParams, Placement
+from backends.card.gguf import read_card
+from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
+from backends.specs import BUNDLED
 
 _STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
 
@@ -60,7 +60,7 @@ class LlamaCppBackend(Backend):
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "backends.llamacpp_worker",
+            "backends.engines.llamacpp_worker",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -14,13 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from backends import API_KEY_VARS, OllamaBackend, api_key, is_loopback
 from backends.base import BackendError
-from backends.catalog import BUNDLED, OLLAMA_DEFAULT_URL, bundled_path
-from backends.httpbase import API_KEY_VARS, api_key, redact_url
-from backends.ollama import OllamaBackend
-from backends.remote import is_loopback
-
-from .format import human_bytes, human_count
+from backends.specs import BUNDLED, OLLAMA_DEFAULT_URL, bundled_path, redact_url
+from tui.format import human_bytes, human_count
 
 _TIMEOUT_S = 3.0
 

@@ -1,0 +1,1 @@
+"""The model card, read from the GGUF header without loading the weights."""

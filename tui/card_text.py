@@ -1,0 +1,61 @@
+"""The model card as (label, value) rows: ``abtop info`` prints them, the pane's card draws them."""
+
+from __future__ import annotations
+
+from backends.events import ModelInfo
+from tui.format import human_bytes, human_count
+
+
+def _count(n: int | None) -> str:
+    return "n/a" if n is None else f"{human_count(n)} ({n:,})"
+
+
+def _shape(c: ModelInfo) -> str:
+    """``n_embd 576 · 9 heads (3 KV) · vocab 49,152``: what sizes the KV cache and the logits."""
+    bits = []
+    if c.n_embd:
+        bits.append(f"n_embd {c.n_embd:,}")
+    if c.n_head:
+        bits.append(f"{c.n_head} heads" + (f" ({c.n_head_kv} KV)" if c.n_head_kv and c.n_head_kv != c.n_head else ""))
+    if c.n_vocab:
+        bits.append(f"vocab {c.n_vocab:,}")
+    return " · ".join(bits) or "n/a"
+
+
+def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
+    """(label, value) rows of the readable card; the pane's card panel can draw the same rows."""
+    params = f"{_count(c.params)} total"
+    if c.params_effective is not None:
+        params += f" · {human_count(c.params_effective)} effective"
+    if c.moe:
+        params += f" · active {human_count(c.moe['params_active'])} per token"
+    rows = [
+        ("arch", c.arch or "n/a"),
+        ("params", params),
+        ("quant", c.quant or "n/a"),
+        ("size", "n/a" if c.file_bytes is None else f"{human_bytes(c.file_bytes)} ({c.file_bytes:,} bytes)"),
+        ("layers", "n/a" if c.n_layers is None else str(c.n_layers)),
+        ("shape", _shape(c)),
+        ("context", "n/a" if c.n_ctx_train is None else f"{c.n_ctx_train:,} tokens (training)"),
+        ("template", {True: "yes: chat", False: "none: completion mode", None: "n/a"}[c.chat_template]),
+    ]
+    if c.ple:
+        rows.append(
+            (
+                "PLE",
+                f"{human_count(c.ple['params'])} params · {human_bytes(c.ple['bytes'])} per-layer embeddings, "
+                "looked up, not read per token",
+            )
+        )
+    else:
+        rows.append(("PLE", "none"))
+    if c.moe:
+        rows.append(("MoE", f"{c.moe['experts']} experts, {c.moe['experts_used']} used per token"))
+    else:
+        rows.append(("MoE", "none (dense)"))
+    rows.append(
+        ("bytes/token", "n/a" if c.bytes_per_token is None else f"{human_bytes(c.bytes_per_token)} read per generated token (estimate)")
+    )
+    if c.path:
+        rows.append(("file", c.path))
+    return rows
