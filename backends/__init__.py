@@ -2,7 +2,7 @@
 
 The public surface for ``tui/``: the top-level modules (``events``, ``base``, ``specs``,
 ``catalog``, ``session``, ``stats``) and the names below. The rooms (``engines/``,
-``telemetry/``, ``card/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
+``telemetry/``, ``card/``, ``quality/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
 load on first use, so importing ``backends.events`` stays cheap.
 """
 
@@ -21,6 +21,12 @@ _PUBLIC = {
     "rapl_note": "backends.telemetry.hardware",
     "is_loopback": "backends.telemetry.remote",
     "host_info": "backends.telemetry.process",
+    "LOG_NAME": "backends.quality.votes",
+    "WINNERS": "backends.quality.votes",
+    "append_vote": "backends.quality.votes",
+    "battle_record": "backends.quality.votes",
+    "read_battles": "backends.quality.votes",
+    "vote_summary": "backends.quality.votes",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -15,7 +15,7 @@ import sys
 from backends.specs import BUNDLED
 from tui.options import add_run_options
 
-COMMANDS = ("bench", "info", "models", "replay")
+COMMANDS = ("bench", "info", "models", "replay", "votes")
 
 EPILOG = """\
 models:
@@ -29,6 +29,7 @@ examples:
   abtop bench smollm2-135m gemma3-270m --runs 3 --json out.json
   abtop info gemma3-270m
   abtop models --dir ~/models
+  abtop votes abtop-results/battles.jsonl       win rates from blind votes
 
 keys:
   Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit

@@ -1,0 +1,1 @@
+"""The quality half: blind votes (``votes``), bits per byte (``bpb``) and prompt suites (``prompts``)."""

@@ -1,0 +1,58 @@
+"""``abtop votes LOG...``: win rates (Wilson, ties as half) and, for more than two models,
+Bradley–Terry ratings from the battle logs that ``abtop --blind`` writes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from backends import read_battles, vote_summary
+from tui.votes_text import markdown
+
+EPILOG = """\
+examples:
+  abtop votes abtop-results/battles.jsonl
+  abtop votes box1/battles.jsonl box2/battles.jsonl --json votes.json --md votes.md
+"""
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    p = subparsers.add_parser(
+        "votes",
+        help="win rates and ratings from blind-vote battle logs",
+        description="Win rate per model with a 95 % Wilson interval (ties count half); with more than two "
+        "models across the logs, Bradley–Terry ratings as LMArena computes them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("logs", nargs="+", metavar="LOG", help="battle logs (JSON Lines, one vote a line)")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON (schema abtop.votes/1)")
+    p.add_argument("--md", metavar="PATH", help="write the Markdown to a file too")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        battles = read_battles(args.logs)
+    except OSError as exc:
+        print(f"abtop: {Path(exc.filename or '?').name}: cannot read it ({exc.strerror}).", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"abtop: {exc}", file=sys.stderr)
+        return 2
+    if not battles:
+        print(f"abtop: no votes in {', '.join(args.logs)}; vote with abtop --blind (keys 1, 2, =, x).", file=sys.stderr)
+        return 2
+    summary = vote_summary(battles)
+    text = markdown(summary)
+    sys.stdout.write(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"schema": "abtop.votes/1", **summary}, indent=2) + "\n", encoding="utf-8")
+        print(f"abtop: wrote {args.json}", file=sys.stderr)
+    if args.md:
+        Path(args.md).write_text(text, encoding="utf-8")
+        print(f"abtop: wrote {args.md}", file=sys.stderr)
+    return 0
