@@ -12,9 +12,7 @@ from textual.cache import LRUCache
 from textual.strip import Strip
 from textual.widget import Widget
 
-SHOWN = {c: None for c in range(32) if c != 10} | {9: "    ", 127: None}
-"""What the screen gets of the text: tabs as spaces, other control characters (an escape
-sequence in a model's output) dropped. ``text`` keeps every character."""
+from tui.safe import STREAM as SHOWN  # what the screen gets of the text; ``text`` keeps it all
 
 
 class StreamView(Widget):
