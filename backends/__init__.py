@@ -27,6 +27,9 @@ _PUBLIC = {
     "battle_record": "backends.quality.votes",
     "read_battles": "backends.quality.votes",
     "vote_summary": "backends.quality.votes",
+    "BUNDLED_SUITE": "backends.quality.prompts",
+    "Prompt": "backends.quality.prompts",
+    "load_prompts": "backends.quality.prompts",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -56,7 +56,16 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
         "runs": counted,
         "warmup_runs": [r for r in runs if r.get("warmup")],
         "summary": summarize(counted),
+        **({"by_prompt": by_prompt(counted)} if any(r.get("prompt_id") for r in counted) else {}),
     }
+
+
+def by_prompt(runs: list[dict]) -> list[dict]:
+    """A suite's runs summarised per prompt, in the suite's order (``summary`` is over them all)."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(r.get("prompt_id"), []).append(r)
+    return [{"prompt_id": pid, "prompt": rs[0].get("prompt"), "summary": summarize(rs)} for pid, rs in groups.items()]
 
 
 def document(models: list[dict], params: dict, host: dict | None = None) -> dict:
@@ -100,6 +109,8 @@ def csv_text(doc: dict) -> str:
     if "tokens_per_100_chars" not in fields:
         fields.insert(fields.index("chars_per_s") + 1, "tokens_per_100_chars")
     cols = ["model", "backend", "quant", "mode", "run", "warmup"] + fields + ["text"]
+    if any("prompt_id" in r for m in doc["models"] for r in m["runs"]):  # a suite: which prompt each row ran
+        cols[cols.index("run") : cols.index("run")] = ["prompt_id", "prompt"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -158,9 +169,36 @@ def markdown(doc: dict) -> str:
             f"{peak('peak_rss_bytes')} | {peak('weights_resident_bytes')} | {peak('peak_anon_bytes')} |"
         )
     gpus = ", ".join(g.get("name", "?") for g in host.get("gpus") or []) or "no GPU"
-    foot = (
+    per_prompt = _per_prompt_table(doc)
+    foot = per_prompt + (
         f"\n{p['runs']} run(s) after {p.get('warmup', 0)} warm-up, {p['max_tokens']} max tokens, "
         f"temperature {p['temperature']}, seed {p['seed']}. Host: {host.get('cpu', '?')}, "
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
     )
     return head + "\n".join(rows) + "\n" + foot + "\n"
+
+
+def _per_prompt_table(doc: dict) -> str:
+    """With a suite, one row per prompt: each model's gen t/s, TTFT and chars/s on it (medians)."""
+    models = [m for m in doc["models"] if m.get("by_prompt")]
+    if not models:
+        return ""
+    ids = list(dict.fromkeys(p["prompt_id"] for m in models for p in m["by_prompt"]))
+    names = [_name(m) for m in models]
+    head = "| prompt | " + " | ".join(f"{n} gen t/s · TTFT · chars/s" for n in names) + " |\n"
+    head += "|---|" + "---|" * len(models) + "\n"
+    rows = []
+    for pid in ids:
+        cells = []
+        for m in models:
+            s = next((p["summary"] for p in m["by_prompt"] if p["prompt_id"] == pid), {})
+
+            def med(name, s=s):
+                return (s.get(name) or {}).get("median")
+
+            gen, ttft, cps = med("gen_tps"), med("ttft_s"), med("chars_per_s")
+            cells.append(
+                f"{'n/a' if gen is None else f'{gen:.1f}'} · {fmt.seconds(ttft)} · {'n/a' if cps is None else f'{cps:.0f}'}"
+            )
+        rows.append(f"| {pid} | " + " | ".join(cells) + " |")
+    return "\n" + head + "\n".join(rows) + "\n"

@@ -14,6 +14,12 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     """Options shared by the TUI and ``bench``, so both drive the engine the same way."""
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"two models (default: {' '.join(DEFAULT_PAIR)})")
     p.add_argument("-p", "--prompt", default=None, help="the prompt both models get")
+    p.add_argument(
+        "--prompts",
+        metavar="FILE",
+        default=None,
+        help="a prompt suite: .txt (one prompt a line), .jsonl (prompt, optional id), or `suite` (the bundled eight)",
+    )
     p.add_argument("-n", "--max-tokens", type=int, default=128, help="tokens to generate (default 128)")
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
     p.add_argument("--seed", type=int, default=42, help="sampling seed (default 42)")
@@ -27,6 +33,16 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="threads per local model (default: its share of the cores)")
     p.add_argument("--interval", type=float, default=0.25, help="telemetry sampling interval, seconds (default 0.25 = 4 Hz)")
+
+
+def prompt_list(args: argparse.Namespace) -> list:
+    """The prompts to run: ``--prompts``' suite, else the one ``--prompt`` (id None).
+    ``ValueError`` with one sentence when the suite cannot be used."""
+    from backends import Prompt, load_prompts
+
+    if getattr(args, "prompts", None):
+        return load_prompts(args.prompts)
+    return [Prompt(None, args.prompt if args.prompt is not None else DEFAULT_PROMPT)]
 
 
 def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str | None:
@@ -49,6 +65,13 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str |
                 return f"abtop: --{option} {path}: the folder {folder} is not writable."
             if os.path.isdir(path):
                 return f"abtop: --{option} {path} is a folder; give a file name."
+    if getattr(args, "prompts", None):
+        if args.prompt is not None:
+            return "abtop: give --prompt or --prompts, not both."
+        try:
+            prompt_list(args)
+        except ValueError as exc:
+            return f"abtop: {exc}"
     checks = [
         (args.max_tokens >= 1, f"--max-tokens must be at least 1 (got {args.max_tokens})."),
         (args.temperature >= 0, f"--temperature must be 0 or more (got {args.temperature}); 0 is greedy."),

@@ -25,6 +25,7 @@ examples:
   abtop bench A.gguf B.gguf -p "Write a haiku" -n 128 --runs 3 --json out.json
   abtop bench smollm2-135m gemma3-270m --mode race --csv runs.csv --md table.md
   abtop bench my-model.gguf -n 256 --runs 5         one model alone: a sanity check on new hardware
+  abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
 
 exit codes: 0 done; 1 a model failed after it started streaming; 2 bad input (a model that
 cannot be loaded or fails before its first token), with one sentence on stderr.
@@ -74,6 +75,8 @@ class _Collect:
         """Each model's latest counted run (its token times feed ``--plot``)."""
         self.bandwidth_gbs: float | None = None
         """The host's read bandwidth, for each run's ``roofline_pct``."""
+        self.prompt = None
+        """The suite's prompt being run (each run records its ``prompt_id`` and ``prompt``)."""
 
     def __call__(self, slot: int, ev: Event) -> None:
         if self.recorder is not None:
@@ -105,6 +108,8 @@ class _Collect:
                 bandwidth_gbs=self.bandwidth_gbs,
                 energy_note=rapl_note(),
             )
+            if self.prompt is not None:
+                result["prompt_id"], result["prompt"] = self.prompt.id, self.prompt.text
             self.runs[slot].append(result)
             self.current[slot] = None
             if self.progress is None and isinstance(ev, Finished):  # a log, not a terminal: a line per run
@@ -121,6 +126,8 @@ class _Collect:
     def _log_run(self, slot: int, r: dict) -> None:
         name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"
         what = "warm-up" if r["warmup"] else f"run {r['run'] + 1}"
+        if r.get("prompt_id"):
+            what += f" of {r['prompt_id']}"
         gen = "n/a" if r["gen_tps"] is None else f"{r['gen_tps']:.1f} tok/s"
         ttft = "n/a" if r["ttft_s"] is None else f"{r['ttft_s']:.3f} s"
         say(f"abtop: {name} {what}: {r['gen_tokens']} tokens, gen {gen}, TTFT {ttft}")
@@ -130,6 +137,8 @@ class _Collect:
             return
         name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"
         what = "warm-up" if ev.warmup else f"run {ev.run + 1}"
+        if self.prompt is not None and self.prompt.id:
+            what += f" · {self.prompt.id}"
         self.progress.update(self.tasks[slot], description=f"{name}: {what}")
 
 
@@ -142,7 +151,10 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
 
 
 def _params(args, params: GenParams) -> dict:
-    return export.run_params(args.prompt, params, runs=args.runs, warmup=args.warmup, mode=args.mode, n_ctx=args.ctx)
+    out = export.run_params(args.prompt, params, runs=args.runs, warmup=args.warmup, mode=args.mode, n_ctx=args.ctx)
+    if args.prompts:
+        out["prompts"] = [{"id": p.id, "prompt": p.text} for p in args.prompt_list]
+    return out
 
 
 async def _plot(col: _Collect, doc: dict) -> None:
@@ -178,7 +190,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         if err.is_terminal
         else None
     )
-    total = (args.runs + args.warmup) * args.max_tokens
+    total = (args.runs * len(args.prompt_list) + args.warmup) * args.max_tokens
     col = _Collect(len(specs), progress, total, recorder)
     session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
     # Ctrl+C, SIGTERM or a dropped SSH link: stop the runs, keep (and write) those already done.
@@ -201,7 +213,13 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             for e in bad:
                 say(f"abtop: {e}")
             return 2
-        await session.run(RunPlan(args.prompt, params, mode=args.mode, runs=args.runs, warmup=args.warmup))
+        for k, prompt in enumerate(args.prompt_list):  # every prompt x runs; the warm-up once, first
+            col.prompt = prompt if args.prompts else None
+            await session.run(
+                RunPlan(prompt.text, params, mode=args.mode, runs=args.runs, warmup=args.warmup if k == 0 else 0)
+            )
+            if not any(session.alive):  # every worker lost: the next prompt has no one to run it
+                break
     except asyncio.CancelledError:
         if not signals:
             raise
@@ -252,14 +270,15 @@ async def _bench(args, specs: list[str], err: Console) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.options import DEFAULT_PROMPT, check_run_options
+    from tui.options import DEFAULT_PROMPT, check_run_options, prompt_list
 
     specs = list(args.models) or list(DEFAULT_PAIR)
-    if args.prompt is None:
-        args.prompt = DEFAULT_PROMPT
     err = Console(stderr=True)
     problem = check_run_options(args)
     if problem:
         say(problem)
         return 2
+    args.prompt_list = prompt_list(args)
+    if args.prompt is None and not args.prompts:
+        args.prompt = DEFAULT_PROMPT
     return asyncio.run(_bench(args, specs, err))
