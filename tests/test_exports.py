@@ -119,3 +119,19 @@ async def test_e_before_any_run_says_so(tmp_path):
         await pilot.pause()
         assert not (tmp_path / "out").exists()
         assert any("Nothing to export" in m for m in _messages(app))
+
+
+def test_csv_and_markdown_keep_the_text_but_no_raw_escape_or_bell():
+    hostile = "\x1b[2J\x1b[31mRED\x07 \x1b]0;PWNED\x07 end"
+    doc = _doc(runs=1)
+    doc["models"][0]["info"]["name"] = f"evil|{hostile}\nname"
+    doc["models"][0]["runs"][0]["text"] = f"said {hostile}\nline two"
+    doc["params"]["prompt"] = hostile
+    for text in (export.csv_text(doc), export.markdown(doc)):
+        assert "\x1b" not in text and "\x07" not in text
+        assert "\\x1b[2J\\x1b[31mRED\\x07" in text  # kept, visibly escaped
+    rows = list(csv.DictReader(io.StringIO(export.csv_text(doc))))
+    assert rows[0]["text"] == "said \\x1b[2J\\x1b[31mRED\\x07 \\x1b]0;PWNED\\x07 end\nline two"
+    body = [ln for ln in export.markdown(doc).splitlines() if ln.startswith("| evil")]
+    assert len(body) == 1 and body[0].startswith("| evil\\|\\x1b[2J")  # one row: the | and newline escaped
+    assert json.loads(json.dumps(doc))["models"][0]["runs"][0]["text"].startswith("said \x1b[2J")  # JSON keeps it

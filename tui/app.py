@@ -23,9 +23,11 @@ from backends.specs import DEFAULT_PAIR
 from tui import export
 from tui.lifeline import Lifeline
 from tui.results_keys import ResultsKeys
+from tui.safe import safe
 from tui.widgets.card import CardPanel
 from tui.widgets.host import HostBar
 from tui.widgets.pane import ModelPane
+from tui.widgets.prompt import PromptInput
 from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
 
@@ -105,7 +107,7 @@ class ABTopApp(ResultsKeys, App):
                 self.panes.append(pane)
                 yield pane
         with Horizontal(id="bottom"):
-            yield Input(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
+            yield PromptInput(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
             yield HostBar()
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
 
@@ -172,6 +174,10 @@ class ABTopApp(ResultsKeys, App):
         self.models_loaded.set()
         if self.autostart:
             self.action_run()
+
+    def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:
+        """A toast; its text may name a file or quote a server, so it is drawn safe, not as markup."""
+        super().notify(safe(message, one_line=False), title=safe(title), markup=False, **kw)
 
     def action_run(self) -> None:
         prompt = self.query_one("#prompt", Input).value.strip()
@@ -320,7 +326,7 @@ def run_app(args: argparse.Namespace) -> int:
 
     problem = check_run_options(args)
     if problem:
-        print(problem, file=sys.stderr)
+        print(safe(problem), file=sys.stderr)
         return 2
     specs = list(args.models) or list(DEFAULT_PAIR)
     if len(specs) == 1:

@@ -18,6 +18,7 @@ from backends.events import Loaded
 from backends.specs import public_spec
 from backends.stats import RUN_FIELDS, summarize
 from tui import format as fmt
+from tui.safe import escape_controls
 
 SCHEMA = "abtop.bench/1"
 DEFAULT_DIR = "abtop-results"
@@ -118,8 +119,14 @@ def csv_text(doc: dict) -> str:
         quant = (m.get("info") or {}).get("quant")
         for r in m["runs"]:
             row = dict(r, model=_name(m), backend=m["backend"], quant=quant, mode=r.get("mode") or doc["params"]["mode"])
-            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            # the text stays, but no raw ESC/BEL byte reaches a file that is often `cat`ed
+            w.writerow({k: ("" if v is None else escape_controls(v) if isinstance(v, str) else v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _cell(value: object) -> str:
+    """A Markdown table cell: one line, no raw control byte, no ``|`` that would split it."""
+    return escape_controls(" ".join(str(value).splitlines())).replace("|", "\\|")
 
 
 def _median_of(runs: list[dict], name: str) -> float | None:
@@ -161,7 +168,8 @@ def markdown(doc: dict) -> str:
         p50, p99 = _median_of(runs, "itl_p50_ms"), _median_of(runs, "itl_p99_ms")
         itl = "n/a" if p50 is None or p99 is None else f"{p50:.1f}/{p99:.1f}"
         rows.append(
-            f"| {_name(m)} | {(m.get('info') or {}).get('quant') or 'n/a'} | {m['backend']} | {'/'.join(modes)} | "
+            f"| {_cell(_name(m))} | {_cell((m.get('info') or {}).get('quant') or 'n/a')} | {_cell(m['backend'])} | "
+            f"{_cell('/'.join(modes))} | "
             f"{prompt_tok} | {gen_tok} | "
             f"{fmt.spread(s.get('ttft_s'), fmt.seconds)} | {fmt.spread(s.get('prompt_tps'), one)} | "
             f"{fmt.spread(s.get('gen_tps'), one)} | {fmt.spread(s.get('gen_tps_engine'), one)} | {itl} | "
@@ -169,10 +177,11 @@ def markdown(doc: dict) -> str:
             f"{peak('peak_rss_bytes')} | {peak('weights_resident_bytes')} | {peak('peak_anon_bytes')} |"
         )
     gpus = ", ".join(g.get("name", "?") for g in host.get("gpus") or []) or "no GPU"
+    gpus, cpu = escape_controls(gpus), escape_controls(str(host.get("cpu", "?")))
     per_prompt = _per_prompt_table(doc)
     foot = per_prompt + (
         f"\n{p['runs']} run(s) after {p.get('warmup', 0)} warm-up, {p['max_tokens']} max tokens, "
-        f"temperature {p['temperature']}, seed {p['seed']}. Host: {host.get('cpu', '?')}, "
+        f"temperature {p['temperature']}, seed {p['seed']}. Host: {cpu}, "
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
     )
     return head + "\n".join(rows) + "\n" + foot + "\n"
@@ -184,7 +193,7 @@ def _per_prompt_table(doc: dict) -> str:
     if not models:
         return ""
     ids = list(dict.fromkeys(p["prompt_id"] for m in models for p in m["by_prompt"]))
-    names = [_name(m) for m in models]
+    names = [_cell(_name(m)) for m in models]
     head = "| prompt | " + " | ".join(f"{n} gen t/s · TTFT · chars/s" for n in names) + " |\n"
     head += "|---|" + "---|" * len(models) + "\n"
     rows = []
@@ -200,5 +209,5 @@ def _per_prompt_table(doc: dict) -> str:
             cells.append(
                 f"{'n/a' if gen is None else f'{gen:.1f}'} · {fmt.seconds(ttft)} · {'n/a' if cps is None else f'{cps:.0f}'}"
             )
-        rows.append(f"| {pid} | " + " | ".join(cells) + " |")
+        rows.append(f"| {_cell(pid)} | " + " | ".join(cells) + " |")
     return "\n" + head + "\n".join(rows) + "\n"

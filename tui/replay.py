@@ -35,6 +35,7 @@ from backends.events import (
 )
 from tui.app import ABTopApp
 from tui.record import SCHEMA, Recorder, read_recording
+from tui.safe import plain, safe
 from tui.widgets.host import HostBar
 
 IDLE_MAX = 1.0
@@ -128,7 +129,7 @@ class ReplayApp(ABTopApp):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.sub_title = f"{self.source} ×{self.speed:g}"
+        self.sub_title = safe(f"{self.source} ×{self.speed:g}")
         prompt = self.query_one("#prompt")
         prompt.disabled = True
         self.query_one(HostBar).display = False  # this machine's load says nothing of the recording
@@ -173,7 +174,7 @@ class ReplayApp(ABTopApp):
     def _show_mode(self, mode: str) -> None:
         super()._show_mode(mode)
         for pane in self.panes:  # no one should take a replay for a live run
-            pane.border_subtitle = f"replay ×{self.speed:g} · {mode}"
+            pane.border_subtitle = plain(f"replay ×{self.speed:g} · {mode}")
 
     def action_mode(self, mode: str) -> None:
         self.notify("A replay shows the recorded mode; it cannot be changed.", severity="warning")

@@ -18,6 +18,7 @@ from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR
 from backends.stats import RunCollector
 from tui import export
+from tui.safe import safe
 
 EPILOG = """\
 examples:
@@ -54,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def say(line: str) -> None:
-    """One line on stderr, never wrapped or styled (scripts grep it)."""
-    print(line, file=sys.stderr, flush=True)
+    """One line on stderr, never wrapped or styled (scripts grep it); a server's or a file's text
+    in it is shown, never obeyed, by the terminal."""
+    print(safe(line), file=sys.stderr, flush=True)
 
 
 class _Collect:

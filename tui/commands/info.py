@@ -17,6 +17,7 @@ from backends.base import BackendError
 from backends.events import ModelInfo
 from backends.specs import BUNDLED, parse_spec
 from tui.card_text import card_lines
+from tui.safe import safe
 
 
 def register(subparsers) -> None:
@@ -44,7 +45,7 @@ def run(args) -> int:
     try:
         card = card_for(args.spec)
     except BackendError as exc:
-        print(f"abtop: {exc}", file=sys.stderr)
+        print(safe(f"abtop: {exc}"), file=sys.stderr)
         return 2
     heading = card.name
     if args.spec in BUNDLED:  # named as in the panes and the bench JSON, the GGUF's own name beside
@@ -54,7 +55,7 @@ def run(args) -> int:
         print(json.dumps(card.to_dict(), indent=2))
         return 0
     width = max(len(label) for label, _ in card_lines(card))
-    print(heading)
+    print(safe(heading))  # a GGUF header's strings are the file author's: never raw to the terminal
     for label, value in card_lines(card):
-        print(f"  {label:<{width}}  {value}")
+        print(f"  {label:<{width}}  {safe(value)}")
     return 0

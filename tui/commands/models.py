@@ -18,6 +18,7 @@ from backends import API_KEY_VARS, OllamaBackend, api_key, is_loopback
 from backends.base import BackendError
 from backends.specs import BUNDLED, OLLAMA_DEFAULT_URL, bundled_path, redact_url
 from tui.format import human_bytes, human_count
+from tui.safe import safe
 
 _TIMEOUT_S = 3.0
 
@@ -152,12 +153,13 @@ def run(args: argparse.Namespace) -> int:
     for d in args.dir:
         root = Path(d).expanduser()
         if not root.is_dir():
-            print(f"abtop models: --dir {d}: no such directory.", file=sys.stderr)
+            print(safe(f"abtop models: --dir {d}: no such directory."), file=sys.stderr)
             status = 2
             continue
         sections.append(list_files(f"--dir {d}", root))
     sections.append(list_ollama(args.ollama))
     for url in args.openai:
         sections.append(list_openai(url))
-    print("\n\n".join("\n".join(s) for s in sections))
+    # names from a server or a file system: shown, never obeyed, by the terminal
+    print("\n\n".join("\n".join(safe(line) for line in s) for s in sections))
     return status

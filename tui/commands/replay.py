@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tui.replay import ReplayApp, ReplayError, load
+    from tui.safe import safe
 
     if not args.speed > 0:
         print(f"abtop: --speed must be above 0 (got {args.speed:g}).", file=sys.stderr)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         header, events = load(args.file)
     except ReplayError as exc:
-        print(f"abtop: {exc}", file=sys.stderr)
+        print(safe(f"abtop: {exc}"), file=sys.stderr)
         return 2
     app = ReplayApp(header, events, speed=args.speed, source=args.file)
     app.run()

@@ -20,6 +20,7 @@ from backends.events import Loaded, Sample
 from backends.session import available_cpus
 from tui import format as fmt
 from tui.card_text import card_lines
+from tui.safe import safe
 
 MIN_PANE_HEIGHT = 24
 """Below this the card would squeeze the streaming text to a few lines."""
@@ -255,5 +256,6 @@ class CardPanel(Static):
             if i:
                 parts.append("\n")
             parts.append((f"{label:<{LABEL}}", "$text-muted"))
+            value = safe(value)  # a file path, a server's note, a GPU's name
             parts.append((value, "$text-warning") if warn else value)
         self.update(Content.assemble(*parts), layout=layout)

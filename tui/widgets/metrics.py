@@ -8,6 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.widgets import Label, Sparkline
 
+from tui.safe import safe
+
 HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
 LABEL_MIN_WIDTH = 19
 
@@ -28,14 +30,14 @@ class Metric(Horizontal):
         self._label_len = 0
 
     def compose(self) -> ComposeResult:
-        yield Label(f"{self.metric_name} –")
+        yield Label(f"{self.metric_name} –", markup=False)
         yield Sparkline([], summary_function=max)
 
     def push(self, value: float | None, shown: str) -> None:
         """Add a reading; ``None`` keeps the history and shows ``shown`` (e.g. 'no GPU')."""
         # The label is as wide as its text: relayout (which redraws the whole screen) only when the
         # text's length changes, not on every reading.
-        text = f"{self.metric_name} {shown}"
+        text = f"{self.metric_name} {safe(shown)}"  # a server's note among the figures
         width = max(LABEL_MIN_WIDTH, len(text) + 1)  # the label's size: min-width, or text + padding
         self.query_one(Label).update(text, layout=width != self._label_len)
         self._label_len = width

@@ -13,6 +13,7 @@ from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Start
 from backends.specs import public_spec
 from backends.stats import RunCollector, summarize
 from tui import format as fmt
+from tui.safe import plain, safe
 from tui.widgets.card import CardPanel, gpu_label, mem_label, roofline_warning
 from tui.widgets.metrics import Metric, MetricsStrip
 from tui.widgets.stream_view import StreamView
@@ -39,7 +40,7 @@ class ModelPane(Vertical):
         self._last_tokens = 0
         self._last_tick: float | None = None
         self.failed = False
-        self.border_title = public_spec(spec)
+        self.border_title = plain(public_spec(spec))
         self.mode: str | None = None
         """The mode ("race"/"alternate") of the run on screen; recorded in each run's result."""
         self.clock = now
@@ -49,11 +50,11 @@ class ModelPane(Vertical):
         """(threads, cpus) of the runs on screen."""
 
     def compose(self) -> ComposeResult:
-        yield Static("loading…", classes="header")
+        yield Static("loading…", classes="header", markup=False)
         yield CardPanel()
         yield StreamView()
         yield MetricsStrip()
-        yield Static("", classes="stats")
+        yield Static("", classes="stats", markup=False)
 
     # -- events ------------------------------------------------------------------------------
     def handle(self, ev: Event) -> None:
@@ -92,8 +93,8 @@ class ModelPane(Vertical):
                 self.set_class(False, "-failed")
                 self.query_one(StreamView).set_message(None)
             self.loaded = ev
-            self.border_title = ev.info.name
-            self.query_one(".header", Static).update(fmt.model_header(ev.info, ev))
+            self.border_title = plain(ev.info.name)
+            self.query_one(".header", Static).update(safe(fmt.model_header(ev.info, ev)))
             self.query_one(CardPanel).show_loaded(ev, fresh=fresh)
             if fresh:
                 self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
@@ -127,7 +128,7 @@ class ModelPane(Vertical):
         self.set_class(True, "-failed")
         self.query_one(StreamView).set_message(ev.reason, "bold red")
         if self.loaded is None:
-            self.query_one(".header", Static).update(public_spec(self.spec))
+            self.query_one(".header", Static).update(safe(public_spec(self.spec)))
         if ev.lost:  # the process is gone: its last readings are no longer true
             for name in ("#m-cpu", "#m-mem", "#m-gpu"):
                 self.query_one(name, Metric).push(None, "gone")
@@ -183,6 +184,7 @@ class ModelPane(Vertical):
         """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
         line's height changes; at 20 Hz a relayout per update would cost more than the tokens."""
         stats = self.query_one(".stats", Static)
+        text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
         lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
         stats.update(text, layout=not live or lines != self._stats_lines)
         self._stats_lines = lines
@@ -241,9 +243,9 @@ class ModelPane(Vertical):
     def show_mode(self, mode: str) -> None:
         """Show the mode in the border and redraw the placement (threads, cores) it gave."""
         self.mode = mode
-        self.border_subtitle = mode
+        self.border_subtitle = plain(mode)
         if self.loaded is not None:
-            self.query_one(".header", Static).update(fmt.model_header(self.loaded.info, self.loaded))
+            self.query_one(".header", Static).update(safe(fmt.model_header(self.loaded.info, self.loaded)))
 
     def on_resize(self) -> None:
         card = self.query_one(CardPanel)

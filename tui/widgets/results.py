@@ -8,6 +8,7 @@ and drawing happens on the UI thread in ``on_mount`` (the widget re-renders it a
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -15,13 +16,14 @@ from dataclasses import dataclass, field
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.markup import escape
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from backends.stats import RunCollector
 from tui import format as fmt
+from tui.safe import safe
 
 
 @dataclass
@@ -132,8 +134,9 @@ class ResultsScreen(Screen):
 
     def __init__(self, models: list[ModelResults], title: str = "") -> None:
         super().__init__()
-        self.models = models
-        self.caption = title
+        # names and the caption come from GGUF headers, servers, recordings: drawn safe
+        self.models = [dataclasses.replace(m, name=safe(m.name)) for m in models]
+        self.caption = safe(title)
 
     def compose(self) -> ComposeResult:
         yield PlotextPlot(id="rate")
@@ -183,20 +186,20 @@ class ResultsScreen(Screen):
         plt.ylim(0, top)
         even_ticks(plt, top)
 
-    def _legend(self) -> str:
-        """One line per model with the medians; the whiskers show the spread."""
-        lines = []
+    def _legend(self) -> Content:
+        """One line per model with the medians; the whiskers show the spread. Assembled, not
+        markup: a model's name may hold ``[`` (and is drawn as it is)."""
+        parts: list = []
         labels = short_labels([m.name for m in self.models])
         n = 0
         for i, (lab, m) in enumerate(zip(labels, self.models, strict=True)):
-            swatch = "[#{:02x}{:02x}{:02x}]━━[/] ".format(*LINE_RGB[i % len(LINE_RGB)])
-            bits = [swatch + escape(m.name if m.name.startswith(lab) else f"{lab} = {m.name}")]
+            bits = [m.name if m.name.startswith(lab) else f"{lab} = {m.name}"]
             for title, key, f in (("gen", "gen_tps", fmt.rate), ("TTFT", "ttft_s", fmt.seconds), ("RSS", "peak_rss_bytes", fmt.human_bytes)):
                 w = whiskers(m.runs, key)
                 bits.append(f"{title} {f(w[0]) if w else 'n/a'}")
             n = max(n, len([r for r in m.runs if not r.get("warmup") and not r.get("error")]))
-            lines.append(" · ".join(bits))
-        return "\n".join(lines) + f"\nbars: median of {n} run(s); whiskers: min–max"
+            parts += [("━━", "#{:02x}{:02x}{:02x}".format(*LINE_RGB[i % len(LINE_RGB)])), " " + " · ".join(bits) + "\n"]
+        return Content.assemble(*parts, f"bars: median of {n} run(s); whiskers: min–max")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,6 +13,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.safe import STREAM as SHOWN  # what the screen gets of the text; ``text`` keeps it all
+from tui.safe import safe
 
 
 class StreamView(Widget):
@@ -71,7 +72,7 @@ class StreamView(Widget):
 
     def set_message(self, message: str | None, style: str = "") -> None:
         """A line under the text (an error, a note such as 'waiting')."""
-        self._message = Text(message, style=style) if message else None
+        self._message = Text(safe(message, one_line=False), style=style) if message else None
         self.refresh()
 
     @staticmethod
@@ -102,8 +103,9 @@ class StreamView(Widget):
         self._open = pieces[-1]
         shown = list(self._frozen)[-height:] + [Text(self._open)]
         if self._message is not None:
-            for line in self._split(self._message.plain, width):
-                shown.append(Text(line, style=self._message.style))
+            for paragraph in self._message.plain.split("\n"):
+                for line in self._split(paragraph, width):
+                    shown.append(Text(line, style=self._message.style))
         return shown[-height:]
 
     def render(self) -> RenderableType:

@@ -13,7 +13,7 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.widgets.stream_view import SHOWN
+from tui.safe import STREAM, plain
 
 
 class TextScreen(Screen):
@@ -40,9 +40,9 @@ class TextScreen(Screen):
         with Container(id="texts", classes="-stacked" if self.narrow else ""):
             for name, text in self.texts:
                 scroll = VerticalScroll()
-                scroll.border_title = f"{name} · {len(text):,} chars"
+                scroll.border_title = plain(f"{name} · {len(text):,} chars")
                 with scroll:
-                    yield Static(Text(text.translate(SHOWN) or "(no text yet)"))
+                    yield Static(Text(text.translate(STREAM) or "(no text yet)"))
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
