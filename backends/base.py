@@ -10,9 +10,12 @@ An adapter turns one model spec into events (see ``events.py``):
 - ``cancel()`` stops the stream in flight at once (the iterator then ends with
   ``Finished(stop="cancelled")``); ``close()`` releases everything and leaves no process behind.
 - ``place(placement)`` moves a local engine onto given cores and thread count between runs
-  (race mode splits the cores, alternate mode gives each model all of them in turn).
+  (race mode splits the cores, alternate mode gives each model all of them in turn); the session
+  sets ``placement`` before ``load()`` for an engine with ``local_process``.
+- ``kill_now()`` is the synchronous last resort of exit paths (no event loop left to await on).
 
-Capabilities are class flags, so callers ask instead of guessing.
+Capabilities are class flags with defaults here, so callers ask instead of guessing
+(``getattr`` on an engine is a contract leak).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Backend(abc.ABC):
     def __init__(self, spec: str) -> None:
         self.spec = spec
         self.loaded: Loaded | None = None
+        self.placement = Placement()
+        """Where a ``local_process`` engine runs (threads, cores); others keep the empty one."""
 
     @property
     def label(self) -> str:
@@ -74,6 +79,9 @@ class Backend(abc.ABC):
 
     async def place(self, placement: Placement) -> None:  # noqa: B027 - optional capability
         """Move the engine onto ``placement``; engines we do not own ignore it."""
+
+    def kill_now(self) -> None:  # noqa: B027 - optional capability
+        """Kill the engine's own process at once, synchronously; engines that own none do nothing."""
 
     @property
     def pid(self) -> int | None:

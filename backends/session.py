@@ -94,7 +94,8 @@ class Session:
         """Load every model at once; a model that fails gets a ``Failed`` and the others go on."""
         plans = placements(self.mode, [b.local_process for b in self.backends], self.threads)
         for b, p in zip(self.backends, plans, strict=True):
-            b.placement = p if b.local_process else getattr(b, "placement", None)  # type: ignore[attr-defined]
+            if b.local_process:
+                b.placement = p
         mode = self.mode
         await asyncio.gather(*(self._load_one(i) for i in range(len(self.backends))))
         # The survivors of a failed load take its cores; a mode chosen while loading applies now.

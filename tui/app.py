@@ -347,9 +347,7 @@ def run_app(args: argparse.Namespace) -> int:
 
     def kill_children() -> None:
         for b in app.session.backends if app.session is not None else ():
-            kill = getattr(b, "kill_now", None)
-            if kill:
-                kill()
+            b.kill_now()
 
     def request_exit() -> None:
         if app.loop is not None:

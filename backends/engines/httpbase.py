@@ -247,7 +247,7 @@ class HTTPBackend(Backend):
         except Exception as exc:  # noqa: BLE001 - stream() never raises: anything else is a Failed too
             run.emit(Failed(self.sentence(f"unexpected {type(exc).__name__}: {scrub(str(exc))}")))
 
-    async def stream(self, prompt: str, params: GenParams, *, run: int = 0, warmup: bool = False) -> AsyncIterator[Event]:
+    async def stream(self, prompt: str, params: GenParams) -> AsyncIterator[Event]:
         if self.loaded is None:
             yield Failed(self.sentence("not loaded (call load() first)"))
             return
@@ -255,7 +255,7 @@ class HTTPBackend(Backend):
             yield Failed(self.sentence("a stream is already running (one at a time)"))
             return
         r = self._run = _Run()
-        r.task = asyncio.create_task(self._pump(r, prompt, params, run, warmup))
+        r.task = asyncio.create_task(self._pump(r, prompt, params, 0, False))  # the session numbers runs
         try:
             while True:
                 ev = await r.queue.get()

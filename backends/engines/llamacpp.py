@@ -3,24 +3,45 @@
 The worker (``llamacpp_worker.py``) owns the model; this side speaks JSON lines to it and turns
 its lines into events. If the worker dies (killed, OOM), the stream ends with
 ``Failed(lost=True)`` and nothing else is affected.
+
+Every run has an id: the worker's stream lines carry it, replies to ``load``/``place`` carry the
+command's id instead, and a reader task routes each line to whoever waits for it. A run whose
+consumer walked away (raised mid-stream) is cancelled and whatever it still sends is dropped.
+
+A worker that stops answering (SIGSTOP, a hang in C) sends nothing and burns no CPU: after
+``$ABTOP_STALL_TIMEOUT`` seconds (30) of that the run fails with "worker not responding" and
+``lost``; the worker is left as it is (the TUI's Enter kills it and loads it again, ``close()``
+kills it). A cancel the worker does not answer
+within a second while it burns no CPU kills it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
 
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.card.gguf import read_card
+from backends.engines.httpbase import default_stall_timeout
 from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
 from backends.specs import BUNDLED
 
 _STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
+WORKER = str(Path(__file__).with_name("llamacpp_worker.py"))
+_TICK_S = 0.25
+"""How often a stream with nothing to read looks at the worker (CPU time, a pending cancel)."""
+CANCEL_GRACE_S = 1.0
+"""A cancel not answered within this while the worker burns no CPU: it is killed."""
 
 
 def oom_kills() -> int | None:
@@ -47,9 +68,20 @@ class LlamaCppBackend(Backend):
         self.proc: asyncio.subprocess.Process | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=400)
         """llama.cpp's own log lines (stderr of the worker), newest last."""
-        self._events: asyncio.Queue[dict | None] = asyncio.Queue()
+        self._replies: asyncio.Queue[dict | None] = asyncio.Queue()
+        """Answers to ``load`` and ``place`` (lines without a run id); None: the worker is gone."""
+        self._run = 0
+        """The id of the latest run; lines of older runs are dropped."""
+        self._run_q: asyncio.Queue[dict | None] | None = None
+        """The lines of run ``_run`` while it streams."""
+        self._eof = False
+        self._cmd_id = 0
+        self._cancel_at: float | None = None
+        """When the run in flight was cancelled (``time.monotonic()``), None if it was not."""
+        self._hung = False
+        """The worker stopped answering: ``close()`` kills it rather than ask it to quit."""
+        self._ps: psutil.Process | None = None
         self._tasks: list[asyncio.Task] = []
-        self._busy = False
         self._oom_kills: int | None = None
         """The kernel's OOM-kill count when the worker started, to tell an OOM kill from ``kill -9``."""
 
@@ -57,10 +89,12 @@ class LlamaCppBackend(Backend):
     async def _spawn(self) -> None:
         self._oom_kills = oom_kills()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._replies, self._run_q, self._eof, self._hung, self._ps = asyncio.Queue(), None, False, False, None
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "backends.engines.llamacpp_worker",
+            "-I",  # isolated: no cwd, PYTHONPATH or user site on sys.path (the worker finds abtop)
+            "-u",
+            WORKER,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -75,10 +109,38 @@ class LlamaCppBackend(Backend):
     async def _read_stdout(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
             try:
-                self._events.put_nowait(json.loads(line))
+                msg = json.loads(line)
             except ValueError:
                 self.log.append(line.decode("utf-8", "replace").rstrip())
-        self._events.put_nowait(None)  # EOF: the worker is gone
+                continue
+            run = msg.get("run")
+            if run is None:
+                self._replies.put_nowait(msg)
+            elif run == self._run and self._run_q is not None:
+                self._run_q.put_nowait(msg)
+            # else: a run nobody reads any more (its consumer walked away): dropped
+        self._eof = True  # the worker is gone
+        self._replies.put_nowait(None)
+        if self._run_q is not None:
+            self._run_q.put_nowait(None)
+
+    async def _reply(self, cmd_id: int, timeout: float | None = None) -> dict | None:
+        """The worker's answer to command ``cmd_id``; None if it is gone (or silent for ``timeout``)."""
+        while True:
+            try:
+                msg = await asyncio.wait_for(self._replies.get(), timeout)
+            except asyncio.TimeoutError:
+                return None
+            if msg is None:
+                self._replies.put_nowait(None)  # every later wait learns it too
+                return None
+            if msg.get("id") == cmd_id:
+                return msg
+
+    def _command(self, cmd: str, **fields) -> int | None:
+        """Send a command that gets a reply; its id, or None when the worker cannot be written to."""
+        self._cmd_id += 1
+        return self._cmd_id if self._send(cmd=cmd, id=self._cmd_id, **fields) else None
 
     async def _read_stderr(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
@@ -114,16 +176,15 @@ class LlamaCppBackend(Backend):
 
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:
-        self.loaded, self._busy = None, False  # a reload: nothing of the previous worker stays
+        self.loaded = None  # a reload: nothing of the previous worker stays
         info = read_card(self.path)  # a missing, foreign or truncated file fails here, in one sentence
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
-        self._events = asyncio.Queue()  # a reload: nothing of the previous worker is read
         await self._spawn()
-        self._send(cmd="load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus)
-        msg = await self._events.get()
+        cmd_id = self._command("load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus)
+        msg = None if cmd_id is None else await self._reply(cmd_id)
         if msg is None or msg.get("ev") != "loaded":
             if msg is None:
                 reason = (await self._death_sentence()).rstrip(".")
@@ -144,38 +205,67 @@ class LlamaCppBackend(Backend):
             weights_path=self.path,
             buffers=msg.get("buffers"),
         )
+        try:
+            self._ps = psutil.Process(msg["pid"])
+        except psutil.Error:
+            self._ps = None
         return self.loaded
 
     async def place(self, placement: Placement) -> None:
         self.placement = placement
         if self.loaded is None:
             return
-        if self._send(cmd="place", threads=placement.threads, cpus=list(placement.cpus or ()) or None):
-            msg = await self._events.get()
+        cmd_id = self._command("place", threads=placement.threads, cpus=list(placement.cpus or ()) or None)
+        if cmd_id is not None:
+            msg = await self._reply(cmd_id, default_stall_timeout())  # a hung worker does not hold us
             if msg is not None and msg.get("ev") == "placed":
                 self.loaded.threads = msg["threads"]
                 self.loaded.cpus = list(placement.cpus) if placement.cpus else None
 
     async def stream(self, prompt: str, params: GenParams) -> AsyncIterator[Event]:
-        if self.loaded is None or self._busy:
-            yield Failed(f"{self.label}: not ready (load it first, one stream at a time).")
+        if self.loaded is None:
+            yield Failed(f"{self.label}: not ready (load it first).")
             return
-        self._busy = True
+        if self._run_q is not None:  # an earlier run's consumer walked away without closing it
+            self._send(cmd="cancel", run=self._run)
+            self._run_q.put_nowait({"ev": "superseded"})
+        self._run += 1
+        run = self._run
+        q = self._run_q = asyncio.Queue()
+        self._cancel_at = None
+        if self._eof:
+            q.put_nowait(None)
+        done = False
         try:
             sent = self._send(
                 cmd="gen",
+                run=run,
                 prompt=prompt,
                 max_tokens=params.max_tokens,
                 temperature=params.temperature,
                 seed=params.seed,
             )
             if not sent:
+                done = True
                 yield Failed(await self._death_sentence(), lost=True)
                 return
-            get = self._events.get
+            watch = _Watch(self._ps, default_stall_timeout())
             while True:
-                msg = await get()
+                if q.empty():
+                    try:
+                        msg = await asyncio.wait_for(q.get(), _TICK_S)
+                    except asyncio.TimeoutError:
+                        verdict = watch.check(self._cancel_at)
+                        if verdict is not None:
+                            done = True
+                            yield self._unresponsive(verdict, watch)
+                            return
+                        continue
+                else:
+                    msg = q.get_nowait()
+                watch.heard()
                 if msg is None:
+                    done = True
                     yield Failed(await self._death_sentence(), lost=True)
                     return
                 ev = msg["ev"]
@@ -184,21 +274,54 @@ class LlamaCppBackend(Backend):
                 elif ev == "started":
                     yield Started(msg["t"], msg["prompt_tokens"])
                 elif ev == "finished":
+                    done = True
                     yield Finished(msg["t"], msg["stop"], msg["gen_tokens"], EngineTimings(**msg["engine"]))
                     return
                 elif ev == "failed":
+                    done = True
                     yield Failed(f"{self.label}: {msg['reason']}", msg["t"])
                     return
+                elif ev == "superseded":
+                    done = True
+                    yield Failed(f"{self.label}: a newer run took the worker; this one was cancelled.")
+                    return
         finally:
-            self._busy = False
+            if self._run == run:
+                if not done:  # the consumer walked away mid-run: stop the worker's generation
+                    self._send(cmd="cancel", run=run)
+                self._run_q = None
+                self._cancel_at = None
+
+    def _unresponsive(self, verdict: str, watch: _Watch) -> Failed:
+        """The run's end when the worker stopped answering: a stall, or a cancel it ignored."""
+        pid = self.loaded.pid if self.loaded else None
+        if verdict == "cancel":
+            self.kill_now()
+            return Failed(
+                f"{self.label}: the worker did not answer the cancel within {CANCEL_GRACE_S:g} s and was killed "
+                f"(pid {pid}).",
+                lost=True,
+            )
+        self._hung = True
+        return Failed(
+            f"{self.label}: worker not responding (pid {pid}: no token and no CPU time for {watch.stall_s:g} s).",
+            lost=True,
+        )
 
     async def cancel(self) -> None:
-        self._send(cmd="cancel")
+        if self._run_q is not None:
+            self._send(cmd="cancel", run=self._run)
+            if self._cancel_at is None:
+                self._cancel_at = time.monotonic()
 
     async def close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        if proc.returncode is None and (self._hung or _stopped(self._ps)):  # it would not hear "quit"
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
         if proc.returncode is None:
             try:
                 proc.stdin.write(b'{"cmd":"cancel"}\n{"cmd":"quit"}\n')
@@ -222,3 +345,43 @@ class LlamaCppBackend(Backend):
             except ProcessLookupError:
                 pass
 
+
+
+def _stopped(ps: psutil.Process | None) -> bool:
+    try:
+        return ps is not None and ps.status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
+
+
+class _Watch:
+    """Whether a silent worker still works: a line heard or CPU time spent is progress."""
+
+    def __init__(self, ps: psutil.Process | None, stall_s: float) -> None:
+        self.ps, self.stall_s = ps, stall_s
+        self.cpu = self._cpu()
+        self.progress = time.monotonic()
+
+    def _cpu(self) -> float | None:
+        try:
+            return sum(self.ps.cpu_times()[:2]) if self.ps is not None else None
+        except psutil.Error:
+            return None
+
+    def heard(self) -> None:
+        self.progress = time.monotonic()
+
+    def check(self, cancel_at: float | None) -> str | None:
+        """After a quiet tick: "cancel" (a cancel unanswered and no CPU spent for the grace),
+        "stall" (no line and no CPU for ``stall_s``), or None."""
+        now, cpu = time.monotonic(), self._cpu()
+        if cpu is not None and self.cpu is not None and cpu - self.cpu > 0.005 and not _stopped(self.ps):
+            self.progress = now
+        self.cpu = cpu
+        if cancel_at is not None and now - max(cancel_at, self.progress) >= CANCEL_GRACE_S:
+            return "cancel"
+        if cancel_at is not None and now - cancel_at >= self.stall_s:  # busy, yet deaf to the cancel
+            return "cancel"
+        if now - self.progress >= self.stall_s:
+            return "stall"
+        return None

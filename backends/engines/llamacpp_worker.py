@@ -1,7 +1,8 @@
 """The worker process that runs one GGUF model through llama-cpp-python.
 
-Run as ``python -m backends.llamacpp_worker``; speaks JSON lines: commands on stdin, events on
-stdout (the original stdout; fd 1 is pointed at stderr so no stray C print can corrupt the
+Started as ``python -I path/to/llamacpp_worker.py`` (isolated: a ``backends/`` folder in the
+current directory, PYTHONPATH or a user site cannot shadow abtop's); speaks JSON lines: commands on
+stdin, events on stdout (the original stdout; fd 1 is pointed at stderr so no stray C print can corrupt the
 protocol). One process per model isolates crashes, OOMs and hangs, and lets psutil attribute CPU
 and memory to that model alone.
 
@@ -9,8 +10,12 @@ Generation drives llama.cpp's low-level API (decode, sampler chain, token_to_pie
 ``create_completion(stream=True)``: the high-level iterator's per-token Python work costs several
 per cent on a small model, and timestamps here must be taken where the token is made.
 
-Commands: ``load``, ``place``, ``gen``, ``cancel`` (read by a thread, so it lands mid-generation),
-``quit``. Events: ``loaded``, ``error``, ``started``, ``tok``, ``finished``, ``failed``.
+Commands: ``load`` and ``place`` (each answered by one reply carrying the command's ``id``:
+``loaded``/``error``, ``placed``), ``gen`` (carries a ``run`` id; every ``started``, ``tok``,
+``finished`` and ``failed`` of that run carries it back, so the parent drops what an abandoned run
+still sends), ``cancel`` (names the ``run`` it stops, or none for every run; read by a thread, so
+it lands mid-generation, and never cleared: a cancel read before its ``gen`` is honoured when that
+run starts, one for an earlier run leaves the next alone), ``quit``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ import threading
 import time
 
 import numpy as np
+
+if __name__ == "__main__":  # started by path under -I: the repo root is not on sys.path by itself
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 _OUT = os.fdopen(os.dup(1), "w", buffering=1 << 16, encoding="utf-8")
 os.dup2(2, 1)
@@ -43,12 +51,26 @@ def emit(ev: str, **fields) -> None:
     _OUT.flush()
 
 
-def emit_token(text: str, t: float, first: bool) -> None:
+def emit_token(text: str, t: float, first: bool, run: int) -> None:
     global _last_flush
-    _OUT.write(json.dumps({"ev": "tok", "s": text, "t": t}, separators=(",", ":")) + "\n")
+    _OUT.write(json.dumps({"ev": "tok", "s": text, "t": t, "run": run}, separators=(",", ":")) + "\n")
     if first or t - _last_flush >= TOKEN_FLUSH_S:
         _OUT.flush()
         _last_flush = t
+
+
+class Cancels:
+    """Which runs are cancelled: every run up to ``upto``. Set by the reader thread, read between
+    prompt batches and tokens (an int read is atomic under the GIL)."""
+
+    def __init__(self) -> None:
+        self.upto: float = -1
+
+    def cancel(self, run: float) -> None:
+        self.upto = max(self.upto, run)
+
+    def __call__(self, run: int) -> bool:
+        return run <= self.upto
 
 
 def place(threads: int | None, cpus: list[int] | None, llm=None) -> None:
@@ -148,15 +170,17 @@ class Model:
         else:  # older llama.cpp
             lc.llama_kv_self_clear(self.ctx)
 
-    def generate(self, cmd: dict, cancel: threading.Event) -> None:
+    def generate(self, cmd: dict, cancelled: Cancels) -> None:
         lc = self.lc
+        run = int(cmd["run"])
         t_start = time.monotonic()
         tokens, completion = self.format_prompt(cmd["prompt"])
         n_prompt = len(tokens)
-        emit("started", t=t_start, prompt_tokens=n_prompt)
+        emit("started", t=t_start, prompt_tokens=n_prompt, run=run)
         if n_prompt >= self.n_ctx:
             emit(
                 "failed",
+                run=run,
                 t=time.monotonic(),
                 reason=f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}; "
                 "shorten the prompt or raise --ctx.",
@@ -176,13 +200,16 @@ class Model:
         try:
             step = self.n_batch  # llama.cpp aborts on a batch larger than n_batch
             for i in range(0, n_prompt, step):
+                if cancelled(run):  # a long prompt stops between its batches
+                    stop = "cancelled"
+                    break
                 n = min(step, n_prompt - i)
                 view = (lc.llama_token * n).from_buffer(arr, i * ctypes.sizeof(lc.llama_token))
                 if lc.llama_decode(ctx, lc.llama_batch_get_one(view, n)) != 0:
-                    emit("failed", t=time.monotonic(), reason="llama.cpp could not evaluate the prompt (decode failed).")
+                    emit("failed", run=run, t=time.monotonic(), reason="llama.cpp could not evaluate the prompt (decode failed).")
                     return
             one = (lc.llama_token * 1)()
-            while n_gen < max_tokens:
+            while n_gen < max_tokens and stop != "cancelled":
                 tok = argmax(ctx) if greedy else lc.llama_sampler_sample(chain, ctx, -1)
                 t = time.monotonic()
                 if lc.llama_vocab_is_eog(vocab, tok):
@@ -191,8 +218,8 @@ class Model:
                 n = lc.llama_token_to_piece(vocab, tok, piece, 256, 0, False)
                 text = decoder.decode(piece.raw[: max(n, 0)])
                 n_gen += 1
-                emit_token(text, t, n_gen == 1)
-                if cancel.is_set():
+                emit_token(text, t, n_gen == 1, run)
+                if cancelled(run):
                     stop = "cancelled"
                     break
                 if n_gen >= max_tokens:
@@ -207,10 +234,11 @@ class Model:
             lc.llama_sampler_free(chain)
         tail = decoder.decode(b"", final=True)
         if tail:
-            emit("tok", s=tail, t=time.monotonic(), n=0)
+            emit("tok", s=tail, t=time.monotonic(), n=0, run=run)
         perf = lc.llama_perf_context(ctx)
         emit(
             "finished",
+            run=run,
             t=time.monotonic(),
             stop=stop,
             gen_tokens=n_gen,
@@ -226,17 +254,18 @@ class Model:
         )
 
 
-def _read_commands(cmds: queue.Queue, cancel: threading.Event) -> None:
+def _read_commands(cmds: queue.Queue, cancels: Cancels) -> None:
     for line in sys.stdin:
         try:
             cmd = json.loads(line)
         except ValueError:
             continue
         if cmd.get("cmd") == "cancel":
-            cancel.set()
+            run = cmd.get("run")
+            cancels.cancel(float("inf") if run is None else int(run))
         else:
             cmds.put(cmd)
-    cancel.set()  # the parent went away (stdin closed): stop and quit
+    cancels.cancel(float("inf"))  # the parent went away (stdin closed): stop and quit
     cmds.put({"cmd": "quit"})
 
 
@@ -253,8 +282,8 @@ def _die_with_parent() -> None:
 def main() -> None:
     _die_with_parent()
     cmds: queue.Queue = queue.Queue()
-    cancel = threading.Event()
-    threading.Thread(target=_read_commands, args=(cmds, cancel), daemon=True).start()
+    cancels = Cancels()
+    threading.Thread(target=_read_commands, args=(cmds, cancels), daemon=True).start()
     model: Model | None = None
     while True:
         cmd = cmds.get()
@@ -265,10 +294,11 @@ def main() -> None:
             try:
                 model = Model(cmd["path"], int(cmd["n_ctx"]), int(cmd["threads"]), cmd.get("cpus"))
             except Exception as exc:  # llama.cpp says only "Failed to load model from file"
-                emit("error", reason=f"llama.cpp could not load the model ({exc}).")
+                emit("error", id=cmd.get("id"), reason=f"llama.cpp could not load the model ({exc}).")
                 continue
             emit(
                 "loaded",
+                id=cmd.get("id"),
                 t=time.monotonic(),
                 load_s=model.load_s,
                 n_ctx=model.n_ctx,
@@ -281,13 +311,12 @@ def main() -> None:
             place(cmd.get("threads"), cmd.get("cpus"), model.llm)
             if cmd.get("threads"):
                 model.threads = int(cmd["threads"])
-            emit("placed", threads=model.threads)
+            emit("placed", id=cmd.get("id"), threads=model.threads)
         elif kind == "gen" and model is not None:
-            cancel.clear()
             try:
-                model.generate(cmd, cancel)
+                model.generate(cmd, cancels)
             except Exception as exc:  # keep the worker alive for the next run
-                emit("failed", t=time.monotonic(), reason=f"generation failed: {exc}.")
+                emit("failed", run=cmd.get("run"), t=time.monotonic(), reason=f"generation failed: {exc}.")
 
 
 if __name__ == "__main__":

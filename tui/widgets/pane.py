@@ -132,7 +132,7 @@ class ModelPane(Vertical):
         if ev.lost:  # the process is gone: its last readings are no longer true
             for name in ("#m-cpu", "#m-mem", "#m-gpu"):
                 self.query_one(name, Metric).push(None, "gone")
-        self._status("worker lost" if ev.lost else "failed")
+        self._status("worker lost · Enter loads it again" if ev.lost else "failed")
 
     # -- drawing (called by the app's timers) ---------------------------------------------------
     def flush(self) -> None:
