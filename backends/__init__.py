@@ -30,6 +30,10 @@ _PUBLIC = {
     "BUNDLED_SUITE": "backends.quality.prompts",
     "Prompt": "backends.quality.prompts",
     "load_prompts": "backends.quality.prompts",
+    "TWIN_PRESETS": "backends.twins.presets",
+    "TWIN_QUANTS": "backends.twins.writer",
+    "build_twin": "backends.twins.writer",
+    "twin_path": "backends.twins.writer",
 }
 __all__ = sorted(_PUBLIC)
 

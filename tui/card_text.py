@@ -56,6 +56,15 @@ def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
     rows.append(
         ("bytes/token", "n/a" if c.bytes_per_token is None else f"{human_bytes(c.bytes_per_token)} read per generated token (estimate)")
     )
+    if c.synthetic:
+        rows.append(
+            (
+                "synthetic",
+                "true: a shape twin (real shapes and quant, random weights): speed and memory are the "
+                "real shape's, the text is noise"
+                + ("; MoE routing on random weights is near-uniform, real routing is skewed" if c.moe else ""),
+            )
+        )
     if c.path:
         rows.append(("file", c.path))
     return rows

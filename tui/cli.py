@@ -15,7 +15,7 @@ import sys
 from backends.specs import BUNDLED
 from tui.options import add_run_options
 
-COMMANDS = ("bench", "info", "models", "replay", "votes")
+COMMANDS = ("bench", "info", "models", "replay", "votes", "twin")
 
 EPILOG = """\
 models:

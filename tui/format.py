@@ -48,6 +48,8 @@ def engine_gap(wall: float | None, engine: float | None) -> str:
 def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
     """``arch · params · quant · size · backend · placement`` (the pane's title holds the name)."""
     bits = []
+    if info.synthetic:
+        bits.append("synthetic: true (shape twin, text is noise)")
     if info.arch:
         bits.append(info.arch)
     if info.params:

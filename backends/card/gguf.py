@@ -46,6 +46,8 @@ _SCALAR = {
 # early Mixtral conversions). Shared experts ("_shexp") and the router are always active.
 _EXPERT_RE = re.compile(r"_exps(\.|$)|\.ffn_(gate|up|down)\.\d+\.weight$")
 PLE_TENSOR = "per_layer_token_embd.weight"
+SYNTHETIC_KEY = "abtop.synthetic"
+"""Set (True) in a shape twin's header by ``backends/twins``: random weights, noise for text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +283,7 @@ def card_from_header(h: GGUFHeader, path: str | os.PathLike) -> ModelInfo:
         ple=ple,
         moe=moe,
         bytes_per_token=bytes_per_token,
+        synthetic=kv.get(SYNTHETIC_KEY) is True,
     )
 
 

@@ -15,7 +15,7 @@ import sys
 from backends import read_card
 from backends.base import BackendError
 from backends.events import ModelInfo
-from backends.specs import BUNDLED, parse_spec
+from backends.specs import BUNDLED, TWIN_PREFIX, parse_spec, twin_card
 from tui.card_text import card_lines
 from tui.safe import safe
 
@@ -33,6 +33,8 @@ def register(subparsers) -> None:
 
 def card_for(spec: str) -> ModelInfo:
     """The card of a local model spec; ``BackendError`` (one sentence) otherwise."""
+    if spec.startswith(TWIN_PREFIX):  # the card of the file it will be: no need to write GBs first
+        return twin_card(spec)
     ms = parse_spec(spec)
     if ms.kind != "gguf" or ms.path is None:
         raise BackendError(
