@@ -19,7 +19,7 @@ from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
-from backends.specs import DEFAULT_PAIR
+from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui import export
 from tui.lifeline import Lifeline
 from tui.results_keys import ResultsKeys
@@ -331,6 +331,13 @@ def run_app(args: argparse.Namespace) -> int:
     specs = list(args.models) or list(DEFAULT_PAIR)
     if len(specs) == 1:
         specs.append(DEFAULT_PAIR[1] if specs[0] != DEFAULT_PAIR[1] else DEFAULT_PAIR[0])
+    for spec in specs:  # a twin is written on first use, with its progress bar, before the screen is taken
+        if spec.startswith(TWIN_PREFIX):
+            try:
+                twin_file(spec)
+            except BackendError as exc:
+                print(f"abtop: {exc}", file=sys.stderr)
+                return 2
     app = ABTopApp(
         specs[:2],
         args.prompt or DEFAULT_PROMPT,
