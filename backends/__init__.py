@@ -2,7 +2,7 @@
 
 The public surface for ``tui/``: the top-level modules (``events``, ``base``, ``specs``,
 ``catalog``, ``session``, ``stats``) and the names below. The rooms (``engines/``,
-``telemetry/``, ``card/``, ``quality/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
+``telemetry/``, ``card/``, ``quality/``, ``fetch/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
 load on first use, so importing ``backends.events`` stays cheap.
 """
 
@@ -16,6 +16,8 @@ _PUBLIC = {
     "api_key": "backends.engines.httpbase",
     "planned_anon": "backends.engines.llamalog",
     "OllamaBackend": "backends.engines.ollama",
+    "fetch_hf": "backends.fetch.hf",
+    "hub_cache": "backends.fetch.hf",
     "host_load": "backends.telemetry.hardware",
     "mem_bandwidth_gbs": "backends.telemetry.hardware",
     "rapl_note": "backends.telemetry.hardware",

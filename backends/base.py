@@ -9,6 +9,9 @@ An adapter turns one model spec into events (see ``events.py``):
   ``Finished`` or ``Failed``. It never raises; a failure is a ``Failed`` event.
 - ``cancel()`` stops the stream in flight at once (the iterator then ends with
   ``Finished(stop="cancelled")``); ``close()`` releases everything and leaves no process behind.
+- ``report`` is how ``load()`` says what happens before ``Loaded`` (``Progress`` of a download
+  or a pull, a ``Note`` naming the file chosen); the session points it at its ``emit``. Called on
+  the event loop's thread only.
 - ``place(placement)`` moves a local engine onto given cores and thread count between runs
   (race mode splits the cores, alternate mode gives each model all of them in turn); the session
   sets ``placement`` before ``load()`` for an engine with ``local_process``.
@@ -21,7 +24,7 @@ Capabilities are class flags with defaults here, so callers ask instead of guess
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -60,6 +63,7 @@ class Backend(abc.ABC):
         self.loaded: Loaded | None = None
         self.placement = Placement()
         """Where a ``local_process`` engine runs (threads, cores); others keep the empty one."""
+        self.report: Callable[[Event], None] = lambda ev: None
 
     @property
     def label(self) -> str:

@@ -13,6 +13,11 @@ def make_backend(spec: str | ModelSpec, **options) -> Backend:
         from backends.engines.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend(ms.text, ms.path, **options)
+    if ms.kind == "hf":
+        from backends.engines.llamacpp import LlamaCppBackend
+        from backends.fetch.hf import fetcher
+
+        return LlamaCppBackend(ms.text, None, fetch=fetcher(ms.text), **options)
     if ms.kind == "openai":
         from backends.engines.openai import OpenAIBackend
 

@@ -9,6 +9,8 @@ never distort a rate.
 A stream is: ``Started``, then ``Token``\\ s, then exactly one ``Finished`` or ``Failed``.
 ``Loaded`` is answered by ``Backend.load()``; ``Sample`` comes from the telemetry samplers;
 ``Note`` tells a pane something that is not an error (waiting for its turn, a warm-up run).
+``Progress`` comes during ``load()`` while a model is fetched first (a Hugging Face download, an
+Ollama pull): bytes done of total, the rate and what is left, computed where the bytes arrive.
 """
 
 from __future__ import annotations
@@ -160,9 +162,33 @@ class Note:
     t: float = field(default_factory=now)
 
 
-Event = Union[Loaded, Started, Token, Finished, Failed, Sample, Note]
+@dataclass(slots=True)
+class Progress:
+    """A fetch in flight before a model can load: a download or an Ollama pull."""
 
-_TYPES: dict[str, type] = {c.__name__: c for c in (Loaded, Started, Token, Finished, Failed, Sample, Note)}
+    what: str
+    """What is fetched ("Qwen2.5-3B-Instruct-Q4_K_M.gguf", "pulling 6a0746a1ec1a")."""
+    done: int = 0
+    """Bytes so far."""
+    total: int | None = None
+    """Bytes in all, when known."""
+    rate: float | None = None
+    """Bytes per second since this fetch started (None until a rate can be told)."""
+    t: float = field(default_factory=now)
+    finished: bool = False
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.total is None or not self.rate:
+            return None
+        return max(self.total - self.done, 0) / self.rate
+
+
+Event = Union[Loaded, Started, Token, Finished, Failed, Sample, Note, Progress]
+
+_TYPES: dict[str, type] = {
+    c.__name__: c for c in (Loaded, Started, Token, Finished, Failed, Sample, Note, Progress)
+}
 
 
 def to_dict(event: Event) -> dict[str, Any]:

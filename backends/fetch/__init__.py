@@ -1,0 +1,1 @@
+"""Getting a model before it can load: Hugging Face downloads (``hf.py``), Ollama pulls (``pull.py``)."""
