@@ -135,7 +135,7 @@ class ABTopApp(ResultsKeys, App):
             session, self.session = self.session, None
             await session.close()
         if self._recorder is not None:
-            self.hooks.remove(self._recorder.write)
+            self.hooks.remove(self._record)
             self._recorder.close()
             self._recorder = None
 
@@ -145,6 +145,14 @@ class ABTopApp(ResultsKeys, App):
             self.panes[slot].handle(ev)
         for hook in self.hooks:
             hook(slot, ev)
+
+    def _record(self, slot: int, ev: Event) -> None:
+        """``--record``: a write that fails (a full disk) stops the recording, not the run; said once."""
+        rec = self._recorder
+        if rec is not None and rec.error is None:
+            rec.write(slot, ev)
+            if rec.error:
+                self.notify(rec.error[0].upper() + rec.error[1:], severity="error", timeout=12)
 
     @work(group="load", exit_on_error=False)
     async def _load(self) -> None:
@@ -160,8 +168,12 @@ class ABTopApp(ResultsKeys, App):
         if self.record_path:
             from tui.record import Recorder
 
-            self._recorder = Recorder(self.record_path, self.specs, self.export_params())
-            self.hooks.append(self._recorder.write)
+            try:
+                self._recorder = Recorder(self.record_path, self.specs, self.export_params())
+                self.hooks.append(self._record)
+            except OSError as exc:
+                self.notify(f"Not recording: --record {self.record_path} cannot be written ({exc.strerror or exc}).",
+                            severity="error", timeout=12)  # fmt: skip
         self.session = Session(
             [b for _, b in live],
             lambda k, ev: self.emit(slots[k], ev),

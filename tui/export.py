@@ -6,9 +6,12 @@ from per-model entries (``model_entry``), so a file from either can be read the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import stat
 import statistics
 import time
 from pathlib import Path
@@ -84,20 +87,61 @@ def document(models: list[dict], params: dict, host: dict | None = None) -> dict
     }
 
 
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a temp file in the same folder, flushed to
+    disk, then renamed over it. A failed write (a full disk) raises ``OSError`` and leaves the old
+    file as it was and no partial or 0-byte file. A link keeps pointing at its (new) file, an old
+    file keeps its mode; a device or a pipe (``/dev/stdout``) is written to as it is, never replaced."""
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        return
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_failure(path: str | Path, exc: OSError, what: str = "") -> str:
+    """The sentence for an export that could not be written (``what``: the option, ``--json``)."""
+    return f"could not write {what + ' ' if what else ''}{path} ({exc.strerror or exc}); the other results are kept."
+
+
+def json_text(doc: dict) -> str:
+    return json.dumps(doc, indent=2) + "\n"
+
+
 def write_json(doc: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, json_text(doc))
 
 
-def write_all(doc: dict, directory: str | Path = DEFAULT_DIR, stem: str | None = None) -> list[Path]:
-    """JSON, CSV and Markdown side by side as ``DIR/STEM.{json,csv,md}``; returns the paths."""
+def write_all(
+    doc: dict, directory: str | Path = DEFAULT_DIR, stem: str | None = None
+) -> tuple[list[Path], list[tuple[Path, OSError]]]:
+    """JSON, CSV and Markdown side by side as ``DIR/STEM.{json,csv,md}``, each written on its own
+    (one that fails does not stop the others): (the paths written, the (path, error) that failed).
+    A folder that cannot be made raises ``OSError``."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     stem = stem or time.strftime("abtop-%Y%m%d-%H%M%S")
-    paths = [d / f"{stem}.json", d / f"{stem}.csv", d / f"{stem}.md"]
-    write_json(doc, paths[0])
-    paths[1].write_text(csv_text(doc), encoding="utf-8")
-    paths[2].write_text(markdown(doc), encoding="utf-8")
-    return paths
+    written, failed = [], []
+    for path, text in ((d / f"{stem}.json", json_text), (d / f"{stem}.csv", csv_text), (d / f"{stem}.md", markdown)):
+        try:
+            write_atomic(path, text(doc))
+            written.append(path)
+        except OSError as exc:
+            failed.append((path, exc))
+    return written, failed
 
 
 def _name(m: dict) -> str:

@@ -8,8 +8,10 @@ crash loses nothing already seen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import TextIO
 
 from backends.events import Event, from_dict, to_dict
 from backends.specs import public_spec
@@ -18,19 +20,52 @@ SCHEMA = "abtop.record/1"
 
 
 class Recorder:
+    """Streams the events to ``path`` as they come. Opening raises ``OSError``; a write that fails
+    later (a full disk) never stops the run: the recording stops, ``error`` says where, and what
+    was written stays (each line is whole, a replay reads up to the last one)."""
+
     def __init__(self, path: str | Path, specs: list[str], params: dict | None = None) -> None:
         self.path = Path(path)
-        self._f = self.path.open("w", encoding="utf-8", buffering=1)
+        self.error: str | None = None
+        """One sentence once a write failed; None while the recording is whole."""
+        self.events = 0
+        self._f: TextIO | None = self.path.open("w", encoding="utf-8", buffering=1)
         header = {"schema": SCHEMA, "specs": [public_spec(s) for s in specs], "params": params}
-        self._f.write(json.dumps(header) + "\n")
+        self._put(json.dumps(header))
 
     def write(self, slot: int, ev: Event) -> None:
+        if self._f is None:
+            return
         d = to_dict(ev)
         d["slot"] = slot
-        self._f.write(json.dumps(d, separators=(",", ":")) + "\n")
+        if self._put(json.dumps(d, separators=(",", ":"))):
+            self.events += 1
+
+    def _put(self, line: str) -> bool:
+        try:
+            self._f.write(line + "\n")  # type: ignore[union-attr]
+            return True
+        except OSError as exc:
+            self._stop(exc)
+            return False
+
+    def _stop(self, exc: OSError) -> None:
+        self.error = (
+            f"the recording --record {self.path} stopped after {self.events} events "
+            f"({exc.strerror or exc}); the run went on, what was recorded before is kept."
+        )
+        f, self._f = self._f, None
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()  # what is still buffered cannot be written either
 
     def close(self) -> None:
-        self._f.close()
+        f, self._f = self._f, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError as exc:  # the last buffered line did not fit
+                self._stop(exc)
 
 
 def read_recording(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:

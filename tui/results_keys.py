@@ -46,17 +46,23 @@ class ResultsKeys:
     async def _export(self, models: list[dict], params: dict) -> None:
         doc = await asyncio.to_thread(export.document, models, params)  # host_info reads sensors
         try:
-            paths = await asyncio.to_thread(export.write_all, doc, self.results_dir)
+            written, failed = await asyncio.to_thread(export.write_all, doc, self.results_dir)
         except OSError as exc:
             self.notify(f"Could not write the exports in {self.results_dir}: {exc.strerror or exc}.", severity="error")
             return
+        if failed:  # each file is whole or absent: say which, and what was written
+            what = "; ".join(f"{p.name} ({exc.strerror or exc})" for p, exc in failed)
+            kept = f" Written: {', '.join(p.name for p in written)}." if written else ""
+            self.notify(f"Could not write {what} in {self.results_dir}.{kept}", severity="error", timeout=12)
+            return
         n = sum(len(m["runs"]) for m in models)
-        self.notify(f"Exported {n} runs to\n{paths[0].with_suffix('')}.json, .csv, .md", timeout=8)
+        self.notify(f"Exported {n} runs to\n{written[0].with_suffix('')}.json, .csv, .md", timeout=8)
 
     def action_screenshot(self) -> None:
+        path = self.results_dir / time.strftime("abtop-%Y%m%d-%H%M%S.svg")
         try:
             self.results_dir.mkdir(parents=True, exist_ok=True)
-            path = self.save_screenshot(time.strftime("abtop-%Y%m%d-%H%M%S.svg"), str(self.results_dir))
+            export.write_atomic(path, self.export_screenshot())  # whole or absent, never a cut SVG
         except OSError as exc:
             self.notify(f"Could not save the screenshot in {self.results_dir}: {exc.strerror or exc}.", severity="error")
             return

@@ -201,7 +201,11 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     if args.record:
         from tui.record import Recorder
 
-        recorder = Recorder(args.record, specs, _params(args, params))
+        try:
+            recorder = Recorder(args.record, specs, _params(args, params))
+        except OSError as exc:
+            say(f"abtop: --record {args.record}: cannot be written ({exc.strerror or exc}).")
+            return 2
     progress = (
         Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
         if err.is_terminal
@@ -252,20 +256,29 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         first_failure.setdefault(slot, (streamed, reason))
     nothing_ran = bool(first_failure) and not any(r["gen_tokens"] for runs in col.runs for r in runs)
     doc = _document(args, col, session, params, specs)
-    if args.json:  # written even when every run failed: the errors are in it, for the CI step after
-        export.write_json(doc, args.json)
-    if args.csv:
-        with open(args.csv, "w", encoding="utf-8", newline="") as f:
-            f.write(export.csv_text(doc))
     table = export.markdown(doc)
-    if args.md:
-        with open(args.md, "w", encoding="utf-8") as f:
-            f.write(table)
+    # Each export is written whole or not at all, on its own: one that fails (a full disk) is a
+    # sentence and exit 1, never a lost table or a lost other file. The JSON is written even when
+    # every run failed: the errors are in it, for the CI step after.
+    unwritten: list[str] = []
+    written: list[str] = []
+    for option, path, text in (("--json", args.json, export.json_text), ("--csv", args.csv, export.csv_text),
+                               ("--md", args.md, lambda _doc: table)):  # fmt: skip
+        if path:
+            try:
+                export.write_atomic(path, text(doc))
+                written.append(path)
+            except OSError as exc:
+                unwritten.append(export.write_failure(path, exc, option))
+    if recorder is not None and recorder.error:
+        unwritten.append(recorder.error)
     if not nothing_ran or signals:  # nothing ran: no table of n/a, only the sentences below
         sys.stdout.write(table)
-    for path in (args.json, args.csv, args.md):
-        if path:
-            say(f"abtop: wrote {path}")
+        sys.stdout.flush()
+    for path in written:
+        say(f"abtop: wrote {path}")
+    for sentence in unwritten:
+        say(f"abtop: {sentence}")
     if args.plot and not signals and not nothing_ran:
         await _plot(col, doc)
     if signals:
@@ -283,7 +296,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         for _after, reason in first_failure.values():
             say(f"abtop: {reason}")
         return 1 if any(after for after, _ in first_failure.values()) else 2
-    return 0
+    return 1 if unwritten else 0  # the runs went well, but a result could not be kept
 
 
 def run(args: argparse.Namespace) -> int:
