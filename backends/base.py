@@ -57,6 +57,10 @@ class Backend(abc.ABC):
     """Engine name shown in the pane header: "llama.cpp", "openai", "ollama"."""
     local_process: ClassVar[bool] = False
     """True when abtop owns the model's process (it can place it and sample it)."""
+    can_pull: ClassVar[bool] = False
+    """True when a model the server lacks can be fetched onto it (Ollama's /api/pull): the engine
+    sets ``missing`` when its load found the model absent, and pulls first when ``pull`` is set;
+    ``pull_offer`` is how the front end offers it ("press p to pull it here"), said in the sentence."""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -64,6 +68,9 @@ class Backend(abc.ABC):
         self.placement = Placement()
         """Where a ``local_process`` engine runs (threads, cores); others keep the empty one."""
         self.report: Callable[[Event], None] = lambda ev: None
+        self.pull = False
+        self.missing = False
+        self.pull_offer: str | None = None
 
     @property
     def label(self) -> str:

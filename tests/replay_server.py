@@ -135,3 +135,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ollama_pull_route(
+    layers: dict[str, int], on_success: Callable[[], None], steps: int = 4, error: str | None = None, delay: float = 0.0
+) -> Route:
+    """``POST /api/pull`` as Ollama's docs/api.md ("Pull a Model") shows the stream: ``pulling
+    manifest``, then per layer ``pulling <digest>`` lines with ``digest``/``total``/``completed``
+    (``steps`` of them), then ``verifying sha256 digest``, ``writing manifest``, ``success``.
+    ``on_success`` runs before the last line (the model is then on the "server"); ``error``
+    replaces the layers with an ``{"error": …}`` line, as a name Ollama cannot find gets."""
+
+    def route(h: Handler) -> None:
+        h.start_stream("application/x-ndjson")
+        h.write_line(json.dumps({"status": "pulling manifest"}))
+        if error:
+            h.write_line(json.dumps({"error": error}))
+            return
+        for digest, total in layers.items():
+            for k in range(steps + 1):
+                line = {"status": f"pulling {digest}", "digest": digest, "total": total, "completed": total * k // steps}
+                if not h.write_line(json.dumps(line), delay):  # delay: paced for a person watching
+                    return
+        for status in ("verifying sha256 digest", "writing manifest"):
+            h.write_line(json.dumps({"status": status}))
+        on_success()
+        h.write_line(json.dumps({"status": "success"}))
+
+    return route

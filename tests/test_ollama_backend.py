@@ -15,10 +15,10 @@ import pytest
 from backends.base import BackendError, GenParams
 from backends.catalog import make_backend
 from backends.engines.ollama import OllamaBackend, parse_param_size
-from backends.events import Failed, Finished, Started, Token
+from backends.events import Failed, Finished, Note, Progress, Started, Token
 from backends.specs import parse_spec
 from backends.telemetry.remote import RemoteSampler
-from tests.replay_server import Handler, ReplayServer, json_route, lines_route
+from tests.replay_server import Handler, ReplayServer, json_route, lines_route, ollama_pull_route
 
 MODEL = "llama3.2"
 WORDS = ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
@@ -216,3 +216,53 @@ def test_parameter_sizes():
     assert parse_param_size("8.0B") == 8_000_000_000
     assert parse_param_size("270M") == 270_000_000
     assert parse_param_size("big") is None
+
+
+def pulling_routes(pulled: list[str], **pull_kw) -> dict:
+    """An Ollama that has no model until ``/api/pull`` brings ``MODEL`` (its tags and card then
+    answer as for a model that was always there)."""
+    layers = {"sha256:6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa": 2_019_377_376,
+              "sha256:4fa551d4f938f68b8c1e6afa9d28befb70e3f33f75d0753248d530364aeea40f": 1_429}
+    routes = ollama_routes()
+    routes[("GET", "/api/tags")] = lambda h: h.reply(200, TAGS if pulled else {"models": []})
+    routes[("POST", "/api/show")] = lambda h: h.reply(200, SHOW) if pulled and h.body.get("model") == MODEL else h.reply(
+        404, {"error": f"model '{h.body.get('model')}' not found"})
+    routes[("POST", "/api/pull")] = ollama_pull_route(layers, lambda: pulled.append(MODEL), **pull_kw)
+    return routes
+
+
+async def test_a_missing_model_is_offered_then_pulled_with_its_progress():
+    pulled: list[str] = []
+    with ReplayServer(pulling_routes(pulled)) as srv:
+        backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"))
+        backend.pull_offer = "press p to pull it here"
+        with pytest.raises(BackendError) as err:
+            await backend.load()
+        assert backend.missing and not pulled
+        assert "press p to pull it here, or pull it with `ollama pull llama3.2`" in str(err.value)
+        seen: list = []
+        backend.report = seen.append
+        backend.pull = True
+        loaded = await backend.load()
+        events = await collect(backend)
+        await backend.close()
+    assert pulled == [MODEL] and loaded.info.name == MODEL and not backend.missing
+    bars = [ev for ev in seen if isinstance(ev, Progress)]
+    big = [b for b in bars if b.what == "pulling 6a0746a1ec1a"]
+    assert big[0].total == 2_019_377_376 and big[-1].done == 2_019_377_376 and big[-1].finished
+    notes = [ev.text for ev in seen if isinstance(ev, Note)]
+    assert notes[0] == f"{MODEL}: not on this Ollama server; pulling it (ollama pull {MODEL})"
+    assert notes[1:] == [f"{MODEL}: pulling manifest", f"{MODEL}: verifying sha256 digest", f"{MODEL}: writing manifest", f"{MODEL}: pulled"]
+    assert [b for _, p, b, _ in srv.requests if p == "/api/pull"] == [{"model": MODEL, "stream": True}]
+    assert isinstance(events[-1], Finished)
+
+
+async def test_a_pull_ollama_cannot_do_is_one_sentence():
+    with ReplayServer(pulling_routes([], error="pull model manifest: file does not exist")) as srv:
+        backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"))
+        backend.pull = True
+        with pytest.raises(BackendError) as err:
+            await backend.load()
+        await backend.close()
+    assert str(err.value) == (f"{MODEL} at {srv.url}: the pull failed (pull model manifest: file does not exist); "
+                              "check the name on ollama.com/library.")

@@ -22,6 +22,7 @@ from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui import export
 from tui.lifeline import Lifeline
+from tui.model_keys import ModelKeys
 from tui.results_keys import ResultsKeys
 from tui.safe import safe
 from tui.widgets.card import CardPanel
@@ -34,7 +35,7 @@ from tui.widgets.texts import TextScreen
 NARROW = 120  # below this many columns the panes stack
 
 
-class ABTopApp(ResultsKeys, App):
+class ABTopApp(ModelKeys, ResultsKeys, App):
     CSS_PATH = "app.tcss"
     TITLE = "abtop"
     AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
@@ -52,6 +53,7 @@ class ABTopApp(ResultsKeys, App):
         Binding("s", "screenshot", "SVG", show=False),  # in --help and the README; the footer is full
         Binding("g", "results", "Plots"),
         Binding("t", "texts", "Text"),
+        Binding("p", "pull", "Pull", show=False),  # offered in the pane of a model Ollama lacks
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
     ]
 
@@ -163,6 +165,7 @@ class ABTopApp(ResultsKeys, App):
             except BackendError as exc:
                 self.emit(i, Failed(str(exc)))
                 backends.append(None)
+        self.offer_pulls(backends)
         live = [(i, b) for i, b in enumerate(backends) if b is not None]
         slots = self._slots = [i for i, _ in live]
         if self.record_path:
@@ -311,12 +314,12 @@ class ABTopApp(ResultsKeys, App):
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
         if isinstance(self.screen, (ResultsScreen, TextScreen)):  # only quit, export, screenshot, back
             own = "results" if isinstance(self.screen, ResultsScreen) else "texts"  # its key closes it
-            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts"):
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull"):
                 return action == own
         typing = isinstance(self.focused, Input)
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card") and typing:
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull") and typing:
             return False
         return True
 

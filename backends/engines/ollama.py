@@ -28,6 +28,7 @@ from backends.engines.httpbase import (
     server_says,
 )
 from backends.events import EngineTimings, Finished, ModelInfo, Started, Token, now
+from backends.fetch.ollama_pull import pull
 from backends.specs import ModelSpec
 from backends.telemetry.remote import child_with, ollama_entry, ollama_placement, server_pid
 
@@ -53,6 +54,7 @@ class OllamaBackend(HTTPBackend):
     server_name = "Ollama"
     start_hint = "start it with `ollama serve`"
     key_vars = ("ABTOP_API_KEY",)  # for a proxy in front of Ollama; never pass on an OpenAI key
+    can_pull = True
 
     def __init__(self, spec: ModelSpec, *, stall_timeout: float | None = None, connect_timeout: float = 10.0) -> None:
         super().__init__(spec, stall_timeout=stall_timeout, connect_timeout=connect_timeout)
@@ -63,7 +65,8 @@ class OllamaBackend(HTTPBackend):
 
     def not_found_hint(self) -> str:
         have = f" (it has: {', '.join(self._known[:8])})" if self._known else ""
-        return f"pull it with `ollama pull {self.model}`{have}"
+        offer = f"{self.pull_offer}, or " if self.pull_offer and self.missing else ""
+        return f"{offer}pull it with `ollama pull {self.model}`{have}"
 
     # -- load -------------------------------------------------------------------------------
     async def load(self):
@@ -75,7 +78,14 @@ class OllamaBackend(HTTPBackend):
         )
         models = tags.get("models") or []
         self._known = [m.get("name") for m in models if isinstance(m, dict) and m.get("name")]
+        self.missing = ollama_entry(models, self.model) is None
+        if self.missing and self.pull:
+            await pull(self.client, self.model, self.report, self.sentence, stall_s=self.stall_timeout, connect_s=self.connect_timeout)
+            tags = await self.try_json("api/tags") or {}
+            models = tags.get("models") or []
+            self.missing = self.pull = False
         show = await self.get_json("api/show", "model card request", method="POST", json={"model": self.model})
+        self.missing = False  # the server knows it after all (a tag /api/tags spells otherwise)
         info = self._card(show, ollama_entry(models, self.model))
         await self._warm()
         ps = await self.try_json("api/ps")

@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--md", metavar="PATH", help="write the Markdown summary table to a file too")
     p.add_argument("--record", metavar="FILE.jsonl", help="record every event (replay with abtop replay)")
     p.add_argument("--plot", action="store_true", help="open the results screen (plots) at the end")
+    p.add_argument("--pull", action="store_true", help="pull an ollama: model the server does not have (ollama pull)")
     p.set_defaults(func=run)
 
 
@@ -193,7 +194,10 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     backends = []
     for spec in specs:
         try:
-            backends.append(make_backend(spec, n_ctx=args.ctx))
+            b = make_backend(spec, n_ctx=args.ctx)
+            backends.append(b)
+            if b.can_pull:  # a model the server lacks: pulled only when asked for
+                b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
         except BackendError as exc:
             say(f"abtop: {exc}")
             return 2

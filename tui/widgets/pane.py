@@ -178,9 +178,9 @@ class ModelPane(Vertical):
             q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s))
         q(CardPanel).show_sample(s)
 
-    def show_reloading(self) -> None:
+    def show_reloading(self, text: str = "loading again…") -> None:
         """Enter on a pane whose model failed to load or was lost: it is loaded again."""
-        self._status("loading again…")
+        self._status(text)
 
     def _status(self, text: str, live: bool = False) -> None:
         """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
