@@ -31,8 +31,9 @@ examples:
   abtop bench my-model.gguf -n 256 --runs 5         one model alone: a sanity check on new hardware
   abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
 
-exit codes: 0 done; 1 a model failed after it started streaming; 2 bad input (a model that
-cannot be loaded or fails before its first token), with one sentence on stderr.
+exit codes: 0 done; 1 a model failed after it started streaming, or an export could not be
+written (the others and the table are still written); 2 bad input (a model that cannot be
+loaded or fails before its first token), with one sentence on stderr.
 """
 
 
