@@ -162,8 +162,9 @@ def parse_spec(text: str) -> ModelSpec:
         ref = parse_hf(text)
         return ModelSpec(text, "hf", model=ref.repo)
     if text.startswith("ollama:"):
-        rest = text[len("ollama:") :]
-        name, sep, url = rest.rpartition("@") if "@http" in rest else (rest, "", "")
+        # the URL starts at the first "@http": a password in it may hold an "@" of its own
+        name, sep, url = text[len("ollama:") :].partition("@http")
+        url = "http" + url if sep else ""
         if not name:
             raise BackendError(f"{text}: write ollama:NAME[@URL], e.g. ollama:gemma3:270m.")
         return ModelSpec(text, "ollama", model=name, url=(url or OLLAMA_DEFAULT_URL).rstrip("/"))

@@ -19,6 +19,7 @@ import abc
 import asyncio
 import contextlib
 import os
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -31,7 +32,7 @@ from backends.telemetry.remote import is_loopback
 
 API_KEY_VARS = ("ABTOP_API_KEY", "OPENAI_API_KEY")
 DEFAULT_STALL_S = 30.0
-_BODY_LIMIT = 300  # characters of a server's error text quoted in a sentence
+_BODY_LIMIT = 120  # characters of a server's error text quoted in a sentence
 
 
 class StreamError(Exception):
@@ -95,8 +96,18 @@ def describe_transport_error(exc: Exception, stall_timeout: float, start: str = 
     return f"{type(exc).__name__}: {exc}"
 
 
+_HTML = re.compile(r"<\s*(!doctype|html|head|body|title|h1|center)\b", re.I)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
 def server_says(body: bytes | str) -> str:
-    """The message in an error body (``{"error": {"message": …}}``, ``{"error": "…"}``, ``{"detail": …}``)."""
+    """The message in an error body, short enough for a sentence: a JSON error's message
+    (``{"error": {"message": …}}``, ``{"error": "…"}``, ``{"detail": …}``), an HTML page's
+    ``<title>`` (a proxy's "502 Bad Gateway"), else the first non-empty line; at most
+    ``_BODY_LIMIT`` characters, API keys removed."""
+    import html
     import json
 
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
@@ -112,8 +123,16 @@ def server_says(body: bytes | str) -> str:
             err = err[0].get("msg", err[0])
         if err is not None:
             text = str(err)
-    text = " ".join(scrub(text).split())
-    return text[:_BODY_LIMIT] + ("…" if len(text) > _BODY_LIMIT else "")
+    elif _HTML.search(text):
+        title = _TITLE.search(text)
+        if title and title.group(1).strip():
+            text = title.group(1)
+        else:  # the page's first visible line: tags become line breaks, head/script/style go
+            text = _TAG.sub("\n", _HIDDEN.sub("\n", text))
+        text = html.unescape(text)
+    line = next((ln for ln in scrub(text).splitlines() if ln.strip()), "")
+    line = " ".join(line.split())
+    return line[:_BODY_LIMIT] + ("…" if len(line) > _BODY_LIMIT else "")
 
 
 class _Run:

@@ -17,7 +17,7 @@ from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
 from backends.events import Progress as Fetching
 from backends.session import RunPlan, Session
-from backends.specs import DEFAULT_PAIR
+from backends.specs import DEFAULT_PAIR, public_spec
 from backends.stats import RunCollector
 from tui import export
 from tui.format import progress_line
@@ -229,7 +229,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         if progress:
             progress.start()
         else:
-            say(f"abtop: loading {', '.join(specs)}…")
+            say(f"abtop: loading {', '.join(public_spec(s) for s in specs)}…")  # no URL's password
         col.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)  # cached; probed before loads
         await session.load()
         bad = [e for e in col.load_error if e]
