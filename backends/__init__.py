@@ -36,6 +36,8 @@ _PUBLIC = {
     "TWIN_QUANTS": "backends.twins.writer",
     "build_twin": "backends.twins.writer",
     "twin_path": "backends.twins.writer",
+    "reference_text": "backends.quality.bpb",
+    "score_document": "backends.quality.scoring",
 }
 __all__ = sorted(_PUBLIC)
 
