@@ -13,7 +13,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
@@ -21,6 +21,7 @@ from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui import export
+from tui.blind import BlindVotes
 from tui.lifeline import Lifeline
 from tui.model_keys import ModelKeys
 from tui.results_keys import ResultsKeys
@@ -35,7 +36,7 @@ from tui.widgets.texts import TextScreen
 NARROW = 120  # below this many columns the panes stack
 
 
-class ABTopApp(ModelKeys, ResultsKeys, App):
+class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
     CSS_PATH = "app.tcss"
     TITLE = "abtop"
     AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
@@ -55,6 +56,13 @@ class ABTopApp(ModelKeys, ResultsKeys, App):
         Binding("t", "texts", "Text"),
         Binding("p", "pull", "Pull", show=False),  # offered in the pane of a model Ollama lacks
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
+        # blind votes (tui/blind.py): shown in the footer only while a vote is open
+        Binding("1", "vote('1')", "A better"),
+        Binding("2", "vote('2')", "B better"),
+        Binding("equals_sign", "vote('=')", "Tie"),
+        Binding("x", "vote('x')", "Both bad"),
+        Binding("b", "blind", "Blind", show=False),
+        Binding("n", "next_prompt", "Next"),
     ]
 
     def __init__(
@@ -72,8 +80,12 @@ class ABTopApp(ModelKeys, ResultsKeys, App):
         runs: int = 1,
         warmup: int = 0,
         results_dir: str | Path = export.DEFAULT_DIR,
+        blind: bool = False,
+        prompts: list | None = None,
+        rng=None,
     ) -> None:
         super().__init__()
+        self.setup_blind(blind, prompts, rng)
         self.specs = specs
         self.prompt = prompt
         self.params = params
@@ -109,6 +121,8 @@ class ABTopApp(ModelKeys, ResultsKeys, App):
                 self.panes.append(pane)
                 yield pane
         with Horizontal(id="bottom"):
+            if self.prompts:  # a suite: which prompt of how many (n steps on)
+                yield Static(f"1/{len(self.prompts)}", id="suite-pos", markup=False)
             yield PromptInput(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
             yield HostBar()
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
@@ -210,7 +224,11 @@ class ABTopApp(ModelKeys, ResultsKeys, App):
             self.notify("Still loading or placing the models…")
             return
         self.prompt = prompt
+        if self.prompts:  # an edited prompt is no longer the suite's
+            here = self.prompts[self.prompt_index]
+            self.prompt_id = here.id if prompt == here.text else None
         self.set_focus(None)
+        self.blind_before_run(prompt)
         if self._last_plan != (prompt, self.mode):  # the figures on screen share prompt and mode
             self._last_plan = (prompt, self.mode)
             for pane in self.panes:
@@ -236,6 +254,7 @@ class ABTopApp(ModelKeys, ResultsKeys, App):
                 self._show_mode(plan.mode)
                 await self.session.run(plan)
         finally:
+            self.refresh_bindings()  # the vote keys open once both have finished
             self.run_finished.set()
 
     @on(Input.Submitted, "#prompt")
@@ -317,6 +336,12 @@ class ABTopApp(ModelKeys, ResultsKeys, App):
             if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull"):
                 return action == own
         typing = isinstance(self.focused, Input)
+        if action == "vote":  # the footer offers the vote keys only while a vote is open
+            return not typing and self.can_vote()
+        if action in ("blind", "next_prompt"):
+            return False if typing else (True if action == "blind" or self.prompts else None)
+        if self.battle is not None and action in ("toggle_card", "results", "texts", "export"):
+            return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
         if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull") and typing:
@@ -337,7 +362,7 @@ def _teardown_safe(app: App):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from tui.options import DEFAULT_PROMPT, check_run_options
+    from tui.options import DEFAULT_PROMPT, check_run_options, prompt_list
 
     problem = check_run_options(args)
     if problem:
@@ -355,7 +380,7 @@ def run_app(args: argparse.Namespace) -> int:
                 return 2
     app = ABTopApp(
         specs[:2],
-        args.prompt or DEFAULT_PROMPT,
+        args.prompt or (prompt_list(args)[0].text if args.prompts else DEFAULT_PROMPT),
         GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed),
         mode=args.mode,
         n_ctx=args.ctx,
@@ -365,6 +390,8 @@ def run_app(args: argparse.Namespace) -> int:
         record=args.record,
         runs=args.runs,
         warmup=args.warmup,
+        blind=args.blind,
+        prompts=prompt_list(args) if args.prompts else None,
     )
 
     def kill_children() -> None:

@@ -27,6 +27,7 @@ examples:
   abtop A.gguf B.gguf --prompt "Why is the sky blue?" --max-tokens 256
   abtop smollm2-135m openai:qwen@http://127.0.0.1:8080/v1
   abtop bench smollm2-135m gemma3-270m --runs 3 --json out.json
+  abtop --blind --prompts suite                  blind votes over the bundled 8 prompts
   abtop info gemma3-270m
   abtop models --dir ~/models
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
@@ -34,7 +35,8 @@ examples:
 keys:
   Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit
   m race <-> alternate     c model card      g plots        t whole texts     e export   s SVG
-  e and s write to ./abtop-results/ (the file names are shown when written).
+  b blind A/B votes: 1 A better, 2 B better, = tie, x both bad   n next prompt (--prompts)
+  e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 
 commands: {commands} (abtop COMMAND --help)
 """
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="FILE.jsonl", default=None, help="record every event to a JSONL file")
     p.add_argument("--runs", type=int, default=1, help="counted runs per model on each Enter (default 1)")
     p.add_argument("--warmup", type=int, default=0, help="runs before the counted ones, not counted (default 0)")
+    p.add_argument("--blind", action="store_true", help="blind A/B votes: names hidden until you vote 1, 2, = or x (b toggles)")
     return p
 
 

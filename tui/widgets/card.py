@@ -130,6 +130,8 @@ class CardPanel(Static):
         self.bandwidth_gbs: float | None = None
         self.choice: bool | None = None
         """Set by ``c``: the person's choice overrides the fit-to-height rule."""
+        self.masked = False
+        """A blind vote hides the card (it names the model) whatever the choice."""
         self._pane_height = 0
         self._mem_note = "…"
         self._drawn: list | None = None
@@ -147,7 +149,7 @@ class CardPanel(Static):
     # -- visibility ---------------------------------------------------------------------------
     def fit(self, pane_height: int) -> None:
         self._pane_height = pane_height
-        self.display = self.choice if self.choice is not None else pane_height >= MIN_PANE_HEIGHT
+        self.display = not self.masked and (self.choice if self.choice is not None else pane_height >= MIN_PANE_HEIGHT)
 
     def toggle(self) -> None:
         self.choice = not self.display

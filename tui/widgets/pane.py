@@ -48,6 +48,9 @@ class ModelPane(Vertical):
         self._stats_lines = 0
         self._placed: tuple | None = None
         """(threads, cpus) of the runs on screen."""
+        self.blind: str | None = None
+        """"A" or "B" while a blind vote hides the model's name (``set_blind``)."""
+        self.votes: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -93,13 +96,15 @@ class ModelPane(Vertical):
                 self.set_class(False, "-failed")
                 self.query_one(StreamView).set_message(None)
             self.loaded = ev
-            self.border_title = plain(ev.info.name)
-            self.query_one(".header", Static).update(safe(fmt.model_header(ev.info, ev)))
             self.query_one(CardPanel).show_loaded(ev, fresh=fresh)
+            self._show_identity()
             if fresh:
                 self._status(f"ready · loaded in {fmt.seconds(ev.load_s)}")
         elif isinstance(ev, Note):
-            self.query_one(StreamView).set_message(ev.text, "italic")
+            text = ev.text
+            if self.blind and text.startswith("waiting:"):  # "waiting: <name> runs alone" names the other
+                text = "waiting: the other model runs alone (alternate mode)"
+            self.query_one(StreamView).set_message(text, "italic")
         elif isinstance(ev, Progress):  # a download or a pull before the model loads
             self._status(fmt.progress_line(ev), live=not ev.finished)
 
@@ -245,9 +250,35 @@ class ModelPane(Vertical):
     def show_mode(self, mode: str) -> None:
         """Show the mode in the border and redraw the placement (threads, cores) it gave."""
         self.mode = mode
-        self.border_subtitle = plain(mode)
-        if self.loaded is not None:
-            self.query_one(".header", Static).update(safe(fmt.model_header(self.loaded.info, self.loaded)))
+        self._show_identity()
+
+    # -- blind votes (tui/blind.py) ------------------------------------------------------------------
+    def set_blind(self, label: str | None) -> None:
+        """``label`` ("A"/"B"): hide whatever names the model (title, header, card) until the
+        vote; None shows them again. The figures stay."""
+        self.blind = label
+        card = self.query_one(CardPanel)
+        card.masked = label is not None
+        card.fit(self.size.height)
+        self._show_identity()
+
+    def show_votes(self, text: str | None) -> None:
+        """The model's win rate in the border, beside the mode."""
+        self.votes = text
+        self._show_identity()
+
+    def _show_identity(self) -> None:
+        header = self.query_one(".header", Static)
+        sub = " · ".join(x for x in (self.mode, self.votes) if x)
+        self.border_subtitle = plain(sub) if sub else None
+        if self.blind:
+            self.border_title = f"model {self.blind}"
+            header.update(f"model {self.blind} · name hidden until your vote (1 A, 2 B, = tie, x both bad)")
+        elif self.loaded is not None:
+            self.border_title = plain(self.loaded.info.name)
+            header.update(safe(fmt.model_header(self.loaded.info, self.loaded)))
+        else:
+            self.border_title = plain(public_spec(self.spec))
 
     def on_resize(self) -> None:
         card = self.query_one(CardPanel)

@@ -1,0 +1,85 @@
+"""Blind A/B votes through Pilot, with the real engine on the bundled models: names hidden until
+the vote, sides drawn at random, one fsync'd line in the battle log per vote."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+from textual.widgets import Static
+
+from backends.base import GenParams
+from backends.quality.prompts import Prompt
+from tui.app import ABTopApp
+from tui.widgets.card import CardPanel
+
+TIMEOUT = 180
+
+
+def _visible_names(app) -> str:
+    bits = []
+    for pane in app.panes:
+        bits += [str(pane.border_title), str(pane.query_one(".header", Static).render())]
+        card = pane.query_one(CardPanel)
+        if card.display:
+            bits.append(str(card.render()))
+    return " ".join(bits)
+
+
+async def test_a_blind_vote_hides_the_names_until_the_vote_and_logs_one_line(tmp_path):
+    rng = random.Random(7)
+    expect_swap = random.Random(7).random() < 0.5
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
+                   autostart=True, blind=True, rng=rng, results_dir=tmp_path)  # fmt: skip
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        a_slot, b_slot = app.sides
+        assert (a_slot, b_slot) == ((1, 0) if expect_swap else (0, 1))
+        # side A is the first pane on screen
+        assert [p.slot for p in app.query_one("#panes").children] == [a_slot, b_slot]
+        shown = _visible_names(app)
+        for name in ("smollm2", "gemma", "Q4", "llama", "MB"):
+            assert name not in shown, name
+        assert str(app.panes[a_slot].border_title) == "model A" and str(app.panes[b_slot].border_title) == "model B"
+        assert "TTFT" in str(app.panes[a_slot].query_one(".stats").render())  # the figures stay
+        await pilot.press("c")  # the card names the model: refused until the vote
+        await pilot.pause()
+        assert not any(p.query_one(CardPanel).display for p in app.panes)
+        await pilot.press("1")
+        await pilot.pause()
+        lines = (tmp_path / "battles.jsonl").read_text().splitlines()
+        assert len(lines) == 1
+        vote = json.loads(lines[0])
+        specs = ["smollm2-135m", "gemma3-270m"]
+        assert vote["winner"] == "model_a" and vote["model_a"] == specs[a_slot] and vote["model_b"] == specs[b_slot]
+        assert (vote["slot_a"], vote["slot_b"]) == (a_slot, b_slot)
+        assert vote["prompt"] == "The sky is blue because" and vote["params"]["max_tokens"] == 6
+        assert vote["run_ids"] == {"a": 0, "b": 0} and vote["schema"] == "abtop.vote/1"
+        # revealed, with the win rate in each border
+        assert str(app.panes[a_slot].border_title) == specs[a_slot]
+        assert "won 100% (" in str(app.panes[a_slot].border_subtitle)
+        assert "won 0% (" in str(app.panes[b_slot].border_subtitle)
+        await pilot.press("2")  # voted already: no second line
+        await pilot.pause()
+        assert len((tmp_path / "battles.jsonl").read_text().splitlines()) == 1
+
+
+async def test_n_steps_through_the_suite_and_votes_name_the_prompt(tmp_path):
+    prompts = [Prompt("one", "The sky is blue because"), Prompt("two", "Water boils at")]
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], prompts[0].text, GenParams(max_tokens=4), n_ctx=512,
+                   blind=True, prompts=prompts, rng=random.Random(1), results_dir=tmp_path)  # fmt: skip
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        assert str(app.query_one("#suite-pos").render()) == "1/2"
+        app.run_finished.clear()
+        await pilot.press("n")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        assert str(app.query_one("#suite-pos").render()) == "2/2"
+        assert app.query_one("#prompt").value == "Water boils at"
+        await pilot.press("equals_sign")
+        await pilot.pause()
+        vote = json.loads((tmp_path / "battles.jsonl").read_text())
+        assert vote["winner"] == "tie" and vote["prompt_id"] == "two" and vote["prompt"] == "Water boils at"
