@@ -203,6 +203,49 @@ class RunCollector:
         }
 
 
+class Runs:
+    """One model's event stream cut into runs: the TUI's pane and ``bench`` both feed it, so a
+    figure on screen and the same figure in an export come from one place.
+
+    Each run's ``RunCollector`` is seeded with the last telemetry sample before its ``Started``:
+    a run shorter than one sampling interval still has its memory figures (the reading that was
+    on screen while it ran), not None."""
+
+    def __init__(self) -> None:
+        self.current: RunCollector | None = None
+        """The run in flight."""
+        self.last_sample: Sample | None = None
+
+    def add(self, ev: Event, *, loaded: bool = True) -> RunCollector | None:
+        """Take one event; the collector of the run it ended (``Finished``/``Failed``), else None.
+
+        A ``Failed`` outside a run ends a run of its own when the model was ``loaded`` (its
+        worker was lost between runs: the next run fails before it starts); before that it is a
+        load failure, no run, and None is returned."""
+        cur = self.current
+        if isinstance(ev, Sample):
+            self.last_sample = ev
+            if cur is not None:
+                cur.add(ev)
+        elif isinstance(ev, Token):
+            if cur is not None:
+                cur.add(ev)
+        elif isinstance(ev, Started):
+            cur = self.current = RunCollector()
+            if self.last_sample is not None:
+                cur.add(self.last_sample)
+            cur.add(ev)
+        elif isinstance(ev, (Finished, Failed)):
+            if cur is None:
+                if isinstance(ev, Finished) or not loaded:
+                    return None
+                cur = RunCollector()
+            cur.add(ev)
+            self.current = None
+            return cur
+        return None
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 

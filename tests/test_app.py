@@ -10,7 +10,7 @@ import signal
 from textual.widgets import Static
 
 from backends.base import GenParams
-from backends.events import Finished, Started, Token
+from backends.events import Finished, Sample, Started, Token
 from tui.app import ABTopApp
 from tui.widgets.host import HostBar, host_text
 from tui.widgets.stream_view import StreamView
@@ -215,3 +215,34 @@ async def test_enter_loads_again_a_server_that_was_not_there():
 def test_host_line_names_swap_only_when_the_box_swaps():
     assert host_text(50.0, 2_100_000_000, 25_300_000_000, 0, 1.25) == "host CPU 50% · RAM 2.1/25.3 GB · load 1.2"
     assert "swap 512 MB" in host_text(99.0, 1, 2, 512_000_000, None)
+
+
+async def test_a_run_shorter_than_the_sampling_interval_exports_its_memory(tmp_path):
+    """n=2 finishes between two telemetry samples: the run's figures come from the reading on
+    screen before it (the collector is seeded with it), so the export's peaks are not null."""
+    app = make_app(max_tokens=2, interval=5.0, results_dir=tmp_path)
+    sampled = asyncio.Event()
+    seen: set[int] = set()
+
+    def hook(slot, ev):
+        if isinstance(ev, Sample) and ev.rss_bytes:
+            seen.add(slot)
+            if seen == {0, 1}:
+                sampled.set()
+
+    app.hooks.append(hook)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await asyncio.wait_for(sampled.wait(), TIMEOUT)
+        app.run_finished.clear()
+        app.action_run()
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        (doc_path,) = tmp_path.glob("*.json")
+        doc = json.loads(doc_path.read_text())
+    for m in doc["models"]:
+        (r,) = m["runs"]
+        assert r["gen_tokens"] <= 2
+        assert r["peak_rss_bytes"] and r["peak_anon_bytes"] and r["weights_resident_bytes"], r

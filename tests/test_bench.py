@@ -162,3 +162,51 @@ def test_a_full_context_is_named_as_the_stop_and_said_once_per_model():
     assert len(rows) == 2 and all("(context full)" in row for row in rows)
     warnings = [line for line in p.stderr.splitlines() if "filled after" in line]
     assert len(warnings) == 2 and all("raise --ctx" in line for line in warnings)
+
+
+def test_a_worker_lost_between_runs_is_an_error_and_exit_1(tmp_path):
+    """smollm2's worker is killed while gemma3 has its turn (alternate mode): its next run fails
+    before it starts (a ``Failed`` without ``Started``), which must still be exit 1 and an error
+    in the JSON."""
+    import os
+    import signal
+
+    import psutil
+
+    out = tmp_path / "out.json"
+    p = subprocess.Popen(
+        [*ABTOP, "bench", "smollm2-135m", "gemma3-270m", "-p", "The sky is blue because", "-n", "16",
+         "--runs", "3", "--warmup", "0", "--ctx", "512", "--json", str(out)],  # fmt: skip
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    killed = None
+    lines = []
+    for line in p.stderr:
+        lines.append(line)
+        if killed is None and "smollm2-135m run 1:" in line:
+            (worker,) = [
+                c for c in psutil.Process(p.pid).children(recursive=True)
+                if "llamacpp_worker" in " ".join(c.cmdline()) and "SmolLM2" in " ".join(m.path for m in c.memory_maps())
+            ]  # fmt: skip
+            killed = worker.pid
+            os.kill(killed, signal.SIGKILL)
+    p.wait(timeout=300)
+    err = "".join(lines)
+    assert killed is not None, err
+    assert p.returncode == 1, err
+    doc = json.loads(out.read_text())
+    smol = doc["models"][0]
+    assert smol["runs"][0]["error"] is None and smol["runs"][0]["gen_tokens"] > 0
+    assert any(r["error"] and "worker lost" in r["error"] for r in smol["runs"][1:]), smol["runs"]
+    assert "worker lost" in err and "Traceback" not in err
+    assert len(doc["models"][1]["runs"]) == 3  # gemma3 goes on
+
+
+def test_a_run_shorter_than_the_sampling_interval_has_its_memory_figures(tmp_path):
+    """The bench's runs go through the same ``stats.Runs`` as the TUI's panes: a 2-token run
+    between two samples still has its peaks (from the reading before it)."""
+    out = tmp_path / "out.json"
+    p = bench("smollm2-135m", "-n", "2", "--runs", "1", "--warmup", "0", "--interval", "5", "--ctx", "512", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(out.read_text())["models"][0]["runs"]
+    assert r["peak_rss_bytes"] and r["peak_anon_bytes"] and r["weights_resident_bytes"], r

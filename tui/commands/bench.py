@@ -14,11 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from backends import mem_bandwidth_gbs, rapl_note
 from backends.base import BackendError, GenParams
 from backends.catalog import make_backend
-from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
+from backends.events import Event, Failed, Finished, Loaded, Note, Started, Token
 from backends.events import Progress as Fetching
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, public_spec
-from backends.stats import RunCollector
+from backends.stats import RunCollector, Runs
 from tui import export
 from tui.format import progress_line
 from tui.safe import safe
@@ -71,10 +71,10 @@ class _Collect:
     def __init__(self, n: int, progress: Progress | None, total_tokens: int, recorder=None) -> None:
         self.loaded: list[Loaded | None] = [None] * n
         self.load_error: list[str | None] = [None] * n
-        self.current: list[RunCollector | None] = [None] * n
+        self.feeds = [Runs() for _ in range(n)]
+        """Each model's events cut into runs (the same ``stats.Runs`` as the TUI's panes)."""
         self.runs: list[list[dict]] = [[] for _ in range(n)]
         self.failures: list[tuple[int, str]] = []
-        self.last_sample: list[Sample | None] = [None] * n
         self.progress = progress
         self.tasks = [progress.add_task("loading", total=total_tokens) if progress else None for _ in range(n)]
         self.recorder = recorder
@@ -88,51 +88,45 @@ class _Collect:
     def __call__(self, slot: int, ev: Event) -> None:
         if self.recorder is not None:
             self.recorder.write(slot, ev)
-        cur = self.current[slot]
+        if isinstance(ev, Loaded):
+            self.loaded[slot] = ev
+            if self.progress is not None:
+                self.progress.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
+            return
+        if isinstance(ev, Note):
+            if ev.text and self.loaded[slot] is None:  # the file a spec chose
+                say(f"abtop: {ev.text}")
+            return
+        if isinstance(ev, Fetching):
+            self._fetching(slot, ev)
+            return
+        ended = self.feeds[slot].add(ev, loaded=self.loaded[slot] is not None)
         if isinstance(ev, Token):
-            if cur is not None:
-                cur.add(ev)
-                if self.progress is not None and ev.n:
-                    self.progress.advance(self.tasks[slot], ev.n)
-        elif isinstance(ev, Sample):
-            self.last_sample[slot] = ev
-            if cur is not None:
-                cur.add(ev)
+            if self.progress is not None and ev.n and self.feeds[slot].current is not None:
+                self.progress.advance(self.tasks[slot], ev.n)
         elif isinstance(ev, Started):
-            cur = self.current[slot] = RunCollector()
-            if self.last_sample[slot] is not None:
-                cur.add(self.last_sample[slot])
-            cur.add(ev)
             self._describe(slot, ev)
-        elif isinstance(ev, (Finished, Failed)):
-            if cur is None:  # failed before any run: loading
-                self.load_error[slot] = ev.reason if isinstance(ev, Failed) else None
-                return
-            cur.add(ev)
+        elif isinstance(ev, Failed) and self.loaded[slot] is None:  # failed before any run: loading
+            self.load_error[slot] = ev.reason
+        if ended is not None:
+            cur = ended
             lo = self.loaded[slot]
             result = cur.result(
                 bytes_per_token=lo.info.bytes_per_token if lo else None,
                 bandwidth_gbs=self.bandwidth_gbs,
                 energy_note=rapl_note(),
             )
+            if cur.t_start is None:  # it never started (its worker was lost between runs)
+                result["run"] = sum(not r["warmup"] for r in self.runs[slot])
             if self.prompt is not None:
                 result["prompt_id"], result["prompt"] = self.prompt.id, self.prompt.text
             self.runs[slot].append(result)
-            self.current[slot] = None
             if self.progress is None and isinstance(ev, Finished):  # a log, not a terminal: a line per run
                 self._log_run(slot, result)
             if not cur.warmup:
                 self.last[slot] = cur
             if isinstance(ev, Failed):
                 self.failures.append((slot, ev.reason))
-        elif isinstance(ev, Note) and ev.text and self.loaded[slot] is None:  # the file a spec chose
-            say(f"abtop: {ev.text}")
-        elif isinstance(ev, Fetching):
-            self._fetching(slot, ev)
-        elif isinstance(ev, Loaded):
-            self.loaded[slot] = ev
-            if self.progress is not None:
-                self.progress.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
 
     def _fetching(self, slot: int, ev: Fetching) -> None:
         """A download before the load: its bar in the model's progress line, or a line at its start

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from backends.events import Event, Failed, Finished, Loaded, Note, Progress, Sample, Started, Token, now
 from backends.specs import public_spec
-from backends.stats import RunCollector, summarize
+from backends.stats import RunCollector, Runs, summarize
 from tui import format as fmt
 from tui.safe import plain, safe
 from tui.widgets.card import CardPanel, gpu_label, mem_label, roofline_warning
@@ -33,7 +33,10 @@ class ModelPane(Vertical):
         self.spec = spec
         self.slot = slot
         self.loaded: Loaded | None = None
+        self.feed = Runs()
+        """This model's events cut into runs (the same ``stats.Runs`` as ``bench``)."""
         self.collector: RunCollector | None = None
+        """The run on screen: the one in flight, else the last that ended."""
         self.runs: list[dict] = []
         """Results of the finished runs on screen (for the summary and exports)."""
         self._pending: list[str] = []
@@ -62,17 +65,13 @@ class ModelPane(Vertical):
     # -- events ------------------------------------------------------------------------------
     def handle(self, ev: Event) -> None:
         """Take one event. Cheap: called per token; drawing happens in ``flush``/``tick``."""
+        ended = self.feed.add(ev, loaded=self.loaded is not None)
         if isinstance(ev, Token):
-            if self.collector is not None:
-                self.collector.add(ev)
             self._pending.append(ev.text)
         elif isinstance(ev, Sample):
-            if self.collector is not None:
-                self.collector.add(ev)
             self._show_sample(ev)
         elif isinstance(ev, Started):
-            self.collector = RunCollector()
-            self.collector.add(ev)
+            self.collector = self.feed.current
             self._pending = []
             view = self.query_one(StreamView)
             view.clear()
@@ -82,9 +81,9 @@ class ModelPane(Vertical):
             self.failed = False
             self._last_tokens = 0
         elif isinstance(ev, Finished):
-            self._finish(ev)
+            self._finish(ev, ended)
         elif isinstance(ev, Failed):
-            self._fail(ev)
+            self._fail(ev, ended)
         elif isinstance(ev, Loaded):
             fresh = ev is not self.loaded  # a (re)load; the same object again is a new placement
             placed = (ev.threads, list(ev.cpus or []))
@@ -108,12 +107,12 @@ class ModelPane(Vertical):
         elif isinstance(ev, Progress):  # a download or a pull before the model loads
             self._status(fmt.progress_line(ev), live=not ev.finished)
 
-    def _finish(self, ev: Finished) -> None:
+    def _finish(self, ev: Finished, ended: RunCollector | None) -> None:
         self.flush()
         self.set_class(False, "-streaming")
-        if self.collector is None:
+        if ended is None:  # no run of ours was in flight
             return
-        self.collector.add(ev)
+        self.collector = ended
         result = self.collector.result(**self.query_one(CardPanel).context())
         result["mode"] = self.mode
         if self.loaded is not None:  # where it ran: the mode and placement may change after it
@@ -126,11 +125,11 @@ class ModelPane(Vertical):
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
         self._show_stats(final=True, suffix=suffix)
 
-    def _fail(self, ev: Failed) -> None:
+    def _fail(self, ev: Failed, ended: RunCollector | None) -> None:
         self.flush()
         self.failed = True
-        if self.collector is not None:
-            self.collector.add(ev)
+        if ended is not None:
+            self.collector = ended
         self.set_class(False, "-streaming")
         self.set_class(True, "-failed")
         self.query_one(StreamView).set_message(ev.reason, "bold red")
