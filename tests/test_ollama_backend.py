@@ -255,6 +255,8 @@ async def test_a_missing_model_is_offered_then_pulled_with_its_progress():
     assert notes[1:] == [f"{MODEL}: pulling manifest", f"{MODEL}: verifying sha256 digest", f"{MODEL}: writing manifest", f"{MODEL}: pulled"]
     assert [b for _, p, b, _ in srv.requests if p == "/api/pull"] == [{"model": MODEL, "stream": True}]
     assert isinstance(events[-1], Finished)
+    # the load time is the model's own, counted from when the pull was done
+    assert loaded.t - loaded.load_s >= next(ev.t for ev in seen if isinstance(ev, Note) and ev.text.endswith("pulled"))
 
 
 async def test_a_pull_ollama_cannot_do_is_one_sentence():

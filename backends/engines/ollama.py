@@ -84,6 +84,7 @@ class OllamaBackend(HTTPBackend):
             tags = await self.try_json("api/tags") or {}
             models = tags.get("models") or []
             self.missing = self.pull = False
+            t0 = now()  # the load time is the model's, not the pull's
         show = await self.get_json("api/show", "model card request", method="POST", json={"model": self.model})
         self.missing = False  # the server knows it after all (a tag /api/tags spells otherwise)
         info = self._card(show, ollama_entry(models, self.model))
