@@ -362,7 +362,7 @@ def _teardown_safe(app: App):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from tui.options import DEFAULT_PROMPT, check_run_options, prompt_list
+    from tui.options import check_run_options, default_prompt, prompt_list
 
     problem = check_run_options(args)
     if problem:
@@ -380,7 +380,7 @@ def run_app(args: argparse.Namespace) -> int:
                 return 2
     app = ABTopApp(
         specs[:2],
-        args.prompt or (prompt_list(args)[0].text if args.prompts else DEFAULT_PROMPT),
+        args.prompt or (prompt_list(args)[0].text if args.prompts else default_prompt(args)),
         GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed),
         mode=args.mode,
         n_ctx=args.ctx,
@@ -392,6 +392,7 @@ def run_app(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         blind=args.blind,
         prompts=prompt_list(args) if args.prompts else None,
+        results_dir=getattr(args, "results", None) or export.DEFAULT_DIR,
     )
 
     def kill_children() -> None:

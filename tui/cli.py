@@ -15,12 +15,15 @@ import sys
 from backends.specs import BUNDLED
 from tui.options import add_run_options
 
-COMMANDS = ("bench", "info", "models", "replay", "votes", "twin")
+COMMANDS = ("bench", "info", "models", "replay", "votes", "twin", "config")
+CONFIGURED = ("bench",)
+"""Commands that take the run options, and so the config file's defaults and pairs."""
 
 EPILOG = """\
 models:
   an alias of a bundled model ({aliases}), a path to a .gguf file,
-  openai:MODEL@URL (llama-server, vLLM, LM Studio) or ollama:NAME[@URL].
+  hf:OWNER/REPO[:QUANT] or hf:OWNER/REPO/FILE.gguf (downloaded into the Hugging Face cache),
+  openai:MODEL@URL (llama-server, vLLM, LM Studio) or ollama:NAME[@URL] (p pulls a missing one).
 
 examples:
   abtop                                          the bundled pair; Enter starts
@@ -28,6 +31,8 @@ examples:
   abtop smollm2-135m openai:qwen@http://127.0.0.1:8080/v1
   abtop bench smollm2-135m gemma3-270m --runs 3 --json out.json
   abtop --blind --prompts suite                  blind votes over the bundled 8 prompts
+  abtop hf:Qwen/Qwen2.5-3B-Instruct-GGUF ollama:qwen2.5:3b
+  abtop --pair edge                              [pairs.edge] of the config file (abtop config)
   abtop info gemma3-270m
   abtop models --dir ~/models
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
@@ -50,16 +55,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_options(p, bench=False)
     p.add_argument("--record", metavar="FILE.jsonl", default=None, help="record every event to a JSONL file")
+    p.add_argument("--results", metavar="DIR", default="abtop-results", help="where e and s write (default ./abtop-results)")
     p.add_argument("--runs", type=int, default=1, help="counted runs per model on each Enter (default 1)")
     p.add_argument("--warmup", type=int, default=0, help="runs before the counted ones, not counted (default 0)")
     p.add_argument("--blind", action="store_true", help="blind A/B votes: names hidden until you vote 1, 2, = or x (b toggles)")
     return p
 
 
-def _command_parser(name: str) -> argparse.ArgumentParser:
+def _command_parser(name: str, defaults: dict | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="abtop", formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     importlib.import_module(f"tui.commands.{name}").register(sub)
+    if defaults:
+        sub.choices[name].set_defaults(**defaults)
+    return p
+
+
+def _configured(argv: list[str], parser_for) -> argparse.Namespace | int:
+    """Parse ``argv`` with the config file's defaults under the flags, and ``--pair`` applied;
+    a file or a pair that cannot be used is one sentence and exit code 2."""
+    from tui import config
+    from tui.safe import safe
+
+    try:
+        cfg = config.load()
+    except config.ConfigError as exc:
+        print(safe(str(exc)), file=sys.stderr)
+        return 2
+    args = parser_for(cfg).parse_args(argv)
+    problem = config.apply_pair(args, cfg)
+    if problem:
+        print(safe(problem), file=sys.stderr)
+        return 2
+    return args
+
+
+def _set_defaults(p: argparse.ArgumentParser, defaults: dict) -> argparse.ArgumentParser:
+    p.set_defaults(**defaults)
     return p
 
 
@@ -70,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     if argv and argv[0] in COMMANDS:
-        args = _command_parser(argv[0]).parse_args(argv)
+        name = argv[0]
+        if name in CONFIGURED:
+            args = _configured(argv, lambda cfg: _command_parser(name, cfg.argparse_defaults(bench=True)))
+            if isinstance(args, int):
+                return args
+        else:
+            args = _command_parser(name).parse_args(argv)
         try:
             return args.func(args)
         except KeyboardInterrupt:
@@ -79,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `abtop info X | head`: the reader left, which is no error of ours
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return 141
-    args = build_parser().parse_args(argv)
+    args = _configured(argv, lambda cfg: _set_defaults(build_parser(), cfg.argparse_defaults(bench=False)))
+    if isinstance(args, int):
+        return args
     from tui.app import run_app
 
     return run_app(args)

@@ -13,6 +13,7 @@ DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     """Options shared by the TUI and ``bench``, so both drive the engine the same way."""
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"two models (default: {' '.join(DEFAULT_PAIR)})")
+    p.add_argument("--pair", metavar="NAME", default=None, help="the two models of [pairs.NAME] in the config file (abtop config)")
     p.add_argument("-p", "--prompt", default=None, help="the prompt both models get")
     p.add_argument(
         "--prompts",
@@ -42,7 +43,12 @@ def prompt_list(args: argparse.Namespace) -> list:
 
     if getattr(args, "prompts", None):
         return load_prompts(args.prompts)
-    return [Prompt(None, args.prompt if args.prompt is not None else DEFAULT_PROMPT)]
+    return [Prompt(None, args.prompt if args.prompt is not None else default_prompt(args))]
+
+
+def default_prompt(args: argparse.Namespace) -> str:
+    """The prompt when none was given: the config file's (``[defaults] prompt``), else abtop's."""
+    return getattr(args, "config_prompt", None) or DEFAULT_PROMPT
 
 
 def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str | None:

@@ -299,7 +299,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.options import DEFAULT_PROMPT, check_run_options, prompt_list
+    from tui.options import check_run_options, default_prompt, prompt_list
 
     specs = list(args.models) or list(DEFAULT_PAIR)
     err = Console(stderr=True)
@@ -309,5 +309,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.prompt_list = prompt_list(args)
     if args.prompt is None and not args.prompts:
-        args.prompt = DEFAULT_PROMPT
+        args.prompt = default_prompt(args)
     return asyncio.run(_bench(args, specs, err))
