@@ -42,6 +42,8 @@ class GenParams:
     max_tokens: int = 128
     temperature: float = 0.0
     seed: int = 42
+    working_set: bool = False
+    """Probe the weights' working set during this run (local GGUF on Linux; see ``card/workingset``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,10 @@ class Loaded:
     buffers: dict | None = None
     """llama.cpp's planned bytes ``{model, model_mapped, kv, compute, output, offloaded}`` from its
     load log (``llamalog.parse_buffers``); None for a server."""
+    lazy_ple: str | None = None
+    """llama.cpp's ``lazy_mode`` the model was loaded with (``on``, ``off``, ``auto``); None: a server."""
+    repack: bool | None = None
+    """Whether llama.cpp may repack weights into ``CPU_REPACK`` buffers; None: a server."""
 
 
 @dataclass(slots=True)
@@ -100,6 +104,8 @@ class Started:
     prompt_tokens: int | None = None
     run: int = 0
     warmup: bool = False
+    probe: bool = False
+    """A working-set probe run: its pages start evicted, so it is never a speed figure."""
 
 
 @dataclass(slots=True)
@@ -118,6 +124,11 @@ class Finished:
     gen_tokens: int | None = None
     """Tokens generated, as the engine counts them (None: count the Token events)."""
     engine: EngineTimings | None = None
+    working_set: dict | None = None
+    """A probed run's weights working set (``backends/card/workingset.py``): ``{"groups": {NAME:
+    {"bytes", "touched_bytes", "repacked"}}, "curve": [[tokens, touched_bytes], …], "note"}``."""
+    working_set_note: str | None = None
+    """Why a probed run has no ``working_set`` (not Linux, a server, pages that could not be evicted)."""
 
 
 @dataclass(slots=True)

@@ -15,12 +15,13 @@ Modes (see ``placements``):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.base import Backend, BackendError, GenParams, Placement
-from backends.events import Event, Failed, Loaded, Note, Sample, Started, Token
+from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
 from backends.telemetry.process import ProcessSampler, sample_every
 from backends.telemetry.remote import remote_sampler
 
@@ -60,6 +61,8 @@ class RunPlan:
     mode: str = "race"
     runs: int = 1
     warmup: int = 0
+    working_set: bool = False
+    """After the counted runs, one working-set probe run per model (alone, labelled ``probe``)."""
 
 
 class Session:
@@ -202,6 +205,16 @@ class Session:
                                 self.emit(j, Note(f"waiting: {self._name(i)} runs alone (alternate mode)"))
                                 waiting.add(j)
                         await self._stream(i, plan, run, warm)
+            if plan.working_set:  # alone, after the speed runs: it starts from evicted pages
+                probe = dataclasses.replace(plan, params=dataclasses.replace(plan.params, working_set=True))
+                for i in self._runnable():
+                    if self._cancelled:
+                        break
+                    for j in self._runnable():
+                        if j != i:
+                            self.emit(j, Note(f"waiting: {self._name(i)} runs its working-set probe alone"))
+                            waiting.add(j)
+                    await self._stream(i, probe, plan.runs, False)
         finally:
             self._running = False
             for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
@@ -222,7 +235,13 @@ class Session:
         try:
             async for ev in b.stream(plan.prompt, plan.params):
                 if isinstance(ev, Started):  # the session numbers the runs, not the engine
-                    ev.run, ev.warmup = run, warmup
+                    ev.run, ev.warmup, ev.probe = run, warmup, plan.params.working_set
+                elif isinstance(ev, Finished) and plan.params.working_set and ev.working_set is None:
+                    ev.working_set_note = ev.working_set_note or (
+                        f"{b.kind} server: abtop does not own its process, so it cannot see which pages it reads."
+                        if not b.local_process
+                        else "this engine does not report a working set."
+                    )
                 self.emit(i, ev)
                 if isinstance(ev, Token):
                     self._streamed.add(i)

@@ -35,7 +35,8 @@ RUN_FIELDS = (
     "ttft_s", "prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps", "gen_tps_engine",
     "itl_p50_ms", "itl_p99_ms", "wall_s", "chars", "chars_per_s", "peak_rss_bytes",
     "peak_anon_bytes", "weights_resident_bytes", "cpu_percent_mean", "gpu_util_mean",
-    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "stop", "text", "error",
+    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "stop", "probe",
+    "working_set_note", "text", "error",
 )  # fmt: skip
 SUMMARY_FIELDS = (
     "ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms",
@@ -65,6 +66,7 @@ class RunCollector:
 
     run: int = 0
     warmup: bool = False
+    probe: bool = False
     t_start: float | None = None
     t_end: float | None = None
     prompt_tokens: int | None = None
@@ -92,6 +94,7 @@ class RunCollector:
             self.samples.append(ev)
         elif isinstance(ev, Started):
             self.t_start, self.prompt_tokens, self.run, self.warmup = ev.t, ev.prompt_tokens, ev.run, ev.warmup
+            self.probe = ev.probe
         elif isinstance(ev, Finished):
             self.finished, self.t_end = ev, ev.t
             if ev.engine and ev.engine.prompt_tokens and not self.prompt_tokens:
@@ -198,6 +201,9 @@ class RunCollector:
             "energy_note": energy[1],
             "roofline_pct": roofline_pct(self.gen_tps, bytes_per_token, bandwidth_gbs),
             "stop": self.finished.stop if self.finished else None,
+            "probe": self.probe,
+            "working_set": self.finished.working_set if self.finished else None,
+            "working_set_note": self.finished.working_set_note if self.finished else None,
             "text": text,
             "error": self.error,
         }
@@ -252,8 +258,12 @@ def _ms(seconds: float | None) -> float | None:
 
 def summarize(runs: list[dict]) -> dict:
     """Median, min and max of the rates, TTFT and memory over the counted runs (not warm-ups,
-    failed or cancelled runs)."""
-    counted = [r for r in runs if not r.get("warmup") and not r.get("error") and r.get("stop") != "cancelled"]
+    working-set probes, failed or cancelled runs)."""
+    counted = [
+        r
+        for r in runs
+        if not r.get("warmup") and not r.get("probe") and not r.get("error") and r.get("stop") != "cancelled"
+    ]
     out: dict[str, dict | None] = {}
     for name in SUMMARY_FIELDS:
         vals = [r[name] for r in counted if r.get(name) is not None]

@@ -55,6 +55,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         Binding("g", "results", "Plots"),
         Binding("t", "texts", "Text"),
         Binding("p", "pull", "Pull", show=False),  # offered in the pane of a model Ollama lacks
+        Binding("w", "working_set", "Probe", show=False),  # in --help and the README; the footer is full
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
         # blind votes (tui/blind.py): shown in the footer only while a vote is open
         Binding("1", "vote('1')", "A better"),
@@ -83,6 +84,8 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         blind: bool = False,
         prompts: list | None = None,
         rng=None,
+        working_set: bool = False,
+        engine_options: dict | None = None,
     ) -> None:
         super().__init__()
         self.setup_blind(blind, prompts, rng)
@@ -99,6 +102,10 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         self.n_warmup = warmup
         self.results_dir = Path(results_dir)
         """Where ``e`` and ``s`` write (created on first use)."""
+        self.working_set = working_set
+        """Each Enter ends with a working-set probe run per local model (``--working-set``, ``w``)."""
+        self.engine_options = engine_options or {}
+        """Load options for local models (``lazy_ple``, ``repack``)."""
         self._engine = asyncio.Lock()
         """Held while the workers are placed or run: a placement never lands mid-stream."""
         self._last_plan: tuple | None = None
@@ -175,7 +182,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         backends: list[Backend | None] = []
         for i, spec in enumerate(self.specs):
             try:
-                backends.append(await asyncio.to_thread(make_backend, spec, n_ctx=self.n_ctx))
+                backends.append(await asyncio.to_thread(make_backend, spec, n_ctx=self.n_ctx, **self.engine_options))
             except BackendError as exc:
                 self.emit(i, Failed(str(exc)))
                 backends.append(None)
@@ -233,7 +240,9 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             self._last_plan = (prompt, self.mode)
             for pane in self.panes:
                 pane.runs.clear()
-        self._run(RunPlan(prompt, self.params, mode=self.mode, runs=self.n_runs, warmup=self.n_warmup))
+        self._run(
+            RunPlan(prompt, self.params, mode=self.mode, runs=self.n_runs, warmup=self.n_warmup, working_set=self.working_set)
+        )
 
     @work(group="run", exclusive=True, exit_on_error=False)
     async def _run(self, plan: RunPlan) -> None:
@@ -281,6 +290,15 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             self.set_focus(None)
 
     # -- mode (the e/s/g keys are in results_keys.py) ---------------------------------------------
+    def action_working_set(self) -> None:
+        self.working_set = not self.working_set
+        self.notify(
+            "working-set probe on: each run ends with one probe run per model (pages evicted, then "
+            "counted per tensor group in the card; never a speed figure)."
+            if self.working_set
+            else "working-set probe off."
+        )
+
     def action_mode(self, mode: str) -> None:
         self.mode = mode
         self.refresh_bindings()
@@ -333,7 +351,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
         if isinstance(self.screen, (ResultsScreen, TextScreen)):  # only quit, export, screenshot, back
             own = "results" if isinstance(self.screen, ResultsScreen) else "texts"  # its key closes it
-            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull"):
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull", "working_set"):
                 return action == own
         typing = isinstance(self.focused, Input)
         if action == "vote":  # the footer offers the vote keys only while a vote is open
@@ -344,7 +362,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull") and typing:
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set") and typing:
             return False
         return True
 
@@ -362,7 +380,7 @@ def _teardown_safe(app: App):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from tui.options import check_run_options, default_prompt, prompt_list
+    from tui.options import backend_options, check_run_options, default_prompt, prompt_list
 
     problem = check_run_options(args)
     if problem:
@@ -393,6 +411,8 @@ def run_app(args: argparse.Namespace) -> int:
         blind=args.blind,
         prompts=prompt_list(args) if args.prompts else None,
         results_dir=getattr(args, "results", None) or export.DEFAULT_DIR,
+        working_set=args.working_set,
+        engine_options={k: v for k, v in backend_options(args).items() if k != "n_ctx"},
     )
 
     def kill_children() -> None:

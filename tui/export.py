@@ -57,6 +57,9 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
         "completion_mode": loaded.completion_mode if loaded else None,
         "load_s": loaded.load_s if loaded else None,
         "buffers": getattr(loaded, "buffers", None),
+        "lazy_ple": getattr(loaded, "lazy_ple", None),
+        "repack": getattr(loaded, "repack", None),
+        "synthetic": bool(loaded and loaded.info.synthetic),
         "runs": counted,
         "warmup_runs": [r for r in runs if r.get("warmup")],
         "summary": summarize(counted),
@@ -145,7 +148,8 @@ def write_all(
 
 
 def _name(m: dict) -> str:
-    return m["info"]["name"] if m.get("info") else m["spec"]
+    name = m["info"]["name"] if m.get("info") else m["spec"]
+    return f"{name} (synthetic)" if m.get("synthetic") else name
 
 
 def csv_text(doc: dict) -> str:
@@ -153,7 +157,7 @@ def csv_text(doc: dict) -> str:
     fields = [f for f in RUN_FIELDS if f != "text"]
     if "tokens_per_100_chars" not in fields:
         fields.insert(fields.index("chars_per_s") + 1, "tokens_per_100_chars")
-    cols = ["model", "backend", "quant", "mode", "run", "warmup"] + fields + ["text"]
+    cols = ["model", "backend", "quant", "synthetic", "lazy_ple", "mode", "run", "warmup"] + fields + ["text"]
     if any("prompt_id" in r for m in doc["models"] for r in m["runs"]):  # a suite: which prompt each row ran
         cols[cols.index("run") : cols.index("run")] = ["prompt_id", "prompt"]
     buf = io.StringIO()
@@ -163,6 +167,8 @@ def csv_text(doc: dict) -> str:
         quant = (m.get("info") or {}).get("quant")
         for r in m["runs"]:
             row = dict(r, model=_name(m), backend=m["backend"], quant=quant, mode=r.get("mode") or doc["params"]["mode"])
+            row.setdefault("lazy_ple", m.get("lazy_ple"))
+            row["synthetic"] = bool(m.get("synthetic"))
             # the text stays, but no raw ESC/BEL byte reaches a file that is often `cat`ed
             w.writerow({k: ("" if v is None else escape_controls(v) if isinstance(v, str) else v) for k, v in row.items()})
     return buf.getvalue()
@@ -191,7 +197,11 @@ def markdown(doc: dict) -> str:
     rows = []
     for m in doc["models"]:
         s = m["summary"]
-        runs = [r for r in m["runs"] if not r.get("warmup") and not r.get("error") and r.get("stop") != "cancelled"]
+        runs = [
+            r
+            for r in m["runs"]
+            if not r.get("warmup") and not r.get("probe") and not r.get("error") and r.get("stop") != "cancelled"
+        ]
         modes = sorted({r["mode"] for r in runs if r.get("mode")}) or [p["mode"]]
 
         def peak(name: str, runs=runs) -> str:
@@ -222,13 +232,40 @@ def markdown(doc: dict) -> str:
         )
     gpus = ", ".join(g.get("name", "?") for g in host.get("gpus") or []) or "no GPU"
     gpus, cpu = escape_controls(gpus), escape_controls(str(host.get("cpu", "?")))
-    per_prompt = _per_prompt_table(doc)
+    per_prompt = _per_prompt_table(doc) + working_set_table(doc)
     foot = per_prompt + (
         f"\n{p['runs']} run(s) after {p.get('warmup', 0)} warm-up, {p['max_tokens']} max tokens, "
         f"temperature {p['temperature']}, seed {p['seed']}. Host: {cpu}, "
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
     )
     return head + "\n".join(rows) + "\n" + foot + "\n"
+
+
+WS_GROUPS = ("token_embd", "ple", "experts", "output", "attention", "ffn", "other")
+
+
+def working_set_table(doc: dict) -> str:
+    """One row per probed model: each tensor group's bytes touched of its bytes in the file."""
+    rows = []
+    for m in doc["models"]:
+        probes = [r for r in m["runs"] if r.get("probe")]
+        if not probes:
+            continue
+        r = probes[-1]
+        ws = r.get("working_set")
+        if ws is None:
+            rows.append(f"| {_cell(_name(m))} | " + _cell(f"n/a: {r.get('working_set_note') or 'no probe'}") + " |" + " |" * 6)
+            continue
+        cells = []
+        for g in WS_GROUPS:
+            v = ws["groups"].get(g)
+            cells.append("—" if v is None else _cell(fmt.touched(v)))
+        rows.append(f"| {_cell(_name(m))} | " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    head = "\nWeights working set (probe run, touched / in file):\n\n| model | " + " | ".join(WS_GROUPS) + " |\n"
+    head += "|---|" + "---|" * len(WS_GROUPS) + "\n"
+    return head + "\n".join(rows) + "\n"
 
 
 def _per_prompt_table(doc: dict) -> str:

@@ -112,3 +112,10 @@ def progress_line(p: Progress, bar: int = 20) -> str:
     if not p.finished and p.eta_s is not None:
         bits.append(f"ETA {clock(p.eta_s)}")
     return f"{p.what}  " + " · ".join(bits)
+
+
+def touched(group: dict) -> str:
+    """A working-set group as ``12 MB / 1.3 GB (1%)``, ``repacked`` when read from its anon copy."""
+    b, t = group["bytes"], group["touched_bytes"]
+    pct = f" ({100 * t / b:.0f}%)" if b else ""
+    return f"{human_bytes(t)} / {human_bytes(b)}{pct}" + (" repacked" if group.get("repacked") else "")

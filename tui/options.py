@@ -34,6 +34,33 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="threads per local model (default: its share of the cores)")
     p.add_argument("--interval", type=float, default=0.25, help="telemetry sampling interval, seconds (default 0.25 = 4 Hz)")
+    p.add_argument(
+        "--working-set",
+        action="store_true",
+        help="after the runs, one probe run per local model: which weight bytes (per tensor group) it reads "
+        "(Linux; never counted in the speed figures)",
+    )
+    p.add_argument(
+        "--lazy-ple",
+        choices=("on", "off", "auto"),
+        default=None,
+        help="llama.cpp's on-demand reading of per-layer embedding tables (lazy_mode; default: the engine's, auto)",
+    )
+    p.add_argument(
+        "--repack",
+        choices=("on", "off"),
+        default=None,
+        help="llama.cpp's copy of quantised weights into CPU_REPACK buffers (default: the engine's, on)",
+    )
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    """The local engine's load options from the run options (``make_backend(spec, **these)``)."""
+    return {
+        "n_ctx": args.ctx,
+        "lazy_ple": args.lazy_ple,
+        "repack": None if args.repack is None else args.repack == "on",
+    }
 
 
 def prompt_list(args: argparse.Namespace) -> list:

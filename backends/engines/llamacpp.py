@@ -62,7 +62,15 @@ class LlamaCppBackend(Backend):
     local_process = True
 
     def __init__(
-        self, spec: str, path, n_ctx: int = 2048, placement: Placement | None = None, *, fetch=None
+        self,
+        spec: str,
+        path,
+        n_ctx: int = 2048,
+        placement: Placement | None = None,
+        *,
+        fetch=None,
+        lazy_ple: str | None = None,
+        repack: bool | None = None,
     ) -> None:
         super().__init__(spec)
         self.path = str(path or "")
@@ -71,6 +79,10 @@ class LlamaCppBackend(Backend):
         elsewhere (``backends.fetch``); cached, it answers at once."""
         self._meter: Meter | None = None
         self.n_ctx = n_ctx
+        self.lazy_ple = lazy_ple
+        """``on``/``off``/``auto`` for llama.cpp's ``lazy_mode``; None: the engine's default."""
+        self.repack = repack
+        """False turns off llama.cpp's weight repacking (``use_extra_bufts``); None: its default."""
         self.placement = placement or Placement()
         self.proc: asyncio.subprocess.Process | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=400)
@@ -192,7 +204,9 @@ class LlamaCppBackend(Backend):
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         await self._spawn()
-        cmd_id = self._command("load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus)
+        cmd_id = self._command(
+            "load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus, lazy_ple=self.lazy_ple, repack=self.repack
+        )
         msg = None if cmd_id is None else await self._reply(cmd_id)
         if msg is None or msg.get("ev") != "loaded":
             if msg is None:
@@ -213,7 +227,11 @@ class LlamaCppBackend(Backend):
             n_ctx=msg["n_ctx"],
             weights_path=self.path,
             buffers=msg.get("buffers"),
+            lazy_ple=msg.get("lazy_ple"),
+            repack=msg.get("repack"),
         )
+        self.lazy_tensors = msg.get("lazy_tensors") or []
+        """Tensors llama.cpp reads on demand (its load log), e.g. a PLE table with ``--lazy-ple on``."""
         try:
             self._ps = psutil.Process(msg["pid"])
         except psutil.Error:
@@ -269,6 +287,7 @@ class LlamaCppBackend(Backend):
                 max_tokens=params.max_tokens,
                 temperature=params.temperature,
                 seed=params.seed,
+                working_set=params.working_set,
             )
             if not sent:
                 done = True
@@ -300,7 +319,14 @@ class LlamaCppBackend(Backend):
                     yield Started(msg["t"], msg["prompt_tokens"])
                 elif ev == "finished":
                     done = True
-                    yield Finished(msg["t"], msg["stop"], msg["gen_tokens"], EngineTimings(**msg["engine"]))
+                    yield Finished(
+                        msg["t"],
+                        msg["stop"],
+                        msg["gen_tokens"],
+                        EngineTimings(**msg["engine"]),
+                        working_set=msg.get("working_set"),
+                        working_set_note=msg.get("working_set_note"),
+                    )
                     return
                 elif ev == "failed":
                     done = True

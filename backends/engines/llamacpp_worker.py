@@ -21,6 +21,7 @@ run starts, one for an earlier run leaves the next alone), ``quit``.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import json
 import os
@@ -87,16 +88,51 @@ def place(threads: int | None, cpus: list[int] | None, llm=None) -> None:
         llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
 
 
+LAZY_MODES = {"off": 0, "auto": 1, "on": 2}
+"""llama.cpp's ``llama_lazy_mode``: OFF reads every tensor up front; AUTO reads marked tensors
+(gemma4's PLE table) on demand when larger than 4 GiB; ON always reads them on demand."""
+
+
+@contextlib.contextmanager
+def model_params(**fields):
+    """Set fields of ``llama_model_params`` that the high-level ``Llama()`` never sets (``lazy_mode``,
+    ``use_extra_bufts``): it builds its params from ``llama_model_default_params()``, so that is
+    wrapped for the load. A field this build's struct lacks is an error, never silently dropped."""
+    import llama_cpp.llama_cpp as lcc
+
+    have = {name for name, _ in lcc.llama_model_params._fields_}
+    missing = [k for k, v in fields.items() if v is not None and k not in have]
+    if missing:
+        raise RuntimeError(f"this llama-cpp-python's llama_model_params has no {', '.join(missing)}")
+    orig = lcc.llama_model_default_params
+
+    def patched():
+        p = orig()
+        for k, v in fields.items():
+            if v is not None:
+                setattr(p, k, v)
+        return p
+
+    lcc.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        lcc.llama_model_default_params = orig
+
+
 class Model:
-    def __init__(self, path: str, n_ctx: int, threads: int, cpus: list[int] | None) -> None:
+    def __init__(
+        self, path: str, n_ctx: int, threads: int, cpus: list[int] | None, lazy_ple: str | None = None, repack: bool | None = None
+    ) -> None:
         import llama_cpp
 
         self.lc = llama_cpp
+        self.path = path
         place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
-        from backends.engines.llamalog import Capture, parse_buffers
+        from backends.engines.llamalog import Capture, lazy_tensors, parse_buffers, repacked_tensors
 
         t0 = time.monotonic()
-        with Capture() as log:  # llama.cpp's buffer report, in step with "loaded"
+        with Capture() as log, model_params(lazy_mode=LAZY_MODES.get(lazy_ple or ""), use_extra_bufts=repack):
             self.llm = llama_cpp.Llama(
                 model_path=path,
                 n_ctx=n_ctx,
@@ -106,6 +142,11 @@ class Model:
                 verbose=True,
             )
         self.buffers = parse_buffers(log.lines)
+        self.repacked = repacked_tensors(log.lines)
+        self.lazy = lazy_tensors(log.lines)
+        mp = self.llm.model_params
+        self.lazy_ple = next((k for k, v in LAZY_MODES.items() if v == getattr(mp, "lazy_mode", -1)), None)
+        self.repack = bool(getattr(mp, "use_extra_bufts", True))
         self.load_s = time.monotonic() - t0
         self.ctx = self.llm.ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
@@ -115,6 +156,12 @@ class Model:
         self.threads = threads
         meta = self.llm.metadata
         self.template = meta.get("tokenizer.chat_template")
+        self.synthetic = meta.get("abtop.synthetic") == "true"
+        # A twin's random weights would end runs at random: its end-of-text tokens never win.
+        self.banned = np.array(
+            [t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t)] if self.synthetic else [],
+            dtype=np.int64,
+        )
         self._piece = ctypes.create_string_buffer(256)
         self._warm_up()
         self.load_s = time.monotonic() - t0
@@ -160,8 +207,27 @@ class Model:
         """Greedy sampling as numpy's argmax over the last logits: the same token as llama.cpp's
         greedy sampler, without building its candidates array (262k entries for Gemma 3, ~0.5 ms
         a token, several per cent of a small model's generation time)."""
+        return int(self._logits(ctx).argmax())
+
+    def _logits(self, ctx) -> np.ndarray:
+        """The last logits, in place; a twin's end-of-text tokens set to -inf (the logit bias that
+        makes its runs reach max tokens), which llama.cpp's samplers then read too."""
         logits = np.ctypeslib.as_array(self.lc.llama_get_logits_ith(ctx, -1), shape=(self.n_vocab,))
-        return int(logits.argmax())
+        if self.banned.size:
+            logits[self.banned] = -np.inf
+        return logits
+
+    def _probe_start(self):
+        """Evict the model file's pages for a working-set run: (probe, None), or (None, why not)."""
+        from backends.base import BackendError
+        from backends.card.workingset import Probe
+
+        try:
+            probe = Probe(self.path, self.repacked, self.lazy)
+            why = probe.evict()
+        except (OSError, BackendError) as exc:
+            return None, f"the working-set probe failed ({exc})."
+        return (None, why) if why else (probe, None)
 
     def _clear_cache(self) -> None:
         lc = self.lc
@@ -188,6 +254,12 @@ class Model:
             return
         max_tokens = min(int(cmd["max_tokens"]), self.n_ctx - n_prompt)
         self._clear_cache()  # no prompt cache between runs: every run pays its prompt
+        from backends.card.workingset import curve_points
+        from backends.card.workingset import note as ws_notes
+
+        probe, ws_note = self._probe_start() if cmd.get("working_set") else (None, None)
+        points = set(curve_points(max_tokens)) if probe else set()
+        curve: list[list[int]] = []
         lc.llama_perf_context_reset(self.ctx)
         temperature = float(cmd.get("temperature", 0.0))
         chain = self._sampler(temperature, int(cmd.get("seed", 42)))
@@ -210,7 +282,12 @@ class Model:
                     return
             one = (lc.llama_token * 1)()
             while n_gen < max_tokens and stop != "cancelled":
-                tok = argmax(ctx) if greedy else lc.llama_sampler_sample(chain, ctx, -1)
+                if greedy:
+                    tok = argmax(ctx)
+                else:
+                    if self.banned.size:
+                        self._logits(ctx)
+                    tok = lc.llama_sampler_sample(chain, ctx, -1)
                 t = time.monotonic()
                 if lc.llama_vocab_is_eog(vocab, tok):
                     stop = "eos"
@@ -219,6 +296,8 @@ class Model:
                 text = decoder.decode(piece.raw[: max(n, 0)])
                 n_gen += 1
                 emit_token(text, t, n_gen == 1, run)
+                if n_gen in points:
+                    curve.append([n_gen, sum(g["touched_bytes"] for g in probe.groups().values())])
                 if cancelled(run):
                     stop = "cancelled"
                     break
@@ -236,8 +315,17 @@ class Model:
         if tail:
             emit("tok", s=tail, t=time.monotonic(), n=0, run=run)
         perf = lc.llama_perf_context(ctx)
+        working_set = None
+        if probe is not None:
+            groups = probe.groups()
+            if n_gen and (not curve or curve[-1][0] != n_gen):
+                curve.append([n_gen, sum(g["touched_bytes"] for g in groups.values())])
+            working_set = {"groups": groups, "curve": curve, "note": ws_notes(groups, (self.buffers or {}).get("offloaded"))}
+            probe.restore()
         emit(
             "finished",
+            working_set=working_set,
+            working_set_note=ws_note,
             run=run,
             t=time.monotonic(),
             stop=stop,
@@ -292,7 +380,9 @@ def main() -> None:
             break
         if kind == "load":
             try:
-                model = Model(cmd["path"], int(cmd["n_ctx"]), int(cmd["threads"]), cmd.get("cpus"))
+                model = Model(
+                    cmd["path"], int(cmd["n_ctx"]), int(cmd["threads"]), cmd.get("cpus"), cmd.get("lazy_ple"), cmd.get("repack")
+                )
             except Exception as exc:  # llama.cpp says only "Failed to load model from file"
                 emit("error", id=cmd.get("id"), reason=f"llama.cpp could not load the model ({exc}).")
                 continue
@@ -306,6 +396,11 @@ def main() -> None:
                 chat_template=bool(model.template),
                 pid=os.getpid(),
                 buffers=model.buffers,
+                lazy_ple=model.lazy_ple,
+                repack=model.repack,
+                lazy_tensors=sorted(model.lazy),
+                repacked_tensors=len(model.repacked),
+                synthetic=model.synthetic,
             )
         elif kind == "place" and model is not None:
             place(cmd.get("threads"), cmd.get("cpus"), model.llm)

@@ -59,6 +59,22 @@ def parse_buffers(lines: Iterable[str]) -> dict[str, int] | None:
     return out if seen else None
 
 
+_REPACK = re.compile(r"repack: repack tensor (?P<name>\S+) with ")
+_LAZY = re.compile(r"tensor (?P<name>\S+) \(size = \d+ MiB\) lazy read enabled")
+
+
+def repacked_tensors(lines: Iterable[str]) -> set[str]:
+    """Tensors llama.cpp copied into a ``CPU_REPACK`` buffer at load (its debug line per tensor,
+    ``repack: repack tensor blk.0.attn_q.weight with q4_K_8x8``, after any progress dots)."""
+    return {m["name"] for line in lines if (m := _REPACK.search(line))}
+
+
+def lazy_tensors(lines: Iterable[str]) -> set[str]:
+    """Tensors read on demand (``lazy_mode``): ``tensor per_layer_token_embd.weight (size = 1344 MiB)
+    lazy read enabled``."""
+    return {m["name"] for line in lines if (m := _LAZY.search(line))}
+
+
 def planned_anon(buffers: dict | None) -> int | None:
     """Host bytes llama.cpp allocates (not file-backed): repacked weights, KV, compute, output."""
     if not buffers:

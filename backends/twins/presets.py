@@ -25,6 +25,9 @@ class TensorPlan:
     kind: str = "matrix"
     """"matrix" (stored in the twin's quant type), "norm" (F32 ones), "bias" (F32, small noise),
     "f32" (F32 noise: routers, kept unquantised as llama.cpp's quantizer does)."""
+    gain: float = 1.0
+    """Times the writer's weight scale: a larger token embedding keeps tokens apart in the residual
+    stream, so a random router picks experts per token instead of one set for every token."""
 
     @property
     def n_elements(self) -> int:
@@ -241,7 +244,9 @@ def _olmoe(scale: float) -> Plan:
     }
     t = p.tensors
     t += [
-        TensorPlan("token_embd.weight", (E, vocab)),
+        # With weights of one scale the attention output outweighs the embedding, every token routes
+        # alike and a handful of experts serve the whole run; a loud embedding routes per token.
+        TensorPlan("token_embd.weight", (E, vocab), gain=400.0),
         TensorPlan("output_norm.weight", (E,), "norm"),
         TensorPlan("output.weight", (E, vocab)),
     ]

@@ -37,7 +37,7 @@ WEIGHT_STD = 0.02
 
 # Fixed block scales giving weights of about WEIGHT_STD: Q4_K w = d*sc*q - dmin*m with 6-bit
 # sc, m and 4-bit q (dmin = 7.5 d centres it); Q8_0 w = d*q with int8 q.
-_Q4K_DM = np.array([1.0e-4, 7.5e-4], dtype=np.float16).view(np.uint8)
+_Q4K_DM = np.array([1.2e-4, 9.0e-4], dtype=np.float16).view(np.uint8)
 _Q80_D = np.array([WEIGHT_STD / 74], dtype=np.float16).view(np.uint8)
 
 
@@ -118,9 +118,18 @@ def _chunks(t: TensorPlan, qt: GGMLQuantizationType, rng: np.random.Generator):
             raw = rng.integers(0, 1 << 63, size=(n * row) // 8, dtype=np.int64).view(np.uint8)
             blocks = raw.reshape(-1, size)
             if qt == GGMLQuantizationType.Q4_K:
-                blocks[:, 0:4] = _Q4K_DM
+                blocks[:, 0:4] = (
+                    _Q4K_DM if t.gain == 1 else (_Q4K_DM.view(np.float16) * t.gain).view(np.uint8)
+                )
+                # mins = scales (bytes 4-7 hold scales 0-3, 8-11 mins 0-3, 12-15 the low nibbles of
+                # scales/mins 4-7), so w = d*sc*(q - 7.5): every sub-block is zero-mean. Random mins
+                # give each row a random offset, a component common to every token's hidden state
+                # that makes a random router send every token to the same few experts.
+                blocks[:, 8:12] = blocks[:, 4:8]
+                lo = blocks[:, 12:16] & 0x0F
+                blocks[:, 12:16] = lo | (lo << 4)
             else:  # Q8_0
-                blocks[:, 0:2] = _Q80_D
+                blocks[:, 0:2] = _Q80_D if t.gain == 1 else (_Q80_D.view(np.float16) * t.gain).view(np.uint8)
             yield raw.tobytes()
 
 

@@ -21,6 +21,7 @@ from backends.specs import DEFAULT_PAIR, public_spec
 from backends.stats import RunCollector, Runs
 from tui import export
 from tui.format import progress_line
+from tui.options import backend_options
 from tui.safe import safe
 
 EPILOG = """\
@@ -120,6 +121,8 @@ class _Collect:
                 result["run"] = sum(not r["warmup"] for r in self.runs[slot])
             if self.prompt is not None:
                 result["prompt_id"], result["prompt"] = self.prompt.id, self.prompt.text
+            if lo is not None:
+                result["lazy_ple"] = lo.lazy_ple
             self.runs[slot].append(result)
             if self.progress is None and isinstance(ev, Finished):  # a log, not a terminal: a line per run
                 self._log_run(slot, result)
@@ -189,7 +192,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     backends = []
     for spec in specs:
         try:
-            b = make_backend(spec, n_ctx=args.ctx)
+            b = make_backend(spec, **backend_options(args))
             backends.append(b)
             if b.can_pull:  # a model the server lacks: pulled only when asked for
                 b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
@@ -210,7 +213,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         if err.is_terminal
         else None
     )
-    total = (args.runs * len(args.prompt_list) + args.warmup) * args.max_tokens
+    total = (args.runs * len(args.prompt_list) + args.warmup + bool(args.working_set)) * args.max_tokens
     col = _Collect(len(specs), progress, total, recorder)
     session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
     # Ctrl+C, SIGTERM or a dropped SSH link: stop the runs, keep (and write) those already done.
@@ -235,8 +238,16 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             return 2
         for k, prompt in enumerate(args.prompt_list):  # every prompt x runs; the warm-up once, first
             col.prompt = prompt if args.prompts else None
+            last = k == len(args.prompt_list) - 1
             await session.run(
-                RunPlan(prompt.text, params, mode=args.mode, runs=args.runs, warmup=args.warmup if k == 0 else 0)
+                RunPlan(
+                    prompt.text,
+                    params,
+                    mode=args.mode,
+                    runs=args.runs,
+                    warmup=args.warmup if k == 0 else 0,
+                    working_set=args.working_set and last,  # one probe per model, after every speed run
+                )
             )
             if not any(session.alive):  # every worker lost: the next prompt has no one to run it
                 break

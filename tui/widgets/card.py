@@ -112,6 +112,15 @@ def mem_label(s: Sample) -> str:
     return f"RSS {short_bytes(s.rss_bytes)}"
 
 
+def working_set_text(run: dict) -> str:
+    """A probe run's touched bytes per tensor group, or why there are none."""
+    ws = run.get("working_set")
+    if ws is None:
+        return f"n/a: {run.get('working_set_note') or 'no probe'}"
+    groups = " · ".join(f"{name} {fmt.touched(g)}" for name, g in ws["groups"].items())
+    return f"{groups} (after {ws['curve'][-1][0] if ws['curve'] else 0} tokens)"
+
+
 class CardPanel(Static):
     """The card of one model; fed by its pane (``show_loaded``, ``show_sample``, ``show_run``)."""
 
@@ -127,6 +136,8 @@ class CardPanel(Static):
         self.gpu: str = "…"
         self.peak_anon: int | None = None
         self.run: dict | None = None
+        self.probe: dict | None = None
+        """The latest working-set probe run (kept while later speed runs come and go)."""
         self.bandwidth_gbs: float | None = None
         self.choice: bool | None = None
         """Set by ``c``: the person's choice overrides the fit-to-height rule."""
@@ -168,7 +179,7 @@ class CardPanel(Static):
     def show_loaded(self, ev: Loaded, fresh: bool = True) -> None:
         """``fresh``: a new process (a reload), whose readings start over."""
         if fresh and self.loaded is not None:
-            self.sample, self.peak_anon, self.run = None, None, None
+            self.sample, self.peak_anon, self.run, self.probe = None, None, None, None
         self.loaded = ev
         self._draw()
 
@@ -185,7 +196,10 @@ class CardPanel(Static):
         self._draw()
 
     def show_run(self, result: dict) -> None:
-        self.run = result
+        if result.get("probe"):  # a probe's speed is not a figure: the card keeps showing the last speed run
+            self.probe = result
+        else:
+            self.run = result
         self._draw()
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -197,6 +211,10 @@ class CardPanel(Static):
             rows.append(("params", card["params"], False))
             rows.append(("kind", f"PLE {card['PLE']} · MoE {card['MoE']}", False))
             rows.append(("read/tok", card["bytes/token"], False))
+            if self.loaded.info.synthetic:
+                rows.append(("synthetic", card["synthetic"], False))
+            if self.loaded.lazy_ple is not None and self.loaded.info.ple:
+                rows.append(("lazy PLE", self.loaded.lazy_ple, False))
             rows.append(("planned", self._planned(), False))
             if self.loaded.pid:  # the process the figures below are read from (kill, top -p, nvitop)
                 rows.append(("process", f"pid {self.loaded.pid}", False))
@@ -214,6 +232,8 @@ class CardPanel(Static):
             j = self.run.get("energy_j_per_token")
             note = self.run.get("energy_note") or ""
             rows.append(("energy", f"{j:.3g} J/token ({note})" if j is not None else note, False))
+        if self.probe is not None:
+            rows.append(("working set", working_set_text(self.probe), False))
         return rows
 
     def _planned(self) -> str:

@@ -117,6 +117,7 @@ class ModelPane(Vertical):
         result["mode"] = self.mode
         if self.loaded is not None:  # where it ran: the mode and placement may change after it
             result["threads"], result["cpus"] = self.loaded.threads, list(self.loaded.cpus or []) or None
+            result["lazy_ple"] = self.loaded.lazy_ple
         self.query_one(CardPanel).show_run(result)
         if not result["warmup"] and ev.stop != "cancelled":  # a cancelled run is not a figure to quote
             result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
