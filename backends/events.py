@@ -106,6 +106,8 @@ class Started:
     warmup: bool = False
     probe: bool = False
     """A working-set probe run: its pages start evicted, so it is never a speed figure."""
+    mode: str | None = None
+    """"race" or "alternate": how the run shared the box (set by the session; None in old recordings)."""
 
 
 @dataclass(slots=True)

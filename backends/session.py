@@ -234,8 +234,8 @@ class Session:
         b = self.backends[i]
         try:
             async for ev in b.stream(plan.prompt, plan.params):
-                if isinstance(ev, Started):  # the session numbers the runs, not the engine
-                    ev.run, ev.warmup, ev.probe = run, warmup, plan.params.working_set
+                if isinstance(ev, Started):  # the session numbers the runs and says how they ran
+                    ev.run, ev.warmup, ev.probe, ev.mode = run, warmup, plan.params.working_set, plan.mode
                 elif isinstance(ev, Finished) and plan.params.working_set and ev.working_set is None:
                     ev.working_set_note = ev.working_set_note or (
                         f"{b.kind} server: abtop does not own its process, so it cannot see which pages it reads."

@@ -121,6 +121,8 @@ class ReplayApp(ABTopApp):
         self.speed = speed
         self.source = source
         self.timeline = timeline(events)
+        self.n_events = len(events)
+        """Events in the recording (the timeline may drop idle telemetry)."""
         self.duration = self.timeline[-1][0] if self.timeline else 0.0
         """Seconds of recorded time the replay covers (after idle cuts)."""
         self._start = now()
@@ -160,12 +162,25 @@ class ReplayApp(ABTopApp):
                 delay = start + off / speed - now()
                 if delay > 0.002:  # events that are due together go out together
                     await asyncio.sleep(delay)
+                if isinstance(ev, Started) and ev.mode and ev.mode != self.mode:  # switched with m
+                    self.mode = ev.mode
+                    self._show_mode(ev.mode)
                 emit(slot, dataclasses.replace(ev, t=start + off))  # type: ignore[type-var]
                 self.replayed += 1
+            self._end_open_streams()
         finally:
             for pane in self.panes:
                 pane.flush()
             self.run_finished.set()
+
+    def _end_open_streams(self) -> None:
+        """A recording cut off mid-stream (abtop killed, a full disk): each stream still open ends
+        here, saying so, rather than 'streaming' for ever. It is no figure: not counted."""
+        n = self.n_events
+        for slot, pane in enumerate(self.panes):
+            c = pane.collector
+            if c is not None and c.t_start is not None and c.t_end is None:
+                self.emit(slot, Failed(f"recording ends here (truncated after {n} events)", self.clock()))
 
     def action_run(self) -> None:
         """Enter or r: play the recording again from the start."""

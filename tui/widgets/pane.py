@@ -71,6 +71,8 @@ class ModelPane(Vertical):
         elif isinstance(ev, Sample):
             self._show_sample(ev)
         elif isinstance(ev, Started):
+            if ev.mode:  # the mode this run had (a replay's runs may differ from its header)
+                self.mode = ev.mode
             self.collector = self.feed.current
             self._pending = []
             view = self.query_one(StreamView)
