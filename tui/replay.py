@@ -35,7 +35,7 @@ from backends.events import (
 )
 from tui.app import ABTopApp
 from tui.record import SCHEMA, Recorder, read_recording
-from tui.safe import plain, safe
+from tui.safe import safe
 from tui.widgets.host import HostBar
 
 IDLE_MAX = 1.0
@@ -187,9 +187,9 @@ class ReplayApp(ABTopApp):
         self._load()
 
     def _show_mode(self, mode: str) -> None:
-        super()._show_mode(mode)
         for pane in self.panes:  # no one should take a replay for a live run
-            pane.border_subtitle = plain(f"replay ×{self.speed:g} · {mode}")
+            pane.badge = f"replay ×{self.speed:g}"
+        super()._show_mode(mode)
 
     def action_mode(self, mode: str) -> None:
         self.notify("A replay shows the recorded mode; it cannot be changed.", severity="warning")

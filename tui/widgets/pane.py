@@ -54,6 +54,8 @@ class ModelPane(Vertical):
         self.blind: str | None = None
         """"A" or "B" while a blind vote hides the model's name (``set_blind``)."""
         self.votes: str | None = None
+        self.badge: str | None = None
+        """Before the mode in the border: "replay ×8", so no one takes a replay for a live run."""
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -271,7 +273,7 @@ class ModelPane(Vertical):
 
     def _show_identity(self) -> None:
         header = self.query_one(".header", Static)
-        sub = " · ".join(x for x in (self.mode, self.votes) if x)
+        sub = " · ".join(x for x in (self.badge, self.mode, self.votes) if x)
         self.border_subtitle = plain(sub) if sub else None
         if self.blind:
             self.border_title = f"model {self.blind}"
