@@ -71,6 +71,9 @@ class EngineTimings:
     gen_tokens: int | None = None
     gen_ms: float | None = None
     load_ms: float | None = None
+    cache_tokens: int | None = None
+    """Prompt tokens the server took from its prompt cache instead of processing them
+    (llama-server's ``timings.cache_n``): a TTFT with them is not comparable."""
 
 
 @dataclass(slots=True)

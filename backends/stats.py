@@ -35,8 +35,8 @@ RUN_FIELDS = (
     "ttft_s", "prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps", "gen_tps_engine",
     "itl_p50_ms", "itl_p99_ms", "wall_s", "chars", "chars_per_s", "peak_rss_bytes",
     "peak_anon_bytes", "weights_resident_bytes", "cpu_percent_mean", "gpu_util_mean",
-    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "stop", "probe",
-    "working_set_note", "text", "error",
+    "vram_peak_bytes", "energy_j_per_token", "energy_note", "roofline_pct", "prompt_cache_tokens", "ttft_note",
+    "stop", "probe", "working_set_note", "text", "error",
 )  # fmt: skip
 SUMMARY_FIELDS = (
     "ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms",
@@ -165,6 +165,7 @@ class RunCollector:
         text = self.text
         window = self._window()
         energy = self.energy(energy_note)
+        cached = eng.cache_tokens if eng else None
 
         def peak(name: str) -> int | None:
             vals = [getattr(s, name) for s in window if getattr(s, name) is not None]
@@ -200,6 +201,8 @@ class RunCollector:
             "energy_j_per_token": energy[0],
             "energy_note": energy[1],
             "roofline_pct": roofline_pct(self.gen_tps, bytes_per_token, bandwidth_gbs),
+            "prompt_cache_tokens": cached,
+            "ttft_note": f"prompt cache reused {cached} tokens: TTFT not comparable" if cached else None,
             "stop": self.finished.stop if self.finished else None,
             "probe": self.probe,
             "working_set": self.finished.working_set if self.finished else None,

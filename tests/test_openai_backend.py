@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,8 +32,14 @@ PARAMS = GenParams(max_tokens=16)
 
 
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
+def llama_server(llama_server_and_log):
     """``python -m llama_cpp.server`` on a free loopback port: (url, process, model path)."""
+    return llama_server_and_log[:3]
+
+
+@pytest.fixture(scope="session")
+def llama_server_and_log(tmp_path_factory):
+    """The server of ``llama_server`` and the file its log goes to."""
     path = bundled_path("smollm2-135m")
     port = free_port()
     log = tmp_path_factory.mktemp("llama_server") / "server.log"
@@ -56,7 +63,7 @@ def llama_server(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"llama_cpp.server did not answer in 120 s: {log.read_text()[-2000:]}")
             time.sleep(0.2)  # polling a child process that has no readiness signal but its port
-        yield url, proc, str(path)
+        yield url, proc, str(path), log
     finally:
         proc.terminate()
         try:
@@ -145,6 +152,50 @@ def test_no_metrics_is_remote(llama_server):
     s = sampler.sample()
     sampler.close()
     assert s.note == "remote" and s.server is None and s.cpu_percent is None
+
+
+async def test_llama_cpp_server_prompt_cache_does_not_shorten_the_next_run(llama_server_and_log):
+    """llama_cpp.server keeps the last prompt's KV and reuses the longest common prefix (its log:
+    "Llama.generate: N prefix-match hit"), so a repeated run skipped its prompt (TTFT 21 ms vs
+    101 ms local). It honours no ``cache_prompt``: abtop evicts the prefix with a one-token request
+    of its own before each run, outside the run's clock, and the prompt is never changed."""
+    url, _proc, _path, log = llama_server_and_log
+    backend = make_backend(f"openai:smollm2@{url}")
+    await backend.load()
+    mark = log.stat().st_size
+    try:
+        runs = [await run_once(backend) for _ in range(3)]
+    finally:
+        await backend.close()
+    said = log.read_bytes()[mark:].decode("utf-8", "replace")
+    hits = [int(n) for n in re.findall(r"(\d+) prefix-match hit", said)]
+    assert "full prompt already cached" not in said
+    assert all(n <= 2 for n in hits), hits  # at most a BOS in common, never the prompt
+    assert all(isinstance(events[-1], Finished) and col.result()["gen_tokens"] > 0 for events, col in runs)
+    texts = {col.result()["text"] for _, col in runs}
+    assert len(texts) == 1  # greedy, the same prompt every time
+
+
+async def test_llama_server_cache_reuse_is_said_in_the_result():
+    """A llama-server that reused its prompt cache anyway (``timings.cache_n``, newer builds):
+    the run says so beside its TTFT."""
+    obj = {"choices": [{"finish_reason": None, "index": 0, "delta": {"content": "Hi"}}],
+           "timings": {"cache_n": 30, "prompt_n": 2, "prompt_ms": 1.0, "predicted_n": 1, "predicted_ms": 5.0}}  # fmt: skip
+    end = {"choices": [{"finish_reason": "stop", "index": 0, "delta": {}}], "timings": {**obj["timings"], "predicted_n": 2}}
+    routes = {
+        ("GET", "/v1/models"): json_route(200, {"object": "list", "data": [{"id": "q", "owned_by": "llamacpp"}]}),
+        ("GET", "/props"): json_route(200, {"default_generation_settings": {"n_ctx": 512}}),
+        ("POST", "/v1/chat/completions"): lines_route(["data: " + json.dumps(obj), "", "data: " + json.dumps(end), "",
+                                                       "data: [DONE]", ""]),  # fmt: skip
+    }
+    with ReplayServer(routes) as srv:
+        backend = make_backend(f"openai:q@{srv.url}/v1")
+        await backend.load()
+        _events, col = await run_once(backend)
+        await backend.close()
+    r = col.result()
+    assert r["prompt_cache_tokens"] == 30
+    assert r["ttft_note"] == "prompt cache reused 30 tokens: TTFT not comparable"
 
 
 # -- llama-server's own stream format, replayed ---------------------------------------------------

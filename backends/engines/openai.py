@@ -9,6 +9,12 @@ not supported). Figures come from the server where it measures them:
   ``cache_prompt: false`` so each run processes its prompt afresh, like a local run;
 - ``usage`` (``stream_options.include_usage``) from any server that supports it.
 
+Prompt caches make a repeated run's TTFT meaningless beside a local run, which pays its prompt
+every time. llama-server honours ``cache_prompt: false``, and a ``timings.cache_n`` it reports
+anyway becomes the run's ``ttft_note``. llama-cpp-python's ``llama_cpp.server`` honours nothing of
+the kind (it keeps the last prompt's KV and reuses the longest common prefix): before each run it
+gets a one-token request of a different prompt, outside the run's clock, which evicts that prefix.
+
 A chunk may carry several tokens: ``Token.n`` comes from those counts, and is 1 per chunk only when
 the server gives none (``Finished.gen_tokens`` then corrects the total from ``usage``).
 """
@@ -47,6 +53,8 @@ class OpenAIBackend(HTTPBackend):
         self.llama_server = False
         """The server is llama.cpp's llama-server (it answers ``/props``, owns "llamacpp")."""
         self._usage_ok = True
+        self.python_server = False
+        """The server is llama-cpp-python's ``llama_cpp.server`` (its prompt cache is evicted)."""
 
     @property
     def root(self) -> str:
@@ -74,6 +82,9 @@ class OpenAIBackend(HTTPBackend):
         props = await self.try_json(self.root + "/props")
         props = props if isinstance(props, dict) else {}
         self.llama_server = bool(props.get("default_generation_settings")) or (entry or {}).get("owned_by") == "llamacpp"
+        if not self.llama_server and (entry or {}).get("owned_by") == "me":  # llama_cpp.server's /models
+            api = await self.try_json(self.root + "/openapi.json")
+            self.python_server = "llama.cpp Python" in str(((api or {}).get("info") or {}).get("title", ""))
 
         info = ModelInfo(name=self.model)
         meta = (entry or {}).get("meta") or {}
@@ -120,7 +131,17 @@ class OpenAIBackend(HTTPBackend):
             body["cache_prompt"] = False
         return body
 
+    async def _evict_prompt_cache(self) -> None:
+        """llama_cpp.server reuses the previous prompt's KV: one token of another prompt first."""
+        body = {"model": self.model, "prompt": "\n", "max_tokens": 1, "temperature": 0.0, "stream": False}
+        try:
+            await self.client.post("completions", json=body)
+        except httpx.HTTPError:
+            pass  # the run's own request says what is wrong with the server
+
     async def produce(self, emit: Emit, run: _Run, prompt: str, params: GenParams, *, index: int, warmup: bool) -> None:
+        if self.python_server:
+            await self._evict_prompt_cache()
         emit(Started(now(), run=index, warmup=warmup))
         for _attempt in range(3):
             path = "completions" if self.completion else "chat/completions"
@@ -217,6 +238,7 @@ class OpenAIBackend(HTTPBackend):
                 prompt_ms=timings.get("prompt_ms"),
                 gen_tokens=gen,
                 gen_ms=timings.get("predicted_ms"),
+                cache_tokens=timings.get("cache_n") if isinstance(timings.get("cache_n"), int) else None,
             )
         elif usage and usage.get("completion_tokens") is not None:
             gen = usage.get("completion_tokens")

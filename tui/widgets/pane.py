@@ -221,6 +221,8 @@ class ModelPane(Vertical):
                 bits.insert(5, f"{r['tokens_per_100_chars']:.0f} tok/100 chars")
             if r.get("stop") and r["stop"] != "cancelled":  # why the two panes' token counts differ
                 bits.append(fmt.stop(r["stop"]))
+            if r.get("ttft_note"):
+                bits.append(r["ttft_note"])
         if self.mode:
             bits.insert(0, self.mode)
         run = self.query_one(CardPanel).run if final else None
