@@ -96,7 +96,7 @@ class Probe:
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         self.libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-        maps = file_mappings(path)
+        maps = self.maps = file_mappings(path)
         self.base: int | None = None  # address of file offset 0
         if maps:
             m = min(maps, key=lambda m: m.offset)
@@ -116,16 +116,32 @@ class Probe:
         return None
 
     def _advise(self, lo: int, hi: int, advice: int) -> int:
-        lo -= lo % PAGE
-        return 0 if hi <= lo else (0 if self.libc.madvise(lo, hi - lo, advice) == 0 else ctypes.get_errno())
+        """``madvise`` over ``[lo, hi)`` where the file is mapped: llama.cpp unmaps the fragments
+        it copied elsewhere (repacked tensors), and a hole would fail the whole call (ENOMEM)."""
+        err = 0
+        for m in self.maps:
+            a, b = max(lo, m.start), min(hi, m.end)
+            a -= a % PAGE
+            if b > a and self.libc.madvise(a, b - a, advice) != 0:
+                err = err or ctypes.get_errno()
+        return err
 
     def resident(self) -> np.ndarray:
-        """One bool per page of the mapping (``mincore``)."""
+        """One bool per page from the first mapped byte to the last (``mincore``); holes are False."""
         n = (self.hi - self.lo + PAGE - 1) // PAGE
         vec = np.zeros(n, dtype=np.uint8)
-        if self.libc.mincore(self.lo, self.hi - self.lo, vec.ctypes.data) != 0:
-            raise OSError(ctypes.get_errno(), "mincore failed")
+        for m in self.maps:
+            part = vec[(m.start - self.lo) // PAGE : (m.end - self.lo + PAGE - 1) // PAGE]
+            if self.libc.mincore(m.start, m.end - m.start, part.ctypes.data) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
         return (vec & 1).astype(bool)
+
+    def mapped(self) -> np.ndarray:
+        """One bool per page of the span: inside a mapping of the file."""
+        out = np.zeros((self.hi - self.lo + PAGE - 1) // PAGE, dtype=bool)
+        for m in self.maps:
+            out[(m.start - self.lo) // PAGE : (m.end - self.lo + PAGE - 1) // PAGE] = True
+        return out
 
     def evict(self) -> str | None:
         """Drop the file's pages; None when done (checked with mincore), else the reason."""
@@ -156,7 +172,8 @@ class Probe:
                 os.close(fd)
         except OSError:
             pass
-        left = float(self.resident().mean())
+        mapped = self.mapped()
+        left = float(self.resident()[mapped].mean()) if mapped.any() else 0.0
         if left > EVICT_LEFT_MAX:
             self.restore()
             return (
