@@ -162,6 +162,21 @@ class Session:
                     self.emit(i, self.loaded[i])
         return back
 
+    async def replace(self, i: int, backend: Backend) -> bool:
+        """Put ``backend`` in slot ``i`` (``i == len(backends)`` adds one): the old model's worker
+        closes, the new one loads as a failed one is loaded again, the cores are split again."""
+        if i == len(self.backends):
+            self.backends.append(backend)
+            self.loaded.append(None)
+            self.alive.append(False)
+        else:
+            self.alive[i], self.loaded[i] = False, None
+            self._stop_sampler(i)
+            old, self.backends[i] = self.backends[i], backend
+            await old.close()
+        self._oom.discard(i)
+        return i in await self.reload_failed()
+
     def _sample(self, i: int, s: Sample) -> None:
         if self.alive[i]:
             self.emit(i, s)

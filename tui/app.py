@@ -24,6 +24,7 @@ from tui import export
 from tui.blind import BlindVotes
 from tui.lifeline import Lifeline
 from tui.model_keys import ModelKeys
+from tui.picker import ModelsProvider
 from tui.results_keys import ResultsKeys
 from tui.safe import safe
 from tui.widgets.card import CardPanel
@@ -38,6 +39,7 @@ NARROW = 120  # below this many columns the panes stack
 
 class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
     CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ModelsProvider}  # Ctrl+P: the model picker beside Textual's commands
     TITLE = "abtop"
     AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
     BINDINGS = [
@@ -56,6 +58,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         Binding("t", "texts", "Text"),
         Binding("p", "pull", "Pull", show=False),  # offered in the pane of a model Ollama lacks
         Binding("w", "working_set", "Probe", show=False),  # in --help and the README; the footer is full
+        Binding("o", "pick", "Model"),  # the model picker (also in Ctrl+P's palette)
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
         # blind votes (tui/blind.py): shown in the footer only while a vote is open
         Binding("1", "vote('1')", "A better"),
@@ -351,7 +354,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
         if isinstance(self.screen, (ResultsScreen, TextScreen)):  # only quit, export, screenshot, back
             own = "results" if isinstance(self.screen, ResultsScreen) else "texts"  # its key closes it
-            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull", "working_set"):
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull", "working_set", "pick"):
                 return action == own
         typing = isinstance(self.focused, Input)
         if action == "vote":  # the footer offers the vote keys only while a vote is open
@@ -362,7 +365,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set") and typing:
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick") and typing:
             return False
         return True
 

@@ -1,4 +1,5 @@
-"""The keys that change which models are on screen: ``p`` pulls a model the Ollama server lacks.
+"""The keys that change which models are on screen: ``o`` (and Ctrl+P) picks a model for pane A or
+B (``tui/picker.py``), ``p`` pulls a model the Ollama server lacks.
 
 A mixin for ``ABTopApp``: it works through the session (``reload_failed``) under the app's engine
 lock, so a pull never lands in the middle of a run or a placement.
@@ -9,6 +10,11 @@ from __future__ import annotations
 import asyncio
 
 from textual import work
+from textual.command import CommandPalette
+
+from backends.base import BackendError
+from backends.catalog import make_backend
+from backends.events import Failed
 
 PULL_OFFER = "press p to pull it here"
 
@@ -18,6 +24,46 @@ class ModelKeys:
     panes: list
     _slots: list[int]
     _engine: asyncio.Lock
+
+    def action_pick(self) -> None:
+        from tui.picker import ModelsProvider
+
+        if not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(providers=[ModelsProvider], placeholder="a model for pane A or B: type to search…"))
+
+    def swap_model(self, slot: int, spec: str) -> None:
+        """The picker's choice: pane ``slot`` gets ``spec``; the other pane goes on as it is."""
+        if self.session is None or not self.models_loaded.is_set():
+            self.notify("Models are still loading: pick again when they are.")
+            return
+        if self.session.running or self._engine.locked():
+            self.notify("A run is in progress: Esc stops it, then pick again.")
+            return
+        if spec == self.specs[slot]:
+            self.notify(f"Pane {'AB'[slot]} already has {spec}.")
+            return
+        self._swap(slot, spec)
+
+    @work(group="swap", exclusive=True, exit_on_error=False)
+    async def _swap(self, slot: int, spec: str) -> None:
+        async with self._engine:
+            pane = self.panes[slot]
+            self.specs[slot] = spec
+            pane.reset(spec)
+            self._last_plan = None
+            try:
+                backend = await asyncio.to_thread(make_backend, spec, n_ctx=self.n_ctx)
+            except BackendError as exc:
+                pane.handle(Failed(str(exc)))
+                return
+            self.offer_pulls([backend])
+            if slot in self._slots:
+                k = self._slots.index(slot)
+            else:  # its first spec could not even be made: the session gains a model
+                k = len(self.session.backends)
+                self._slots.append(slot)
+            if await self.session.replace(k, backend):
+                self.notify(f"Pane {'AB'[slot]}: {spec} loaded; Enter runs both.")
 
     def offer_pulls(self, backends) -> None:
         """Each engine that can fetch a missing model says how to ask for it here."""

@@ -187,6 +187,25 @@ class ModelPane(Vertical):
             q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s))
         q(CardPanel).show_sample(s)
 
+    def reset(self, spec: str) -> None:
+        """A new model in this pane (the picker): nothing of the old one's runs stays on screen."""
+        self.spec = spec
+        self.loaded = self.collector = None
+        self.runs.clear()
+        self._pending = []
+        self._placed = None
+        self.failed = False
+        self.set_class(False, "-failed")
+        self.set_class(False, "-streaming")
+        self.border_title = plain(public_spec(spec))
+        self.query_one(".header", Static).update(safe(public_spec(spec)))
+        view = self.query_one(StreamView)
+        view.clear()
+        view.set_message(None)
+        for metric in self.query(Metric):  # the old model's readings are not this one's
+            metric.reset()
+        self._status("loading…")
+
     def show_reloading(self, text: str = "loading again…") -> None:
         """Enter on a pane whose model failed to load or was lost: it is loaded again."""
         self._status(text)

@@ -1,0 +1,96 @@
+"""The model picker: ``o`` (and Ctrl+P) lists what ``abtop models`` finds, with arch, size, quant and
+PLE/MoE; picking swaps one pane's model without a restart (the old worker closes, the new one
+loads, the cores are split again). The real engine on the bundled models."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from textual.command import CommandList, CommandPalette
+
+from backends.base import GenParams
+from backends.events import Loaded
+from tui import model_list
+from tui.app import ABTopApp
+from tui.picker import ModelsProvider, gather
+
+from .conftest import worker_children
+
+TIMEOUT = 180
+
+
+def _app(specs):
+    return ABTopApp(list(specs), "The sky is", GenParams(max_tokens=6), n_ctx=512)
+
+
+async def _until(pilot, cond, rounds=2000):
+    """Let the app work (messages, workers) until ``cond()``; no clock involved."""
+    for _ in range(rounds):
+        if cond():
+            return
+        await pilot.pause()
+    raise AssertionError("the app never got there")
+
+
+def test_the_listing_says_arch_size_quant_and_ple_or_moe(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "none"))
+    found = dict((f.spec, (where, f)) for where, f in gather())
+    where, smol = found["smollm2-135m"]
+    assert where == "bundled" and (smol.arch, smol.quant, smol.kind) == ("llama", "Q4_1", "dense") and smol.size > 1e7
+    assert found["gemma3-270m"][1].quant == "Q4_K_M"
+    # `abtop models` prints the same list (one function finds it for both)
+    titles = [s.title for s in model_list.find(ollama_url="http://127.0.0.1:9")]
+    assert titles[0] == "bundled" and titles[-1] == "Ollama at http://127.0.0.1:9: not reachable"
+
+
+async def test_o_picks_a_model_for_pane_b_and_swaps_it_mid_session():
+    app = _app(["smollm2-135m", "gemma3-270m"])
+    seen: list = []
+    app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        old_pid = app.session.loaded[1].pid
+        await pilot.press("o")
+        await _until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"B smol")
+        palette = app.screen
+        await _until(pilot, lambda: palette.query_one(CommandList).option_count >= 1)
+        shown = str(palette.query_one(CommandList).get_option_at_index(0).prompt)
+        assert shown.startswith("B ← smollm2-135m  llama · 98.4 MB · Q4_1 · dense")
+        n = len(seen)
+        await pilot.press("enter")
+        await _until(pilot, lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]), rounds=20000)
+        await pilot.pause()
+        assert app.specs == ["smollm2-135m", "smollm2-135m"]
+        assert app.session.loaded[1].info.name == "smollm2-135m" and app.session.loaded[1].pid != old_pid
+        assert old_pid not in {p.pid for p in worker_children()} and len(worker_children()) == 2
+        if len(os.sched_getaffinity(0)) >= 2:  # race: the cores are split again between the two
+            assert not set(app.session.loaded[0].cpus) & set(app.session.loaded[1].cpus)
+        assert str(app.panes[1].query_one(".header").render()).startswith("llama · 134.5M params")
+        app.run_finished.clear()
+        await pilot.press("enter")  # and both run
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        assert all(len(p.runs) == 1 for p in app.panes)
+    assert not worker_children()
+
+
+async def test_ctrl_p_holds_the_picker_and_fills_a_pane_whose_model_never_loaded(tmp_path):
+    assert ModelsProvider in ABTopApp.COMMANDS
+    app = _app([str(tmp_path / "missing.gguf"), "smollm2-135m"])
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        assert app.panes[0].failed and len(app.session.backends) == 1
+        await pilot.press("ctrl+p")
+        await _until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"A gemma3")
+        palette = app.screen
+        await _until(pilot, lambda: palette.query_one(CommandList).option_count >= 1)
+        await pilot.press("enter")
+        await _until(pilot, lambda: app.session.loaded[-1] is not None and app.session.alive == [True, True], rounds=20000)
+        assert app.specs[0] == "gemma3-270m" and not app.panes[0].failed and app._slots == [1, 0]
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        assert all(len(p.runs) == 1 for p in app.panes)
+    assert not worker_children()
