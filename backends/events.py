@@ -54,6 +54,8 @@ class ModelInfo:
     """Estimated weight bytes read per generated token (looked-up tables excluded)."""
     placement: str | None = None
     """Where a server keeps the model, e.g. "100% GPU" or "48%/52% CPU/GPU" (Ollama's /api/ps)."""
+    gguf_name: str | None = None
+    """The GGUF's own ``general.name`` when ``name`` is another (the file name a person gave)."""
     synthetic: bool = False
     """A shape twin (``twin:NAME``): the real model's shapes with random weights; its text is noise."""
 

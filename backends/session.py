@@ -118,6 +118,9 @@ class Session:
         except Exception as exc:  # an engine bug must not take the other model down
             self.emit(i, Failed(f"{b.spec}: could not load ({type(exc).__name__}: {exc})."))
             return
+        same = sum(1 for j in range(i) if self.backends[j].spec == b.spec)
+        if same:  # the same model twice: two rows, two titles, told apart
+            loaded.info.name = f"{loaded.info.name} #{same + 1}"
         self.loaded[i] = loaded
         self.alive[i] = True
         self.emit(i, loaded)

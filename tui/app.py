@@ -22,6 +22,7 @@ from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui import export
 from tui.blind import BlindVotes
+from tui.help import HelpScreen
 from tui.lifeline import Lifeline
 from tui.model_keys import ModelKeys
 from tui.picker import ModelsProvider
@@ -67,6 +68,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         Binding("x", "vote('x')", "Both bad"),
         Binding("b", "blind", "Blind", show=False),
         Binding("n", "next_prompt", "Next"),
+        Binding("question_mark", "help", "Help", show=False),  # the footer is full; ? is in --help
     ]
 
     def __init__(
@@ -350,7 +352,14 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             for pane in self.panes:
                 pane.tick()
 
+    def action_help(self) -> None:
+        """``?``: every key on one screen."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
     def check_action(self, action: str, parameters) -> bool | None:
+        if isinstance(self.screen, HelpScreen):  # it closes with its own keys; nothing acts behind it
+            return action in ("shutdown", "screenshot")
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
         if isinstance(self.screen, (ResultsScreen, TextScreen)):  # only quit, export, screenshot, back
             own = "results" if isinstance(self.screen, ResultsScreen) else "texts"  # its key closes it
@@ -365,7 +374,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick") and typing:
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick", "help") and typing:
             return False
         return True
 
@@ -382,24 +391,13 @@ def _teardown_safe(app: App):
             raise
 
 
-def run_app(args: argparse.Namespace) -> int:
-    from tui.options import backend_options, check_run_options, default_prompt, prompt_list
+def app_for(args: argparse.Namespace) -> ABTopApp:
+    """The app the command line asks for (options already checked). One model runs alone, in
+    one pane: a partner added unasked would be a comparison nobody chose."""
+    from tui.options import backend_options, default_prompt, prompt_list
 
-    problem = check_run_options(args)
-    if problem:
-        print(safe(problem), file=sys.stderr)
-        return 2
     specs = list(args.models) or list(DEFAULT_PAIR)
-    if len(specs) == 1:
-        specs.append(DEFAULT_PAIR[1] if specs[0] != DEFAULT_PAIR[1] else DEFAULT_PAIR[0])
-    for spec in specs:  # a twin is written on first use, with its progress bar, before the screen is taken
-        if spec.startswith(TWIN_PREFIX):
-            try:
-                twin_file(spec)
-            except BackendError as exc:
-                print(f"abtop: {exc}", file=sys.stderr)
-                return 2
-    app = ABTopApp(
+    return ABTopApp(
         specs[:2],
         args.prompt or (prompt_list(args)[0].text if args.prompts else default_prompt(args)),
         GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed),
@@ -418,6 +416,27 @@ def run_app(args: argparse.Namespace) -> int:
         engine_options={k: v for k, v in backend_options(args).items() if k != "n_ctx"},
     )
 
+
+def run_app(args: argparse.Namespace) -> int:
+    from tui.options import check_run_options
+
+    problem = check_run_options(args)
+    if problem:
+        print(safe(problem), file=sys.stderr)
+        return 2
+    if args.blind and len(args.models) == 1:
+        print("abtop: --blind compares two models; give a second one (or leave both out for the bundled pair).",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    for spec in args.models:  # a twin is written on first use, with its progress bar, before the screen is taken
+        if spec.startswith(TWIN_PREFIX):
+            try:
+                twin_file(spec)
+            except BackendError as exc:
+                print(safe(f"abtop: {exc}"), file=sys.stderr)
+                return 2
+    app = app_for(args)
+
     def kill_children() -> None:
         for b in app.session.backends if app.session is not None else ():
             b.kill_now()
@@ -434,4 +453,4 @@ def run_app(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
-__all__ = ["ABTopApp", "run_app"]
+__all__ = ["ABTopApp", "app_for", "run_app"]

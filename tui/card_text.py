@@ -39,7 +39,9 @@ def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
         ("context", "n/a" if c.n_ctx_train is None else f"{c.n_ctx_train:,} tokens (training)"),
         ("template", {True: "yes: chat", False: "none: completion mode", None: "n/a"}[c.chat_template]),
     ]
-    if c.ple:
+    if c.path is None:  # a server's model: no GGUF header read here, so its layout is not known
+        rows.append(("PLE", "unknown (server model)"))
+    elif c.ple:
         rows.append(
             (
                 "PLE",
@@ -49,7 +51,9 @@ def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
         )
     else:
         rows.append(("PLE", "none"))
-    if c.moe:
+    if c.path is None:
+        rows.append(("MoE", "unknown (server model)"))
+    elif c.moe:
         rows.append(("MoE", f"{c.moe['experts']} experts, {c.moe['experts_used']} used per token"))
     else:
         rows.append(("MoE", "none (dense)"))
@@ -67,4 +71,6 @@ def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
         )
     if c.path:
         rows.append(("file", c.path))
+    if c.gguf_name and c.gguf_name != c.name:
+        rows.append(("gguf name", c.gguf_name))
     return rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import signal
 import sys
@@ -38,13 +39,20 @@ examples:
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
 
 keys:
-  Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit
+  Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit   ? all keys
   m race <-> alternate     c model card      g plots        t whole texts     e export   s SVG
   b blind A/B votes: 1 A better, 2 B better, = tie, x both bad   n next prompt (--prompts)
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 
 commands: {commands} (abtop COMMAND --help)
 """
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("abtop")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -53,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG.format(aliases=", ".join(BUNDLED), commands=", ".join(COMMANDS)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"abtop {_version()}")
     add_run_options(p, bench=False)
     p.add_argument("--record", metavar="FILE.jsonl", default=None, help="record every event to a JSONL file")
     p.add_argument("--results", metavar="DIR", default="abtop-results", help="where e and s write (default ./abtop-results)")

@@ -81,6 +81,14 @@ class _Truncated(Exception):
     pass
 
 
+class _Corrupt(ValueError):
+    """The header claims what no GGUF holds (10^12 tensors): damaged, not merely cut short."""
+
+
+MAX_COUNT = 1 << 24
+"""Tensors or metadata keys a header may claim: real models have a few thousand at most."""
+
+
 class _Cursor:
     """Reads little- or big-endian values from a buffer; running off the end raises ``_Truncated``."""
 
@@ -145,6 +153,8 @@ def _parse(buf: mmap.mmap | bytes, file_bytes: int) -> GGUFHeader:
     if version not in (2, 3):
         raise ValueError(f"GGUF version {version} is not supported (2 or 3 expected)")
     n_tensors, n_kv = cur.take("Q"), cur.take("Q")
+    if n_tensors > MAX_COUNT or n_kv > MAX_COUNT:
+        raise _Corrupt(f"its header claims {n_tensors:,} tensors and {n_kv:,} metadata keys, more than any model has")
     kv: dict[str, Any] = {}
     for _ in range(n_kv):
         key = cur.string()
@@ -203,6 +213,8 @@ def read_header(path: str | os.PathLike) -> GGUFHeader:
                 header = _parse(buf, size)
     except _Truncated:
         raise BackendError(f"{p}: truncated GGUF: the file ends inside its header; download it again.") from None
+    except _Corrupt as exc:
+        raise BackendError(f"{p}: corrupt GGUF: {exc}; get the file again.") from None
     except ValueError as exc:
         raise BackendError(f"{p}: unreadable GGUF header ({exc}).") from None
     except OSError as exc:

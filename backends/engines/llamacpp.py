@@ -35,7 +35,7 @@ from backends.card.gguf import read_card
 from backends.engines.httpbase import default_stall_timeout
 from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
 from backends.fetch.meter import Cancelled, Meter
-from backends.specs import BUNDLED
+from backends.specs import BUNDLED, TWIN_PREFIX
 
 _STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
 WORKER = str(Path(__file__).with_name("llamacpp_worker.py"))
@@ -201,6 +201,8 @@ class LlamaCppBackend(Backend):
         info = read_card(self.path)  # a missing, foreign or truncated file fails here, in one sentence
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
+        elif self.fetch is None and not self.spec.startswith(TWIN_PREFIX):  # a path: named as typed
+            info.name, info.gguf_name = Path(self.path).stem, info.name
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         await self._spawn()

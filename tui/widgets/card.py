@@ -209,7 +209,12 @@ class CardPanel(Static):
         if self.loaded is not None:
             card = dict(card_lines(self.loaded.info))
             rows.append(("params", card["params"], False))
-            rows.append(("kind", f"PLE {card['PLE']} · MoE {card['MoE']}", False))
+            if self.loaded.info.path is None:  # a server's model: its layout is not known here
+                rows.append(("kind", "PLE and MoE unknown (server model)", False))
+            else:
+                rows.append(("kind", f"PLE {card['PLE']} · MoE {card['MoE']}", False))
+            if "gguf name" in card:  # titled by its file name; the GGUF's own name here
+                rows.append(("gguf name", card["gguf name"], False))
             rows.append(("read/tok", card["bytes/token"], False))
             if self.loaded.info.synthetic:
                 rows.append(("synthetic", card["synthetic"], False))
