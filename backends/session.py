@@ -85,6 +85,7 @@ class Session:
         self._samplers: dict[int, tuple[asyncio.Task, asyncio.Event]] = {}
         """Per slot: the task sampling its process or server, and the event that stops it."""
         self._cancelled = False
+        self._closed = False
         self._running = False
         self._benched: set[int] = set()
         """Models sitting out the current plan (they failed before they ever streamed in it)."""
@@ -126,8 +127,11 @@ class Session:
         self.emit(i, loaded)
         # A process on this machine (worker, local server) is sampled directly; a server elsewhere
         # through what it says about itself (Prometheus /metrics, Ollama /api/ps), else "remote".
-        sampler = ProcessSampler(loaded.pid, loaded.weights_path) if loaded.pid else remote_sampler(b)
-        if sampler is not None:
+        # NVML's init and the first smaps read block: the sampler is made in a thread
+        sampler = await asyncio.to_thread(ProcessSampler, loaded.pid, loaded.weights_path) if loaded.pid else remote_sampler(b)
+        if sampler is not None and self._closed:  # closed while the sampler was being made
+            sampler.close()
+        elif sampler is not None:
             stop = asyncio.Event()
             self._samplers[i] = (asyncio.create_task(self._sample_loop(i, sampler, stop)), stop)
 
@@ -283,7 +287,7 @@ class Session:
         await asyncio.gather(*(b.cancel() for b in self.backends), return_exceptions=True)
 
     async def close(self) -> None:
-        self._cancelled = True
+        self._cancelled = self._closed = True
         tasks = [t for t in (self._stop_sampler(i) for i in list(self._samplers)) if t is not None]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=2.0)  # a reading takes milliseconds

@@ -15,7 +15,9 @@ Definitions (the same in the TUI, the bench and every export):
   tokenizer-neutral speed (two tokenizers' tokens are not the same size).
 - ``energy_j_per_token`` = joules over the generation window (first → last token) / (gen_tokens
   − 1): GPU power (NVML) for a model holding GPU memory, else CPU package energy (RAPL); None
-  with the reason in ``energy_note``.
+  with the reason in ``energy_note``. In race mode (``shared_energy``) both counters measure the
+  whole socket or GPU that both models draw on at once: neither model's, so None, and the note
+  says so (alternate mode measures each model alone).
 - ``roofline_pct`` = gen_tps × bytes read per token / the host's measured read bandwidth, in %.
 
 The machine's context (bytes per token, bandwidth, why RAPL is unreadable) is passed in to
@@ -42,6 +44,12 @@ SUMMARY_FIELDS = (
     "ttft_s", "prompt_tps", "gen_tps", "gen_tps_engine", "chars_per_s", "itl_p50_ms",
     "peak_rss_bytes", "peak_anon_bytes", "weights_resident_bytes",
 )  # fmt: skip
+
+
+SHARED_ENERGY = (
+    "n/a: race mode, the models share the CPU package and GPU whose energy is counted; "
+    "alternate mode measures each alone"
+)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -141,8 +149,11 @@ class RunCollector:
         before = [s for s in self.samples if s.t <= end]
         return before[-1:]  # a run shorter than one sampling interval: the latest reading
 
-    def energy(self, note: str | None = None) -> tuple[float | None, str]:
-        """(J/token, source or reason) over the generation window; ``note``: why RAPL is unreadable."""
+    def energy(self, note: str | None = None, shared: bool = False) -> tuple[float | None, str]:
+        """(J/token, source or reason) over the generation window; ``note``: why RAPL is unreadable;
+        ``shared``: another model ran at the same time (race mode)."""
+        if shared:
+            return None, SHARED_ENERGY
         if len(self.token_times) < 2:
             return None, "n/a: fewer than two tokens generated"
         t0, t1 = self.token_times[0], self.token_times[-1]
@@ -152,7 +163,12 @@ class RunCollector:
         return energy_per_token(self.samples, t0, t1, self.gen_tokens - 1, cpu_j, note)
 
     def result(
-        self, *, bytes_per_token: int | None = None, bandwidth_gbs: float | None = None, energy_note: str | None = None
+        self,
+        *,
+        bytes_per_token: int | None = None,
+        bandwidth_gbs: float | None = None,
+        energy_note: str | None = None,
+        shared_energy: bool = False,
     ) -> dict:
         """The run's figures; the keywords give the energy and roofline their context (see top)."""
         eng = self.finished.engine if self.finished else None
@@ -164,7 +180,7 @@ class RunCollector:
         span = self.token_times[-1] - self.token_times[0] if len(self.token_times) > 1 else None
         text = self.text
         window = self._window()
-        energy = self.energy(energy_note)
+        energy = self.energy(energy_note, shared_energy)
         cached = eng.cache_tokens if eng else None
 
         def peak(name: str) -> int | None:

@@ -246,3 +246,25 @@ async def test_a_run_shorter_than_the_sampling_interval_exports_its_memory(tmp_p
         (r,) = m["runs"]
         assert r["gen_tokens"] <= 2
         assert r["peak_rss_bytes"] and r["peak_anon_bytes"] and r["weights_resident_bytes"], r
+
+
+async def test_the_bandwidth_probe_waits_for_the_models_to_load(monkeypatch, tmp_path):
+    """The probe saturates every core for about a second: beside a loading model it would measure
+    the load (and the load would be slower). It runs once both models are loaded, before a run."""
+    import backends.telemetry.hardware as hw
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no cached figure: the probe runs
+    app = make_app(autostart=True)
+    seen = []
+    real = hw.probe_bandwidth
+
+    def probe(*a, **k):
+        seen.append([p.loaded is not None for p in app.panes] + [app.session is not None and app.session.running])
+        return real(*a, **k)
+
+    monkeypatch.setattr(hw, "probe_bandwidth", probe)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        assert seen == [[True, True, False]]
+        assert all(p.query_one("CardPanel").bandwidth_gbs for p in app.panes)

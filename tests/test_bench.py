@@ -210,3 +210,15 @@ def test_a_run_shorter_than_the_sampling_interval_has_its_memory_figures(tmp_pat
     assert p.returncode == 0, p.stderr
     (r,) = json.loads(out.read_text())["models"][0]["runs"]
     assert r["peak_rss_bytes"] and r["peak_anon_bytes"] and r["weights_resident_bytes"], r
+
+
+def test_race_mode_charges_no_model_the_shared_energy(tmp_path):
+    """In race mode both models draw on one CPU package (and GPU) at once: its counter is neither
+    model's, so J/token is null and the note says why (alternate mode measures each)."""
+    out = tmp_path / "out.json"
+    p = bench("smollm2-135m", "gemma3-270m", "--mode", "race", "-n", "4", "--runs", "1", "--warmup", "0",
+              "--ctx", "512", "--json", str(out))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    for m in json.loads(out.read_text())["models"]:
+        (r,) = m["runs"]
+        assert r["energy_j_per_token"] is None and "race mode" in r["energy_note"] and "share" in r["energy_note"]

@@ -220,3 +220,20 @@ async def test_gpu_figures_then_gpu_lost_mid_run(monkeypatch):
         assert not pane.failed and pane.runs and pane.runs[0]["gen_tokens"] > 0
         assert "w " in _text(pane.query_one("#m-mem").query_one("Label"))  # the process figures go on
     assert not worker_children()
+
+
+def test_shared_energy_is_null_with_its_reason():
+    """The same run charged with a RAPL counter: alone it has a J/token, in a race none."""
+    from backends.events import Finished, Started, Token
+
+    c = RunCollector()
+    c.add(Started(0.0, 5))
+    for i, t in enumerate((1.0, 1.5, 2.0, 2.5)):
+        c.add(Sample(t - 0.01, cpu_energy_j=10.0 * i))
+        c.add(Token("x", t))
+    c.add(Sample(2.6, cpu_energy_j=40.0))
+    c.add(Finished(2.6, "length", 4))
+    alone = c.result()
+    assert alone["energy_j_per_token"] is not None and "RAPL" in alone["energy_note"]
+    race = c.result(shared_energy=True)
+    assert race["energy_j_per_token"] is None and "race mode" in race["energy_note"]

@@ -11,66 +11,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 
 from backends.base import GenParams
 from backends.catalog import make_backend
 from backends.engines.openai import OpenAIBackend
 from backends.events import Finished, Started, Token
-from backends.specs import bundled_path, parse_spec
+from backends.specs import parse_spec
 from backends.stats import RunCollector
 from backends.telemetry.remote import RemoteSampler, remote_sampler
-from tests.replay_server import ReplayServer, free_port, json_route, lines_route
+from tests.replay_server import ReplayServer, json_route, lines_route
 
 PROMPT = "Why is the sky blue? Answer in one sentence."
 PARAMS = GenParams(max_tokens=16)
-
-
-@pytest.fixture(scope="session")
-def llama_server(llama_server_and_log):
-    """``python -m llama_cpp.server`` on a free loopback port: (url, process, model path)."""
-    return llama_server_and_log[:3]
-
-
-@pytest.fixture(scope="session")
-def llama_server_and_log(tmp_path_factory):
-    """The server of ``llama_server`` and the file its log goes to."""
-    path = bundled_path("smollm2-135m")
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama_server") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "512"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer in 120 s: {log.read_text()[-2000:]}")
-            time.sleep(0.2)  # polling a child process that has no readiness signal but its port
-        yield url, proc, str(path), log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def run_once(backend, params=PARAMS, prompt=PROMPT) -> tuple[list, RunCollector]:

@@ -15,6 +15,7 @@ from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static
 
+from backends import mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed
@@ -211,10 +212,19 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
             interval=self.interval,
         )
         await self.session.load()
+        await self._probe_bandwidth()  # now: the loads are over and no run has started
         self._show_mode(self.mode)
         self.models_loaded.set()
         if self.autostart:
             self.action_run()
+
+    async def _probe_bandwidth(self) -> None:
+        """The host's read bandwidth for the roofline (cached per host in ~/.cache/abtop; a probe,
+        about a second, while the machine is quiet), handed to every card."""
+        gbs = await asyncio.to_thread(mem_bandwidth_gbs)
+        with _teardown_safe(self):
+            for pane in self.panes:
+                pane.query_one(CardPanel).show_bandwidth(gbs)
 
     def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:
         """A toast; its text may name a file or quote a server, so it is drawn safe, not as markup."""
@@ -266,6 +276,9 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
                 if self.session.mode != plan.mode:
                     await self.session.set_mode(plan.mode)
                 self._show_mode(plan.mode)
+                shared = plan.mode == "race" and sum(self.session.alive) > 1  # one socket's energy, two models
+                for pane in self.panes:
+                    pane.shared_energy = shared
                 await self.session.run(plan)
         finally:
             self.refresh_bindings()  # the vote keys open once both have finished

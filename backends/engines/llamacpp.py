@@ -198,7 +198,9 @@ class LlamaCppBackend(Backend):
         self.loaded = None  # a reload: nothing of the previous worker stays
         if self.fetch is not None:
             self.path = str(await self._fetch())
-        info = read_card(self.path)  # a missing, foreign or truncated file fails here, in one sentence
+        # A missing, foreign or truncated file fails here, in one sentence; in a thread: a GGUF on
+        # a slow disk must not hold the event loop (the other pane's tokens, the screen).
+        info = await asyncio.to_thread(read_card, self.path)
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
         elif self.fetch is None and not self.spec.startswith(TWIN_PREFIX):  # a path: named as typed

@@ -12,6 +12,7 @@ On this machine the model runs in a child ``runner`` process of ``ollama serve``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -94,9 +95,9 @@ class OllamaBackend(HTTPBackend):
         if running:
             info.placement = ollama_placement(running.get("size"), running.get("size_vram"))
         pid = None
-        serve = server_pid(self.base_url)
+        serve = await asyncio.to_thread(server_pid, self.base_url)  # psutil's socket scan blocks
         if serve is not None and self.blob:
-            pid = child_with(serve, self.blob)
+            pid = await asyncio.to_thread(child_with, serve, self.blob)
         weights = self.blob if pid and self.blob and os.path.isfile(self.blob) else None
         n_ctx = (running or {}).get("context_length")
         return self.make_loaded(info, t0, pid=pid, weights_path=weights, n_ctx=n_ctx, completion_mode=self.completion)

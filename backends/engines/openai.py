@@ -21,6 +21,7 @@ the server gives none (``Finished.gen_tokens`` then corrects the total from ``us
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -92,14 +93,15 @@ class OpenAIBackend(HTTPBackend):
         info.file_bytes = meta.get("size")
         info.n_ctx_train = meta.get("n_ctx_train")
 
-        pid = server_pid(self.base_url)
+        # psutil's socket and memory-map scans and the GGUF read block: in a thread, off the loop
+        pid = await asyncio.to_thread(server_pid, self.base_url)
         weights = props.get("model_path")
         if pid is not None and not (weights and os.path.isfile(weights)):
-            weights = gguf_of(pid, hint=self.model)
+            weights = await asyncio.to_thread(gguf_of, pid, hint=self.model)
         if pid is None or not (weights and os.path.isfile(weights)):
             weights = None
         if weights:
-            info = _merge_card(info, weights)
+            info = await asyncio.to_thread(_merge_card, info, weights)
 
         if "chat_template" in props:
             info.chat_template = bool(props.get("chat_template"))

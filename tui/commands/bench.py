@@ -83,6 +83,8 @@ class _Collect:
         """Each model's latest counted run (its token times feed ``--plot``)."""
         self.bandwidth_gbs: float | None = None
         """The host's read bandwidth, for each run's ``roofline_pct``."""
+        self.shared_energy = False
+        """Race mode with several models: the socket's and GPU's energy is not one model's."""
         self.prompt = None
         """The suite's prompt being run (each run records its ``prompt_id`` and ``prompt``)."""
 
@@ -116,6 +118,7 @@ class _Collect:
                 bytes_per_token=lo.info.bytes_per_token if lo else None,
                 bandwidth_gbs=self.bandwidth_gbs,
                 energy_note=rapl_note(),
+                shared_energy=self.shared_energy,
             )
             if cur.t_start is None:  # it never started (its worker was lost between runs)
                 result["run"] = sum(not r["warmup"] for r in self.runs[slot])
@@ -229,6 +232,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             say(f"abtop: loading {', '.join(public_spec(s) for s in specs)}…")  # no URL's password
         col.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)  # cached; probed before loads
         await session.load()
+        col.shared_energy = args.mode == "race" and sum(lo is not None for lo in col.loaded) > 1
         bad = [e for e in col.load_error if e]
         if bad:
             if progress:

@@ -9,13 +9,11 @@ shows only when the pane is at least ``MIN_PANE_HEIGHT`` rows tall, and ``c`` to
 
 from __future__ import annotations
 
-import asyncio
-
 from rich._wrap import divide_line  # the breaker Content uses to wrap: the same line count
 from textual.content import Content
 from textual.widgets import Static
 
-from backends import mem_bandwidth_gbs, planned_anon, rapl_note
+from backends import planned_anon, rapl_note
 from backends.events import Loaded, Sample
 from backends.session import available_cpus
 from tui import format as fmt
@@ -149,12 +147,12 @@ class CardPanel(Static):
         self._height = 0
 
     def on_mount(self) -> None:
-        self.run_worker(self._probe(), group="bandwidth", exit_on_error=False)
         self._draw()
 
-    async def _probe(self) -> None:
-        # Cached per host in ~/.cache/abtop; the first ever call measures for about a second.
-        self.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)
+    def show_bandwidth(self, gbs: float | None) -> None:
+        """The host's read bandwidth, measured by the app once the models are loaded (a probe
+        beside a loading model would measure the load, not the memory)."""
+        self.bandwidth_gbs = gbs
         self._draw()
 
     # -- visibility ---------------------------------------------------------------------------

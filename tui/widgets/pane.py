@@ -34,6 +34,8 @@ class ModelPane(Vertical):
         self.slot = slot
         self.loaded: Loaded | None = None
         self.feed = Runs()
+        self.shared_energy = False
+        """Another model runs at the same time (race mode): no J/token of its own."""
         """This model's events cut into runs (the same ``stats.Runs`` as ``bench``)."""
         self.collector: RunCollector | None = None
         """The run on screen: the one in flight, else the last that ended."""
@@ -117,7 +119,7 @@ class ModelPane(Vertical):
         if ended is None:  # no run of ours was in flight
             return
         self.collector = ended
-        result = self.collector.result(**self.query_one(CardPanel).context())
+        result = self.collector.result(**self.query_one(CardPanel).context(), shared_energy=self.shared_energy)
         result["mode"] = self.mode
         if self.loaded is not None:  # where it ran: the mode and placement may change after it
             result["threads"], result["cpus"] = self.loaded.threads, list(self.loaded.cpus or []) or None
