@@ -140,8 +140,9 @@ async def test_tui_streams_two_twins_and_the_card_shows_the_working_set(tiny_twi
             assert [r["probe"] for r in pane.runs] == [False, True]
             assert sum(1 for s, ev in seen if s == i and isinstance(ev, Token)) >= 24
             rows = dict((label, v) for label, v, _ in pane.query_one(CardPanel).rows())
-            assert "synthetic" in rows
-            assert ("ple " if i == 0 else "experts ") in rows["working set"] and "%" in rows["working set"]
+            assert rows["twin"].startswith("true: a shape twin")
+            assert ("ple " if i == 0 else "experts ") in rows["touched"] and "%" in rows["touched"]
+            assert "working-set probe" in str(pane.query_one(".stats").render())
 
 
 def test_groups_and_curve_points():

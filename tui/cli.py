@@ -24,7 +24,8 @@ EPILOG = """\
 models:
   an alias of a bundled model ({aliases}), a path to a .gguf file,
   hf:OWNER/REPO[:QUANT] or hf:OWNER/REPO/FILE.gguf (downloaded into the Hugging Face cache),
-  openai:MODEL@URL (llama-server, vLLM, LM Studio) or ollama:NAME[@URL] (p pulls a missing one).
+  openai:MODEL@URL (llama-server, vLLM, LM Studio) or ollama:NAME[@URL] (p pulls a missing one),
+  twin:NAME[:QUANT][:SCALE] (a shape twin: a real model's shapes, random weights; abtop twin lists them).
 
 examples:
   abtop                                          the bundled pair; Enter starts
@@ -35,6 +36,7 @@ examples:
   abtop hf:Qwen/Qwen2.5-3B-Instruct-GGUF ollama:qwen2.5:3b
   abtop --pair edge                              [pairs.edge] of the config file (abtop config)
   abtop info gemma3-270m
+  abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --working-set   which weight bytes each needs
   abtop models --dir ~/models
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
 
@@ -42,6 +44,7 @@ keys:
   Enter run both (again)   Esc cancel / leave the prompt   / edit the prompt   q quit   ? all keys
   m race <-> alternate     c model card      g plots        t whole texts     e export   s SVG
   b blind A/B votes: 1 A better, 2 B better, = tie, x both bad   n next prompt (--prompts)
+  w working-set probe on/off: each Enter ends with one probe run per local model (card: touched bytes)
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 
 commands: {commands} (abtop COMMAND --help)

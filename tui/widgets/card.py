@@ -215,7 +215,7 @@ class CardPanel(Static):
                 rows.append(("gguf name", card["gguf name"], False))
             rows.append(("read/tok", card["bytes/token"], False))
             if self.loaded.info.synthetic:
-                rows.append(("synthetic", card["synthetic"], False))
+                rows.append(("twin", card["synthetic"], False))
             if self.loaded.lazy_ple is not None and self.loaded.info.ple:
                 rows.append(("lazy PLE", self.loaded.lazy_ple, False))
             rows.append(("planned", self._planned(), False))
@@ -236,7 +236,7 @@ class CardPanel(Static):
             note = self.run.get("energy_note") or ""
             rows.append(("energy", f"{j:.3g} J/token ({note})" if j is not None else note, False))
         if self.probe is not None:
-            rows.append(("working set", working_set_text(self.probe), False))
+            rows.append(("touched", working_set_text(self.probe), False))
         return rows
 
     def _planned(self) -> str:

@@ -128,8 +128,11 @@ class ModelPane(Vertical):
         if not result["warmup"] and ev.stop != "cancelled":  # a cancelled run is not a figure to quote
             result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
             self.runs.append(result)
-        self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
+        if not result["probe"]:  # a probe starts from evicted pages: its speed is no figure to show
+            self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
+        if result["probe"]:
+            suffix += " · working-set probe (pages evicted first: not a speed figure; see the card)"
         self._show_stats(final=True, suffix=suffix)
 
     def _fail(self, ev: Failed, ended: RunCollector | None) -> None:
