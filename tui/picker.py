@@ -48,7 +48,7 @@ class ModelsProvider(Provider):
             return
         for slot in range(n):
             for where, f in self.models:
-                yield _line(slot, f), partial(swap, slot, f.spec), f"{where} · {f.detail}" if f.detail else where
+                yield _line(slot, f), partial(swap, slot, f.spec), safe(f"{where} · {f.detail}" if f.detail else where)
 
     async def discover(self) -> Hits:
         for text, command, help in self._hits():
