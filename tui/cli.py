@@ -35,6 +35,7 @@ examples:
   abtop --blind --prompts suite                  blind votes over the bundled 8 prompts
   abtop hf:Qwen/Qwen2.5-3B-Instruct-GGUF ollama:qwen2.5:3b
   abtop --pair edge                              [pairs.edge] of the config file (abtop config)
+  abtop serve                                    the TUI in a browser at http://127.0.0.1:8000
   abtop info gemma3-270m
   abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --working-set   which weight bytes each needs
   abtop models --dir ~/models
@@ -47,7 +48,7 @@ keys:
   w working-set probe on/off: each Enter ends with one probe run per local model (card: touched bytes)
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 
-commands: {commands} (abtop COMMAND --help)
+commands: {commands}, serve (abtop COMMAND --help)
 """
 
 def _version() -> str:
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     # normal exit path, so every worker process is closed on the way out.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    if argv and argv[0] == "serve":  # its own options, then abtop's usual arguments passed on as they are
+        from tui.commands.serve import main as serve
+
+        return serve(argv[1:])
     if argv and argv[0] in COMMANDS:
         name = argv[0]
         if name in CONFIGURED:
