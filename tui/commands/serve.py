@@ -24,6 +24,9 @@ Everything after the serve options is passed to abtop as it is (models, --prompt
 One browser tab at a time runs abtop; another tab is told so.
 """
 WILDCARD = ("0.0.0.0", "::", "")
+HANDOVER_S = 8.0
+"""How long a new tab waits for the session before it is told one is open (a page reload closes
+the old tab's abtop, which takes a moment to close its workers)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,7 +56,8 @@ def make_server(command: str, host: str, port: int):
     busy = shlex.join([sys.executable, "-m", "tui.serve_busy"])
 
     class OneSession(Server):
-        active = False
+        lock = asyncio.Lock()
+        """Held by the tab whose abtop runs."""
 
         def serve(self, debug: bool = False) -> None:
             """textual-serve's ``serve``, saying where to point the browser once it listens."""
@@ -79,9 +83,11 @@ def make_server(command: str, host: str, port: int):
             websocket = web.WebSocketResponse(heartbeat=15)
             width = _int(request.query.get("width"), 80)
             height = _int(request.query.get("height"), 24)
-            mine = not OneSession.active
-            if mine:
-                OneSession.active = True
+            try:  # a reload closes the old tab as the new one opens: give its abtop time to end
+                await asyncio.wait_for(OneSession.lock.acquire(), HANDOVER_S)
+                mine = True
+            except asyncio.TimeoutError:
+                mine = False
             app_service = None
             try:
                 await websocket.prepare(request)
@@ -106,7 +112,7 @@ def make_server(command: str, host: str, port: int):
                 if app_service is not None:
                     await app_service.stop()
                 if mine:
-                    OneSession.active = False
+                    OneSession.lock.release()
             return websocket
 
     return OneSession(command, host=host, port=port, title="abtop")
