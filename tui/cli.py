@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     if argv and argv[0] == "serve":  # its own options, then abtop's usual arguments passed on as they are
-        from tui.commands.serve import main as serve
-
-        return serve(argv[1:])
+        return importlib.import_module("tui.commands.serve").main(argv[1:])
     if argv and argv[0] in COMMANDS:
         name = argv[0]
         if name in CONFIGURED:
