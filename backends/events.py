@@ -101,6 +101,11 @@ class Loaded:
     """llama.cpp's ``lazy_mode`` the model was loaded with (``on``, ``off``, ``auto``); None: a server."""
     repack: bool | None = None
     """Whether llama.cpp may repack weights into ``CPU_REPACK`` buffers; None: a server."""
+    context: dict | None = None
+    """The context llama.cpp built, from its load log (``llamalog.parse_context``): ``flash_attn``
+    (the setting: auto/enabled/disabled) and ``flash_attn_on`` (what it resolved to), ``n_batch``,
+    ``n_ubatch``, ``type_k``, ``type_v``, ``kv_layers``, ``kv_bytes_per_token``, ``mmap``, ``mlock``;
+    None for a server."""
 
 
 @dataclass(slots=True)

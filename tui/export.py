@@ -42,6 +42,13 @@ def run_params(prompt: str, params: GenParams, *, runs: int, warmup: int, mode: 
     }
 
 
+def flash_attn(loaded: Loaded | None) -> str | None:
+    """"on"/"off": whether the model's runs had flash attention (llama.cpp's resolved setting);
+    None for a server, which does not say."""
+    ctx = getattr(loaded, "context", None)
+    return None if not ctx else "on" if ctx.get("flash_attn_on") else "off"
+
+
 def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str | None = None) -> dict:
     """One model's part of the document; ``runs`` may hold warm-ups (they are kept apart)."""
     counted = [r for r in runs if not r.get("warmup")]
@@ -59,6 +66,7 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
         "buffers": getattr(loaded, "buffers", None),
         "lazy_ple": getattr(loaded, "lazy_ple", None),
         "repack": getattr(loaded, "repack", None),
+        "context": getattr(loaded, "context", None),
         "synthetic": bool(loaded and loaded.info.synthetic),
         "runs": counted,
         "warmup_runs": [r for r in runs if r.get("warmup")],
@@ -157,7 +165,7 @@ def csv_text(doc: dict) -> str:
     fields = [f for f in RUN_FIELDS if f != "text"]
     if "tokens_per_100_chars" not in fields:
         fields.insert(fields.index("chars_per_s") + 1, "tokens_per_100_chars")
-    cols = ["model", "backend", "quant", "synthetic", "lazy_ple", "mode", "run", "warmup"] + fields + ["text"]
+    cols = ["model", "backend", "quant", "synthetic", "lazy_ple", "flash_attn", "depth", "mode", "run", "warmup"] + fields + ["text"]
     if any("prompt_id" in r for m in doc["models"] for r in m["runs"]):  # a suite: which prompt each row ran
         cols[cols.index("run") : cols.index("run")] = ["prompt_id", "prompt"]
     buf = io.StringIO()
@@ -168,6 +176,7 @@ def csv_text(doc: dict) -> str:
         for r in m["runs"]:
             row = dict(r, model=_name(m), backend=m["backend"], quant=quant, mode=r.get("mode") or doc["params"]["mode"])
             row.setdefault("lazy_ple", m.get("lazy_ple"))
+            row.setdefault("depth", 0)
             row["synthetic"] = bool(m.get("synthetic"))
             # the text stays, but no raw ESC/BEL byte reaches a file that is often `cat`ed
             w.writerow({k: ("" if v is None else escape_controls(v) if isinstance(v, str) else v) for k, v in row.items()})

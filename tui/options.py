@@ -52,6 +52,12 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
         default=None,
         help="llama.cpp's copy of quantised weights into CPU_REPACK buffers (default: the engine's, on)",
     )
+    p.add_argument(
+        "--flash-attn",
+        choices=("on", "off", "auto"),
+        default="auto",
+        help="llama.cpp's flash attention (default auto, as llama.cpp's own tools: on where the backend has it)",
+    )
 
 
 def backend_options(args: argparse.Namespace) -> dict:
@@ -60,6 +66,7 @@ def backend_options(args: argparse.Namespace) -> dict:
         "n_ctx": args.ctx,
         "lazy_ple": args.lazy_ple,
         "repack": None if args.repack is None else args.repack == "on",
+        "flash_attn": getattr(args, "flash_attn", None),
     }
 
 

@@ -71,6 +71,7 @@ class LlamaCppBackend(Backend):
         fetch=None,
         lazy_ple: str | None = None,
         repack: bool | None = None,
+        flash_attn: str | None = None,
     ) -> None:
         super().__init__(spec)
         self.path = str(path or "")
@@ -83,6 +84,8 @@ class LlamaCppBackend(Backend):
         """``on``/``off``/``auto`` for llama.cpp's ``lazy_mode``; None: the engine's default."""
         self.repack = repack
         """False turns off llama.cpp's weight repacking (``use_extra_bufts``); None: its default."""
+        self.flash_attn = flash_attn
+        """``on``/``off``/``auto`` for llama.cpp's flash attention; None: auto, as llama.cpp's tools."""
         self.placement = placement or Placement()
         self.proc: asyncio.subprocess.Process | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=400)
@@ -209,7 +212,8 @@ class LlamaCppBackend(Backend):
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         await self._spawn()
         cmd_id = self._command(
-            "load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus, lazy_ple=self.lazy_ple, repack=self.repack
+            "load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus, lazy_ple=self.lazy_ple, repack=self.repack,
+            flash_attn=self.flash_attn,
         )
         msg = None if cmd_id is None else await self._reply(cmd_id)
         if msg is None or msg.get("ev") != "loaded":
@@ -233,6 +237,7 @@ class LlamaCppBackend(Backend):
             buffers=msg.get("buffers"),
             lazy_ple=msg.get("lazy_ple"),
             repack=msg.get("repack"),
+            context=msg.get("context"),
         )
         self.lazy_tensors = msg.get("lazy_tensors") or []
         """Tensors llama.cpp reads on demand (its load log), e.g. a PLE table with ``--lazy-ple on``."""

@@ -120,28 +120,84 @@ def model_params(**fields):
         lcc.llama_model_default_params = orig
 
 
+FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+"""llama.cpp's ``llama_flash_attn_type``. Its own tools (llama-cli, llama-server, llama-bench)
+default to AUTO, which a probe graph resolves (on for the CPU backend); ``Llama()`` forces OFF."""
+N_BATCH, N_UBATCH = 2048, 512
+"""llama.cpp's defaults (``common_params``, llama-bench); ``Llama()`` uses 512 for both."""
+
+
+@contextlib.contextmanager
+def context_params(**fields):
+    """Set fields of ``llama_context_params`` that ``Llama()`` overrides or never sets
+    (``flash_attn_type``): ``llama_init_from_model`` is wrapped for the load, so the context is
+    built with them from the start. A field this build's struct lacks is an error."""
+    import llama_cpp.llama_cpp as lcc
+
+    have = {name for name, _ in lcc.llama_context_params._fields_}
+    missing = [k for k, v in fields.items() if v is not None and k not in have]
+    if missing:
+        raise RuntimeError(f"this llama-cpp-python's llama_context_params has no {', '.join(missing)}")
+    orig = lcc.llama_init_from_model
+
+    def patched(model, params):
+        for k, v in fields.items():
+            if v is not None:
+                setattr(params, k, v)
+        return orig(model, params)
+
+    lcc.llama_init_from_model = patched
+    try:
+        yield
+    finally:
+        lcc.llama_init_from_model = orig
+
+
 class Model:
     def __init__(
-        self, path: str, n_ctx: int, threads: int, cpus: list[int] | None, lazy_ple: str | None = None, repack: bool | None = None
+        self,
+        path: str,
+        n_ctx: int,
+        threads: int,
+        cpus: list[int] | None,
+        lazy_ple: str | None = None,
+        repack: bool | None = None,
+        flash_attn: str | None = None,
     ) -> None:
         import llama_cpp
 
         self.lc = llama_cpp
         self.path = path
         place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
-        from backends.engines.llamalog import Capture, lazy_tensors, parse_buffers, repacked_tensors
+        from backends.engines.llamalog import (
+            Capture,
+            lazy_tensors,
+            parse_buffers,
+            parse_context,
+            repacked_tensors,
+        )
 
         t0 = time.monotonic()
-        with Capture() as log, model_params(lazy_mode=LAZY_MODES.get(lazy_ple or ""), use_extra_bufts=repack):
+        fa = FLASH_ATTN[flash_attn or "auto"]
+        with (
+            Capture() as log,
+            model_params(lazy_mode=LAZY_MODES.get(lazy_ple or ""), use_extra_bufts=repack),
+            context_params(flash_attn_type=fa),
+        ):
             self.llm = llama_cpp.Llama(
                 model_path=path,
                 n_ctx=n_ctx,
+                n_batch=N_BATCH,
+                n_ubatch=N_UBATCH,
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")),
                 verbose=True,
             )
         self.buffers = parse_buffers(log.lines)
+        self.context = parse_context(log.lines)
+        """What llama.cpp built (``llamalog.parse_context``): flash attention as set and as resolved,
+        n_batch, n_ubatch, KV types, KV bytes per token, mmap/mlock."""
         self.repacked = repacked_tensors(log.lines)
         self.lazy = lazy_tensors(log.lines)
         mp = self.llm.model_params
@@ -381,7 +437,13 @@ def main() -> None:
         if kind == "load":
             try:
                 model = Model(
-                    cmd["path"], int(cmd["n_ctx"]), int(cmd["threads"]), cmd.get("cpus"), cmd.get("lazy_ple"), cmd.get("repack")
+                    cmd["path"],
+                    int(cmd["n_ctx"]),
+                    int(cmd["threads"]),
+                    cmd.get("cpus"),
+                    cmd.get("lazy_ple"),
+                    cmd.get("repack"),
+                    cmd.get("flash_attn"),
                 )
             except Exception as exc:  # llama.cpp says only "Failed to load model from file"
                 emit("error", id=cmd.get("id"), reason=f"llama.cpp could not load the model ({exc}).")
@@ -396,6 +458,7 @@ def main() -> None:
                 chat_template=bool(model.template),
                 pid=os.getpid(),
                 buffers=model.buffers,
+                context=model.context,
                 lazy_ple=model.lazy_ple,
                 repack=model.repack,
                 lazy_tensors=sorted(model.lazy),

@@ -115,3 +115,46 @@ class Capture(io.TextIOBase):
 
     def __exit__(self, *exc) -> None:
         sys.stderr = self._real
+
+
+_CTX_FIELD = re.compile(r"^llama_context:\s+(?P<key>n_batch|n_ubatch|flash_attn)\s+=\s+(?P<val>\S+)")
+_FA_RESOLVED = re.compile(r"Flash Attention (?P<how>enabled|not supported)")
+_LOAD_MODE = re.compile(r"\(load_mode = (?P<mode>[\w+]+)\)")
+_KV_CACHE = re.compile(
+    r"llama_kv_cache: size =\s*(?P<mib>[\d.]+) MiB \(\s*(?P<cells>\d+) cells,\s*(?P<layers>\d+) layers.*?"
+    r"K \((?P<tk>\w+)\):.*?V \((?P<tv>\w+)\)"
+)
+
+
+def parse_context(lines: Iterable[str]) -> dict | None:
+    """The context llama.cpp built, from its load log: ``{flash_attn, flash_attn_on, n_batch, n_ubatch,
+    type_k, type_v, kv_layers, kv_bytes_per_token, load_mode}``; None without a context report.
+
+    ``flash_attn`` is the setting (``auto``/``enabled``/``disabled``, llama.cpp's names) and
+    ``flash_attn_on`` what it resolved to (``auto`` is decided by a probe graph: "Flash Attention
+    enabled" or "… not supported, set to disabled"). ``kv_layers`` counts the layers that own a K/V
+    cache (a sliding-window model logs two caches; layers that share another's KV have none), and
+    ``kv_bytes_per_token`` is what one token of context costs across them (each cache's size over its
+    cells, so K and V types, head counts and head dims per layer are all in it).
+    """
+    out: dict = {}
+    kv_bytes = 0.0
+    for line in lines:
+        if m := _CTX_FIELD.match(line):
+            out[m["key"]] = int(m["val"]) if m["val"].isdigit() else m["val"]
+        elif m := _FA_RESOLVED.search(line):
+            out["flash_attn_on"] = m["how"] == "enabled"
+        elif m := _LOAD_MODE.search(line):
+            out["load_mode"] = m["mode"]
+        elif m := _KV_CACHE.search(line):
+            out["kv_layers"] = out.get("kv_layers", 0) + int(m["layers"])
+            out["type_k"], out["type_v"] = m["tk"], m["tv"]
+            kv_bytes += float(m["mib"]) * MiB / max(1, int(m["cells"]))
+    if "flash_attn" not in out:
+        return None
+    out.setdefault("flash_attn_on", out["flash_attn"] == "enabled")
+    out["kv_bytes_per_token"] = round(kv_bytes) if "kv_layers" in out else None
+    mode = out.get("load_mode")
+    out["mmap"] = None if mode is None else "mmap" in mode
+    out["mlock"] = None if mode is None else "mlock" in mode
+    return out

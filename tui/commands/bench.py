@@ -126,6 +126,7 @@ class _Collect:
                 result["prompt_id"], result["prompt"] = self.prompt.id, self.prompt.text
             if lo is not None:
                 result["lazy_ple"] = lo.lazy_ple
+                result["flash_attn"] = export.flash_attn(lo)
             self.runs[slot].append(result)
             if self.progress is None and isinstance(ev, Finished):  # a log, not a terminal: a line per run
                 self._log_run(slot, result)

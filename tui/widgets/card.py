@@ -119,6 +119,22 @@ def working_set_text(run: dict) -> str:
     return f"{groups} (after {ws['curve'][-1][0] if ws['curve'] else 0} tokens)"
 
 
+def context_text(c: dict) -> str:
+    """llama.cpp's context settings in one line: flash attention (setting and what it resolved to),
+    n_batch/n_ubatch, the KV cache's types and bytes per token of context, how the weights load."""
+    setting = {"enabled": "on", "disabled": "off"}.get(c.get("flash_attn"), c.get("flash_attn"))
+    fa = f"flash attn {setting}" + (f" ({'on' if c.get('flash_attn_on') else 'off'})" if setting == "auto" else "")
+    bits = [fa, f"batch {c.get('n_batch', '?')}/{c.get('n_ubatch', '?')}"]
+    if c.get("type_k"):
+        kv = f"KV {c['type_k']}/{c['type_v']}"
+        if c.get("kv_bytes_per_token"):
+            kv += f" {fmt.human_bytes(c['kv_bytes_per_token'])}/token ({c.get('kv_layers')} layers)"
+        bits.append(kv)
+    if c.get("mmap") is not None:
+        bits.append(("mmap" if c["mmap"] else "no mmap") + (" + mlock" if c.get("mlock") else ""))
+    return " · ".join(bits)
+
+
 class CardPanel(Static):
     """The card of one model; fed by its pane (``show_loaded``, ``show_sample``, ``show_run``)."""
 
@@ -218,6 +234,8 @@ class CardPanel(Static):
                 rows.append(("twin", card["synthetic"], False))
             if self.loaded.lazy_ple is not None and self.loaded.info.ple:
                 rows.append(("lazy PLE", self.loaded.lazy_ple, False))
+            if self.loaded.context:
+                rows.append(("context", context_text(self.loaded.context), False))
             rows.append(("planned", self._planned(), False))
             if self.loaded.pid:  # the process the figures below are read from (kill, top -p, nvitop)
                 rows.append(("process", f"pid {self.loaded.pid}", False))

@@ -12,6 +12,7 @@ from textual.widgets import Static
 from backends.events import Event, Failed, Finished, Loaded, Note, Progress, Sample, Started, Token, now
 from backends.specs import public_spec
 from backends.stats import RunCollector, Runs, summarize
+from tui import export
 from tui import format as fmt
 from tui.safe import plain, safe
 from tui.widgets.card import CardPanel, gpu_label, mem_label, roofline_warning
@@ -124,6 +125,7 @@ class ModelPane(Vertical):
         if self.loaded is not None:  # where it ran: the mode and placement may change after it
             result["threads"], result["cpus"] = self.loaded.threads, list(self.loaded.cpus or []) or None
             result["lazy_ple"] = self.loaded.lazy_ple
+            result["flash_attn"] = export.flash_attn(self.loaded)
         self.query_one(CardPanel).show_run(result)
         if not result["warmup"] and ev.stop != "cancelled":  # a cancelled run is not a figure to quote
             result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
