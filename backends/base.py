@@ -44,6 +44,9 @@ class GenParams:
     seed: int = 42
     working_set: bool = False
     """Probe the weights' working set during this run (local GGUF on Linux; see ``card/workingset``)."""
+    depth: int = 0
+    """Tokens of context put in the KV cache before the prompt, untimed (llama-bench's ``-d``):
+    the prompt and generation are then measured at that depth. Local models only."""
 
 
 @dataclass(frozen=True, slots=True)

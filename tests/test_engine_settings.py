@@ -76,3 +76,42 @@ def test_bench_export_records_flash_attn(tmp_path, gemma3_path):
 def test_flash_attn_option_is_checked():
     p = subprocess.run([*ABTOP, "bench", "--flash-attn", "maybe"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--flash-attn" in p.stderr and "on" in p.stderr
+
+
+def test_bench_depth_runs_each_depth_with_its_context_kept(tmp_path, smollm2_path):
+    """``--depth``: llama-bench's -d. The filled context is untimed and not counted as prompt, yet
+    stays in the KV cache: greedy text after it differs, and it counts against the context."""
+    out = tmp_path / "d.json"
+    p = subprocess.run(
+        [*ABTOP, "bench", "smollm2-135m", "-p", "The sky is blue because", "-n", "8", "--warmup", "0",
+         "--ctx", "512", "--depth", "0,256", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    m = doc["models"][0]
+    assert doc["params"]["depths"] == [0, 256]
+    shallow, deep = m["runs"]
+    assert (shallow["depth"], deep["depth"]) == (0, 256)
+    assert shallow["prompt_tokens"] == deep["prompt_tokens"] < 64  # the depth is not prompt
+    assert shallow["ttft_s"] > 0 and deep["ttft_s"] > 0 and deep["prompt_tps"] > 0 and deep["gen_tps"] > 0
+    assert shallow["text"] != deep["text"]  # the random context before the prompt is seen
+    assert [d["depth"] for d in m["by_depth"]] == [0, 256]
+    assert "| depth |" in p.stdout and "| 256 |" in p.stdout
+
+
+def test_depth_the_context_cannot_hold_is_one_sentence(smollm2_path):
+    p = subprocess.run([*ABTOP, "bench", "smollm2-135m", "--depth", "1024", "--ctx", "512"], capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "abtop: --depth 1024 and --max-tokens 128 do not fit the context (--ctx 512) with a prompt besides; "
+        "raise --ctx to 1536 or more."
+    ]
+    # it fits with --max-tokens alone, not with the prompt: the worker says so, before any decode
+    p = subprocess.run([*ABTOP, "bench", "smollm2-135m", "--depth", "500", "-n", "4", "--ctx", "512", "--warmup", "0"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    assert "--depth 500 and the prompt's" in p.stderr and "raise --ctx to at least" in p.stderr
+    p = subprocess.run([*ABTOP, "bench", "--depth", "a,b"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "not a list of token counts" in p.stderr

@@ -72,7 +72,16 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
         "warmup_runs": [r for r in runs if r.get("warmup")],
         "summary": summarize(counted),
         **({"by_prompt": by_prompt(counted)} if any(r.get("prompt_id") for r in counted) else {}),
+        **({"by_depth": by_depth(counted)} if any(r.get("depth") for r in counted) else {}),
     }
+
+
+def by_depth(runs: list[dict]) -> list[dict]:
+    """Runs at each ``--depth`` summarised apart (``summary`` is over them all), shallowest first."""
+    groups: dict[int, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(r.get("depth") or 0, []).append(r)
+    return [{"depth": d, "summary": summarize(rs)} for d, rs in sorted(groups.items())]
 
 
 def by_prompt(runs: list[dict]) -> list[dict]:
@@ -241,7 +250,7 @@ def markdown(doc: dict) -> str:
         )
     gpus = ", ".join(g.get("name", "?") for g in host.get("gpus") or []) or "no GPU"
     gpus, cpu = escape_controls(gpus), escape_controls(str(host.get("cpu", "?")))
-    per_prompt = _per_prompt_table(doc) + working_set_table(doc)
+    per_prompt = _per_prompt_table(doc) + _per_depth_table(doc) + working_set_table(doc)
     foot = per_prompt + (
         f"\n{p['runs']} run(s) after {p.get('warmup', 0)} warm-up, {p['max_tokens']} max tokens, "
         f"temperature {p['temperature']}, seed {p['seed']}. Host: {cpu}, "
@@ -274,6 +283,26 @@ def working_set_table(doc: dict) -> str:
         return ""
     head = "\nWeights working set (probe run, touched / in file):\n\n| model | " + " | ".join(WS_GROUPS) + " |\n"
     head += "|---|" + "---|" * len(WS_GROUPS) + "\n"
+    return head + "\n".join(rows) + "\n"
+
+
+def _per_depth_table(doc: dict) -> str:
+    """With ``--depth``, one row per depth: each model's prompt and gen t/s there (medians), as
+    llama-bench's ``pp … @ dN`` and ``tg … @ dN``."""
+    models = [m for m in doc["models"] if m.get("by_depth")]
+    if not models:
+        return ""
+    depths = sorted({d["depth"] for m in models for d in m["by_depth"]})
+    head = "\n| depth | " + " | ".join(f"{_cell(_name(m))} prompt t/s · gen t/s" for m in models) + " |\n"
+    head += "|---|" + "---|" * len(models) + "\n"
+    rows = []
+    for depth in depths:
+        cells = []
+        for m in models:
+            s = next((d["summary"] for d in m["by_depth"] if d["depth"] == depth), {})
+            pp, tg = ((s.get(k) or {}).get("median") for k in ("prompt_tps", "gen_tps"))
+            cells.append(f"{'n/a' if pp is None else f'{pp:.1f}'} · {'n/a' if tg is None else f'{tg:.1f}'}")
+        rows.append(f"| {depth} | " + " | ".join(cells) + " |")
     return head + "\n".join(rows) + "\n"
 
 

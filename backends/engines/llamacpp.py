@@ -297,6 +297,7 @@ class LlamaCppBackend(Backend):
                 temperature=params.temperature,
                 seed=params.seed,
                 working_set=params.working_set,
+                depth=params.depth,
             )
             if not sent:
                 done = True
@@ -332,7 +333,7 @@ class LlamaCppBackend(Backend):
                         msg["t"],
                         msg["stop"],
                         msg["gen_tokens"],
-                        EngineTimings(**msg["engine"]),
+                        EngineTimings(**msg["engine"]) if msg.get("engine") else None,
                         working_set=msg.get("working_set"),
                         working_set_note=msg.get("working_set_note"),
                     )

@@ -292,24 +292,50 @@ class Model:
         else:  # older llama.cpp
             lc.llama_kv_self_clear(self.ctx)
 
+    def _fill(self, depth: int, run: int, cancelled: Cancels) -> bool:
+        """Put ``depth`` tokens of context in the KV cache, as llama-bench's ``-d`` does (random
+        tokens, seeded: the same on every run), in n_batch pieces; False (and the run's end sent)
+        when cancelled or a decode fails."""
+        lc = self.lc
+        toks = np.random.default_rng(depth).integers(0, self.n_vocab, depth, dtype=np.int32)
+        for i in range(0, depth, self.n_batch):
+            if cancelled(run):
+                emit("started", t=time.monotonic(), prompt_tokens=0, run=run)
+                emit("finished", run=run, t=time.monotonic(), stop="cancelled", gen_tokens=0, completion=False, engine=None)
+                return False
+            part = toks[i : i + self.n_batch]
+            arr = (lc.llama_token * len(part))(*part.tolist())
+            if lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(part))) != 0:
+                emit("started", t=time.monotonic(), prompt_tokens=0, run=run)
+                emit("failed", run=run, t=time.monotonic(), reason=f"llama.cpp could not fill {depth} tokens of context (decode failed).")
+                return False
+        lc.llama_synchronize(self.ctx)
+        return True
+
     def generate(self, cmd: dict, cancelled: Cancels) -> None:
         lc = self.lc
         run = int(cmd["run"])
+        depth = int(cmd.get("depth") or 0)
         t_start = time.monotonic()
         tokens, completion = self.format_prompt(cmd["prompt"])
         n_prompt = len(tokens)
-        emit("started", t=t_start, prompt_tokens=n_prompt, run=run)
-        if n_prompt >= self.n_ctx:
-            emit(
-                "failed",
-                run=run,
-                t=time.monotonic(),
-                reason=f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}; "
-                "shorten the prompt or raise --ctx.",
+        if depth + n_prompt >= self.n_ctx:
+            emit("started", t=t_start, prompt_tokens=n_prompt, run=run)
+            reason = (
+                f"--depth {depth} and the prompt's {n_prompt} tokens do not fit the context ({self.n_ctx} tokens); "
+                f"raise --ctx to at least {depth + n_prompt + int(cmd['max_tokens'])}."
+                if depth
+                else f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}; shorten the prompt or raise --ctx."
             )
+            emit("failed", run=run, t=time.monotonic(), reason=reason)
             return
-        max_tokens = min(int(cmd["max_tokens"]), self.n_ctx - n_prompt)
+        max_tokens = min(int(cmd["max_tokens"]), self.n_ctx - depth - n_prompt)
         self._clear_cache()  # no prompt cache between runs: every run pays its prompt
+        if depth:  # context already in the KV cache, untimed (llama-bench -d); the run starts after it
+            if not self._fill(depth, run, cancelled):
+                return
+            t_start = time.monotonic()
+        emit("started", t=t_start, prompt_tokens=n_prompt, run=run)
         from backends.card.workingset import curve_points
         from backends.card.workingset import note as ws_notes
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 
@@ -49,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_options(p, bench=True)
+    p.add_argument(
+        "--depth",
+        type=_depths,
+        default=[0],
+        metavar="N[,N…]",
+        help="tokens of context already in the KV cache before each run (untimed, as llama-bench -d): "
+        "the prompt and generation are measured at each depth, e.g. 0,1024,4096 (default 0; local models)",
+    )
     p.add_argument("--runs", type=int, default=1, help="counted runs per model (default 1)")
     p.add_argument("--warmup", type=int, default=1, help="runs before the counted ones, not counted (default 1)")
     p.add_argument("--json", metavar="PATH", help="write the full results as JSON (schema abtop.bench/1)")
@@ -58,6 +67,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", action="store_true", help="open the results screen (plots) at the end")
     p.add_argument("--pull", action="store_true", help="pull an ollama: model the server does not have (ollama pull)")
     p.set_defaults(func=run)
+
+
+def _depths(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or min(vals) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of token counts (0 or more), e.g. 0,1024,4096")
+    return list(dict.fromkeys(vals))
+
+
+def depth_problem(depths: list[int], n_ctx: int, max_tokens: int) -> str | None:
+    """The sentence when the context cannot hold the deepest run (its prompt still to come)."""
+    deepest = max(depths)
+    if deepest and deepest + max_tokens >= n_ctx:
+        need = -(-(deepest + max_tokens + 256) // 256) * 256
+        return (
+            f"abtop: --depth {deepest} and --max-tokens {max_tokens} do not fit the context (--ctx {n_ctx}) "
+            f"with a prompt besides; raise --ctx to {need} or more."
+        )
+    return None
 
 
 def say(line: str) -> None:
@@ -87,6 +118,8 @@ class _Collect:
         """Race mode with several models: the socket's and GPU's energy is not one model's."""
         self.prompt = None
         """The suite's prompt being run (each run records its ``prompt_id`` and ``prompt``)."""
+        self.depth = 0
+        """Tokens of context in the KV cache before the runs now going (each run records it)."""
 
     def __call__(self, slot: int, ev: Event) -> None:
         if self.recorder is not None:
@@ -124,6 +157,7 @@ class _Collect:
                 result["run"] = sum(not r["warmup"] for r in self.runs[slot])
             if self.prompt is not None:
                 result["prompt_id"], result["prompt"] = self.prompt.id, self.prompt.text
+            result["depth"] = self.depth
             if lo is not None:
                 result["lazy_ple"] = lo.lazy_ple
                 result["flash_attn"] = export.flash_attn(lo)
@@ -172,6 +206,7 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
 
 def _params(args, params: GenParams) -> dict:
     out = export.run_params(args.prompt, params, runs=args.runs, warmup=args.warmup, mode=args.mode, n_ctx=args.ctx)
+    out["depths"] = list(args.depth)
     if args.prompts:
         out["prompts"] = [{"id": p.id, "prompt": p.text} for p in args.prompt_list]
     return out
@@ -197,6 +232,9 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     for spec in specs:
         try:
             b = make_backend(spec, **backend_options(args))
+            if max(args.depth) and not b.local_process:
+                say(f"abtop: --depth fills a local model's KV cache; {public_spec(spec)} is a server's model: drop --depth.")
+                return 2
             backends.append(b)
             if b.can_pull:  # a model the server lacks: pulled only when asked for
                 b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
@@ -217,7 +255,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
         if err.is_terminal
         else None
     )
-    total = (args.runs * len(args.prompt_list) + args.warmup + bool(args.working_set)) * args.max_tokens
+    total = (args.runs * len(args.prompt_list) * len(args.depth) + args.warmup + bool(args.working_set)) * args.max_tokens
     col = _Collect(len(specs), progress, total, recorder)
     session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
     # Ctrl+C, SIGTERM or a dropped SSH link: stop the runs, keep (and write) those already done.
@@ -241,17 +279,17 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             for e in bad:
                 say(f"abtop: {e}")
             return 2
-        for k, prompt in enumerate(args.prompt_list):  # every prompt x runs; the warm-up once, first
-            col.prompt = prompt if args.prompts else None
-            last = k == len(args.prompt_list) - 1
+        plans = [(prompt, d) for prompt in args.prompt_list for d in args.depth]
+        for k, (prompt, depth) in enumerate(plans):  # every prompt x depth x runs; the warm-up once, first
+            col.prompt, col.depth = (prompt if args.prompts else None), depth
             await session.run(
                 RunPlan(
                     prompt.text,
-                    params,
+                    dataclasses.replace(params, depth=depth),
                     mode=args.mode,
                     runs=args.runs,
                     warmup=args.warmup if k == 0 else 0,
-                    working_set=args.working_set and last,  # one probe per model, after every speed run
+                    working_set=args.working_set and k == len(plans) - 1,  # one probe per model, after every speed run
                 )
             )
             if not any(session.alive):  # every worker lost: the next prompt has no one to run it
@@ -319,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
 
     specs = list(args.models) or list(DEFAULT_PAIR)
     err = Console(stderr=True)
-    problem = check_run_options(args)
+    problem = check_run_options(args) or depth_problem(args.depth, args.ctx, args.max_tokens)
     if problem:
         say(problem)
         return 2
