@@ -31,8 +31,8 @@ def test_a_stride_outside_the_window_is_refused():
 
 
 def test_logits_chunk_stays_in_its_budget():
-    assert chunk_rows(262_144, 512) == 32  # Gemma 3: 32 rows x 1 MiB
-    assert chunk_rows(49_152, 512) == 170
+    assert chunk_rows(262_144, 512) == 16  # Gemma 3: 16 rows x 1 MiB
+    assert chunk_rows(49_152, 512) == 85
     assert chunk_rows(10_000_000, 512) == 1
     assert chunk_rows(100, 512) == 512
 
@@ -106,3 +106,16 @@ async def test_a_server_without_prompt_logprobs_is_one_sentence():
                 await score_openai(b, "Four score and seven")
         finally:
             await b.close()
+
+
+async def test_llama_server_gets_no_score_and_the_reason():
+    props = {"default_generation_settings": {"n_ctx": 2048}}  # llama-server's /props (documented shape)
+    with ReplayServer({("GET", "/v1/models"): json_route(200, MODELS), ("GET", "/props"): json_route(200, props)}) as srv:
+        b = make_backend(f"openai:m@{srv.url}/v1")
+        await b.load()
+        try:
+            with pytest.raises(BackendError, match="llama-server returns log-probabilities only for generated tokens"):
+                await score_openai(b, "Four score and seven")
+        finally:
+            await b.close()
+        assert not any(path == "/v1/completions" for _, path, _, _ in srv.requests)

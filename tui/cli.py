@@ -16,7 +16,7 @@ import sys
 from backends.specs import BUNDLED
 from tui.options import add_run_options
 
-COMMANDS = ("bench", "info", "models", "replay", "votes", "twin", "config")
+COMMANDS = ("bench", "info", "models", "replay", "score", "votes", "twin", "config")
 CONFIGURED = ("bench",)
 """Commands that take the run options, and so the config file's defaults and pairs."""
 
@@ -39,6 +39,7 @@ examples:
   abtop info gemma3-270m
   abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --working-set   which weight bytes each needs
   abtop models --dir ~/models
+  abtop score                                    bits per byte of both on a bundled text
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
 
 keys:

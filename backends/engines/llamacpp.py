@@ -353,6 +353,44 @@ class LlamaCppBackend(Backend):
                 self._run_q = None
                 self._cancel_at = None
 
+    async def score(self, text: str, *, window: int | None = None, stride: int | None = None, progress=None) -> dict:
+        """The log-likelihood of ``text`` in the worker (``backends.quality.llama_score``): a run
+        of its own id; ``progress(done, total)`` as tokens are scored. ``BackendError`` (one
+        sentence) when it cannot be scored or the worker is lost."""
+        if self.loaded is None:
+            raise BackendError(f"{self.label}: not ready (load it first).")
+        if self._run_q is not None:
+            raise BackendError(f"{self.label}: busy with a run; score it after.")
+        self._run += 1
+        run = self._run
+        q = self._run_q = asyncio.Queue()
+        if self._eof:
+            q.put_nowait(None)
+        done = False
+        try:
+            if not self._send(cmd="score", run=run, text=text, window=window, stride=stride):
+                done = True
+                raise BackendError(await self._death_sentence())
+            while True:
+                msg = await q.get()
+                if msg is None:
+                    done = True
+                    raise BackendError(await self._death_sentence())
+                if msg["ev"] == "score_progress":
+                    if progress is not None:
+                        progress(msg["done"], msg["total"])
+                elif msg["ev"] == "scored":
+                    done = True
+                    return msg["result"]
+                elif msg["ev"] == "failed":
+                    done = True
+                    raise BackendError(f"{self.label}: {msg['reason']}")
+        finally:
+            if self._run == run:
+                if not done:  # interrupted: stop the worker's scoring
+                    self._send(cmd="cancel", run=run)
+                self._run_q = None
+
     def _unresponsive(self, verdict: str, watch: _Watch) -> Failed:
         """The run's end when the worker stopped answering: a stall, or a cancel it ignored."""
         pid = self.loaded.pid if self.loaded else None

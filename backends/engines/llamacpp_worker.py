@@ -15,7 +15,8 @@ Commands: ``load`` and ``place`` (each answered by one reply carrying the comman
 ``finished`` and ``failed`` of that run carries it back, so the parent drops what an abandoned run
 still sends), ``cancel`` (names the ``run`` it stops, or none for every run; read by a thread, so
 it lands mid-generation, and never cleared: a cancel read before its ``gen`` is honoured when that
-run starts, one for an earlier run leaves the next alone), ``quit``.
+run starts, one for an earlier run leaves the next alone), ``score`` (a ``run`` too: the text's
+log-likelihood, answered by ``score_progress`` lines and one ``scored``), ``quit``.
 """
 
 from __future__ import annotations
@@ -501,6 +502,30 @@ def main() -> None:
                 model.generate(cmd, cancels)
             except Exception as exc:  # keep the worker alive for the next run
                 emit("failed", run=cmd.get("run"), t=time.monotonic(), reason=f"generation failed: {exc}.")
+        elif kind == "score" and model is not None:
+            try:
+                score(model, cmd, cancels)
+            except Exception as exc:  # keep the worker alive for the next run
+                emit("failed", run=cmd.get("run"), t=time.monotonic(), reason=f"scoring failed: {exc}.")
+
+
+def score(model: Model, cmd: dict, cancelled: Cancels) -> None:
+    """``score``: the text's log-likelihood in windows (``backends.quality.llama_score``), with
+    ``score_progress`` lines at most every 0.2 s and one ``scored`` at the end."""
+    from backends.quality.llama_score import score_text
+
+    run = int(cmd["run"])
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        t = time.monotonic()
+        if t - last[0] >= 0.2 or done == total:
+            last[0] = t
+            emit("score_progress", run=run, done=done, total=total)
+
+    result = score_text(model, cmd["text"], window=cmd.get("window"), stride=cmd.get("stride"),
+                        progress=progress, cancelled=lambda: cancelled(run))  # fmt: skip
+    emit("scored", run=run, t=time.monotonic(), result=result)
 
 
 if __name__ == "__main__":

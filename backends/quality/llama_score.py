@@ -3,15 +3,18 @@
 Runs inside the llama.cpp worker (it needs the model's context). The text's tokens are read in
 windows of ``window`` positions (the context size) that advance by ``stride`` tokens: the first
 window scores all its tokens, each later one scores only the ``stride`` tokens after the last
-scored, with the ``window - stride`` before them as context — the strided evaluation of Hugging
-Face's perplexity guide. Every window starts with the same prefix token (BOS, else EOS, as
-lm-evaluation-harness's rolling log-likelihood does), which is not scored.
+scored, with the ``window - 1 - stride`` before them as context. The default stride is
+``window - 1``: disjoint windows, each token decoded once, as lm-evaluation-harness's rolling
+log-likelihood (``bits_per_byte`` on wikitext) reads a long text; a smaller stride gives every
+token more context (Hugging Face's strided perplexity) at the cost of decoding tokens again.
+Every window starts with the same prefix token (BOS, else EOS, as lm-evaluation-harness does),
+which is not scored.
 
 Memory: llama.cpp keeps one logits row (n_vocab floats) per requested output in its output
 buffer, and the output projection of the compute graph as many rows again. Asking for every
 position of a 2048-token window would be 2 GB for Gemma 3's 262k vocabulary; here the context part
 of a window is decoded in ``n_batch`` chunks with no logits, and the scored part in chunks of
-``chunk`` positions (``LOGITS_BUDGET`` bytes of logits: 32 rows for Gemma), each reduced to its
+``chunk`` positions (``LOGITS_BUDGET`` bytes of logits: 16 rows for Gemma), each reduced to its
 log-probabilities row by row in numpy before the next is decoded.
 """
 
@@ -24,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-LOGITS_BUDGET = 32 << 20
+LOGITS_BUDGET = 16 << 20
 """Bytes of logits asked for per decode of the scored part (a chunk of rows)."""
 
 
@@ -114,7 +117,7 @@ def score_text(model, text: str, *, window: int | None, stride: int | None, prog
     bos, eos = lc.llama_vocab_bos(model.vocab), lc.llama_vocab_eos(model.vocab)
     prefix = bos if bos >= 0 else eos
     window = min(window or model.n_ctx, model.n_ctx)
-    stride = stride or max(1, (window - 1) // 2)
+    stride = min(stride or window - 1, window - 1)
     out = score_tokens(
         lc, model.ctx, model.n_vocab, tokens, prefix, window=window, stride=stride, n_batch=model.n_batch,
         clear=model._clear_cache, progress=progress, cancelled=cancelled,

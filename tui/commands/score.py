@@ -26,9 +26,11 @@ examples:
   abtop score A.gguf B.gguf --text my.txt --json score.json
   abtop score smollm2-135m openai:qwen@http://127.0.0.1:8000/v1   vLLM: prompt log-probs (echo)
 
-Local GGUFs are read in windows of --ctx tokens that advance by --stride (default half a window):
-each scored token sees at least ctx - stride tokens before it. llama-server and Ollama return
-log-probabilities only for generated tokens: their bpb is null, with the reason.
+Local GGUFs are read in windows of --ctx tokens that advance by --stride tokens (default ctx - 1:
+disjoint windows, as lm-evaluation-harness reads a long text); a smaller stride gives each scored
+token at least ctx - 1 - stride tokens of context, and costs decoding tokens again.
+llama-server and Ollama return log-probabilities only for generated tokens: their bpb is null,
+with the reason.
 exit codes: 0 done; 2 bad input (a text or model that cannot be used), one sentence on stderr.
 """
 
@@ -45,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--text", metavar="FILE", help="a UTF-8 text file (default: the bundled reference text)")
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON (schema abtop.score/1)")
     p.add_argument("--ctx", type=int, default=2048, help="window (context) size for local models (default 2048)")
-    p.add_argument("--stride", type=int, default=None, help="tokens a window advances (default: half the window)")
+    p.add_argument("--stride", type=int, default=None, help="tokens a window advances (default --ctx - 1: disjoint windows)")
     p.add_argument("--threads", type=int, default=None, help="threads per local model (default: all cores)")
     p.set_defaults(func=run)
 
@@ -53,8 +55,8 @@ def register(sub) -> None:
 def _problem(args) -> str | None:
     if args.ctx < 256:
         return f"--ctx must be at least 256 tokens, llama.cpp's smallest context (got {args.ctx})."
-    if args.stride is not None and not 1 <= args.stride < args.ctx - 1:
-        return f"--stride must be between 1 and --ctx less two ({args.ctx - 2}); got {args.stride}."
+    if args.stride is not None and not 1 <= args.stride <= args.ctx - 1:
+        return f"--stride must be between 1 and --ctx less one ({args.ctx - 1}); got {args.stride}."
     if args.threads is not None and args.threads < 1:
         return f"--threads must be at least 1 (got {args.threads})."
     if args.json:
