@@ -38,6 +38,8 @@ _PUBLIC = {
     "twin_path": "backends.twins.writer",
     "reference_text": "backends.quality.bpb",
     "score_document": "backends.quality.scoring",
+    "score_loaded": "backends.quality.scoring",
+    "text_info": "backends.quality.bpb",
 }
 __all__ = sorted(_PUBLIC)
 

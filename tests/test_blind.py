@@ -4,6 +4,7 @@ the vote, sides drawn at random, one fsync'd line in the battle log per vote."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
 
@@ -83,3 +84,38 @@ async def test_n_steps_through_the_suite_and_votes_name_the_prompt(tmp_path):
         await pilot.pause()
         vote = json.loads((tmp_path / "battles.jsonl").read_text())
         assert vote["winner"] == "tie" and vote["prompt_id"] == "two" and vote["prompt"] == "Water boils at"
+
+
+async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
+    from rich.console import Console
+
+    from tui.widgets.verdict_screen import VerdictScreen, verdict_table
+
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
+                   autostart=True, results_dir=tmp_path)  # fmt: skip
+    app.score_source = ("Four score and seven years ago our fathers brought forth on this continent a new nation.", "t")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.press("S")
+        for w in app.workers:
+            if w.group == "score":
+                await asyncio.wait_for(w.wait(), TIMEOUT)
+        await pilot.pause()
+        assert set(app.scores) == {0, 1} and all(e["bpb"] > 0 for e in app.scores.values())
+        assert "bpb " in str(app.panes[0].border_subtitle)
+        await pilot.press("v")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, VerdictScreen):
+                break
+        assert isinstance(app.screen, VerdictScreen)
+        console = Console(width=80, record=True, file=io.StringIO())
+        console.print(verdict_table(app.screen.cols))
+        drawn = console.export_text()
+        assert "gen t/s (median)" in drawn and "bits per byte" in drawn and "✓" in drawn
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, VerdictScreen)
+        # e: the exports carry bpb beside the speed
+        docs = app.results_models()
+        assert all(m["score"]["bpb"] > 0 for m in docs)

@@ -27,6 +27,7 @@ from tui.help import HelpScreen
 from tui.lifeline import Lifeline
 from tui.model_keys import ModelKeys
 from tui.picker import ModelsProvider
+from tui.quality_keys import QualityKeys
 from tui.results_keys import ResultsKeys
 from tui.safe import safe
 from tui.widgets.card import CardPanel
@@ -35,11 +36,12 @@ from tui.widgets.pane import ModelPane
 from tui.widgets.prompt import PromptInput
 from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
+from tui.widgets.verdict_screen import VerdictScreen
 
 NARROW = 120  # below this many columns the panes stack
 
 
-class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
+class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {ModelsProvider}  # Ctrl+P: the model picker beside Textual's commands
     TITLE = "abtop"
@@ -70,6 +72,8 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         Binding("b", "blind", "Blind", show=False),
         Binding("n", "next_prompt", "Next"),
         Binding("question_mark", "help", "Help", show=False),  # the footer is full; ? is in --help
+        Binding("S", "score", "Score", show=False),  # bits per byte of the bundled text
+        Binding("v", "verdict", "Verdict"),
     ]
 
     def __init__(
@@ -95,6 +99,7 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
     ) -> None:
         super().__init__()
         self.setup_blind(blind, prompts, rng)
+        self.setup_quality()
         self.specs = specs
         self.prompt = prompt
         self.params = params
@@ -374,16 +379,19 @@ class ABTopApp(BlindVotes, ModelKeys, ResultsKeys, App):
         if isinstance(self.screen, HelpScreen):  # it closes with its own keys; nothing acts behind it
             return action in ("shutdown", "screenshot")
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if isinstance(self.screen, (ResultsScreen, TextScreen)):  # only quit, export, screenshot, back
-            own = "results" if isinstance(self.screen, ResultsScreen) else "texts"  # its key closes it
-            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull", "working_set", "pick"):
+        if isinstance(self.screen, (ResultsScreen, TextScreen, VerdictScreen)):  # only quit, export, screenshot, back
+            own = {ResultsScreen: "results", TextScreen: "texts"}.get(type(self.screen), "verdict")  # its key closes it
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull",
+                          "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt"):  # fmt: skip
                 return action == own
         typing = isinstance(self.focused, Input)
         if action == "vote":  # the footer offers the vote keys only while a vote is open
             return not typing and self.can_vote()
         if action in ("blind", "next_prompt"):
             return False if typing else (True if action == "blind" or self.prompts else None)
-        if self.battle is not None and action in ("toggle_card", "results", "texts", "export"):
+        if action in ("score", "verdict") and typing:
+            return False
+        if self.battle is not None and action in ("toggle_card", "results", "texts", "export", "verdict"):
             return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)

@@ -21,6 +21,7 @@ from backends.events import Loaded
 from backends.specs import public_spec
 from backends.stats import RUN_FIELDS, summarize
 from tui import format as fmt
+from tui import verdict
 from tui.safe import escape_controls
 
 SCHEMA = "abtop.bench/1"
@@ -175,6 +176,8 @@ def csv_text(doc: dict) -> str:
     if "tokens_per_100_chars" not in fields:
         fields.insert(fields.index("chars_per_s") + 1, "tokens_per_100_chars")
     cols = ["model", "backend", "quant", "synthetic", "lazy_ple", "flash_attn", "depth", "mode", "run", "warmup"] + fields + ["text"]
+    if any(m.get("score") for m in doc["models"]):  # bits per byte beside the speed, per model
+        cols.insert(cols.index("text"), "bpb")
     if any("prompt_id" in r for m in doc["models"] for r in m["runs"]):  # a suite: which prompt each row ran
         cols[cols.index("run") : cols.index("run")] = ["prompt_id", "prompt"]
     buf = io.StringIO()
@@ -187,6 +190,7 @@ def csv_text(doc: dict) -> str:
             row.setdefault("lazy_ple", m.get("lazy_ple"))
             row.setdefault("depth", 0)
             row["synthetic"] = bool(m.get("synthetic"))
+            row["bpb"] = (m.get("score") or {}).get("bpb")
             # the text stays, but no raw ESC/BEL byte reaches a file that is often `cat`ed
             w.writerow({k: ("" if v is None else escape_controls(v) if isinstance(v, str) else v) for k, v in row.items()})
     return buf.getvalue()
@@ -256,7 +260,9 @@ def markdown(doc: dict) -> str:
         f"temperature {p['temperature']}, seed {p['seed']}. Host: {cpu}, "
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
     )
-    return head + "\n".join(rows) + "\n" + foot + "\n"
+    out = head + "\n".join(rows) + "\n" + foot + "\n"
+    cols = verdict.columns(bench=doc, votes=doc.get("votes"))
+    return out + ("\n" + verdict.markdown(cols, host, p.get("mode")) if len(cols) > 1 else "")
 
 
 WS_GROUPS = ("token_embd", "ple", "experts", "output", "attention", "ffn", "other")

@@ -31,9 +31,63 @@ async def _peak_anon(pid: int, stop: asyncio.Event, interval: float, out: list[i
         sampler.close()
 
 
+async def score_loaded(backend, text: str, *, stride: int | None = None, progress=None, interval: float = 0.25) -> dict:
+    """Score ``text`` with a loaded backend (the bench's and the TUI's workers, or ``score_one``'s):
+    its entry, ``bpb`` None with the reason when it cannot be scored. ``progress(done, total)``."""
+    spec, loaded = public_spec(backend.spec), backend.loaded
+    n_bytes = len(text.encode("utf-8"))
+    name = loaded.info.name if loaded else None
+    if loaded is None:
+        return model_score(spec, name=None, backend=backend.kind, text_bytes=n_bytes, result=None,
+                           reason=f"{backend.spec}: not loaded.")
+    if backend.kind == "ollama":
+        return model_score(spec, name=name, backend=backend.kind, text_bytes=n_bytes, result=None,
+                           reason=f"{name}: " + NO_PROMPT_LOGPROBS.format(server="Ollama") + ".")
+    samples: list[int] = []
+    stop = asyncio.Event()
+    sampler = None
+    anon_before = None
+    if loaded.pid and backend.local_process:
+        from backends.telemetry.process import ProcessSampler
+
+        first = await asyncio.to_thread(ProcessSampler(loaded.pid, gpu=False).sample)
+        anon_before = first.anon_bytes
+        sampler = asyncio.create_task(_peak_anon(loaded.pid, stop, interval, samples))
+    cpu0 = _cpu_seconds(loaded.pid) if backend.local_process else None
+    try:
+        if backend.kind == "llama.cpp":
+            result = await backend.score(text, stride=stride, progress=progress)
+        else:
+            result = await score_openai(backend, text)
+    except BackendError as exc:
+        return model_score(spec, name=name, backend=backend.kind, text_bytes=n_bytes, result=None,
+                           reason=str(exc), anon_before_bytes=anon_before)
+    finally:
+        stop.set()
+        if sampler is not None:
+            await sampler
+    entry = model_score(spec, name=name, backend=backend.kind, text_bytes=n_bytes, result=result,
+                        peak_anon_bytes=max(samples) if samples else None, anon_before_bytes=anon_before)
+    cpu1 = _cpu_seconds(loaded.pid) if cpu0 is not None else None
+    # the worker's CPU time (user + system) while scoring: on a shared box, what the wall clock is not
+    entry["cpu_seconds"] = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    return entry
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return None
+
+
 async def score_one(slot: int, spec: str, text: str, *, n_ctx: int, stride: int | None, threads: int | None,
                     progress: Progress | None = None, interval: float = 0.25) -> dict:
-    """One model's entry; a model that cannot be scored gets ``bpb: null`` and the reason."""
+    """Load one model with all cores, score ``text``, close it; a model that cannot be loaded
+    gets ``bpb: null`` and the reason."""
     from backends.session import available_cpus
 
     n_bytes = len(text.encode("utf-8"))
@@ -43,44 +97,17 @@ async def score_one(slot: int, spec: str, text: str, *, n_ctx: int, stride: int 
         return model_score(public_spec(spec), name=None, backend=None, text_bytes=n_bytes, result=None, reason=str(exc))
     cpus = tuple(available_cpus())
     backend.placement = Placement(threads=threads or len(cpus), cpus=cpus) if backend.local_process else Placement()
-    name = spec
     try:
         if progress:
             progress(slot, spec, 0, 0)
         try:
             loaded = await backend.load()
         except BackendError as exc:
-            return model_score(public_spec(spec), name=None, backend=backend.kind, text_bytes=n_bytes, result=None, reason=str(exc))
+            return model_score(public_spec(spec), name=None, backend=backend.kind, text_bytes=n_bytes, result=None,
+                               reason=str(exc))
         name = loaded.info.name
-        if backend.kind == "ollama":
-            return model_score(public_spec(spec), name=name, backend=backend.kind, text_bytes=n_bytes, result=None,
-                               reason=f"{name}: " + NO_PROMPT_LOGPROBS.format(server="Ollama") + ".")
-        samples: list[int] = []
-        stop = asyncio.Event()
-        sampler = None
-        anon_before = None
-        if loaded.pid and backend.local_process:
-            from backends.telemetry.process import ProcessSampler
-
-            first = await asyncio.to_thread(ProcessSampler(loaded.pid, gpu=False).sample)
-            anon_before = first.anon_bytes
-            sampler = asyncio.create_task(_peak_anon(loaded.pid, stop, interval, samples))
-        try:
-            if backend.kind == "llama.cpp":
-                result = await backend.score(
-                    text, stride=stride, progress=(lambda d, t: progress(slot, name, d, t)) if progress else None
-                )
-            else:
-                result = await score_openai(backend, text)
-        except BackendError as exc:
-            return model_score(public_spec(spec), name=name, backend=backend.kind, text_bytes=n_bytes, result=None,
-                               reason=str(exc), anon_before_bytes=anon_before)
-        finally:
-            stop.set()
-            if sampler is not None:
-                await sampler
-        return model_score(public_spec(spec), name=name, backend=backend.kind, text_bytes=n_bytes, result=result,
-                           peak_anon_bytes=max(samples) if samples else None, anon_before_bytes=anon_before)
+        return await score_loaded(backend, text, stride=stride, interval=interval,
+                                  progress=(lambda d, t: progress(slot, name, d, t)) if progress else None)
     finally:
         await backend.close()
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backends import mem_bandwidth_gbs, rapl_note
+from backends import mem_bandwidth_gbs, rapl_note, read_battles, score_loaded, text_info, vote_summary
 from backends.base import BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Note, Started, Token
@@ -32,6 +32,7 @@ examples:
   abtop bench smollm2-135m gemma3-270m --mode race --csv runs.csv --md table.md
   abtop bench my-model.gguf -n 256 --runs 5         one model alone: a sanity check on new hardware
   abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
+  abtop bench --score --votes abtop-results/battles.jsonl --md verdict.md   speed, bpb and votes: the verdict
 
 exit codes: 0 done; 1 a model failed after it started streaming, or an export could not be
 written (the others and the table are still written); 2 bad input (a model that cannot be
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--md", metavar="PATH", help="write the Markdown summary table to a file too")
     p.add_argument("--record", metavar="FILE.jsonl", help="record every event (replay with abtop replay)")
     p.add_argument("--plot", action="store_true", help="open the results screen (plots) at the end")
+    p.add_argument("--score", action="store_true", help="also score bits per byte (abtop score) on the bundled text or --text")
+    p.add_argument("--text", metavar="FILE", help="the text --score reads (default: the bundled reference text)")
+    p.add_argument("--votes", metavar="LOG", nargs="+", help="battle logs whose win rates join the verdict")
     p.add_argument("--pull", action="store_true", help="pull an ollama: model the server does not have (ollama pull)")
     p.set_defaults(func=run)
 
@@ -116,6 +120,8 @@ class _Collect:
         """The host's read bandwidth, for each run's ``roofline_pct``."""
         self.shared_energy = False
         """Race mode with several models: the socket's and GPU's energy is not one model's."""
+        self.scores: list[dict | None] = [None] * n
+        """Each model's ``--score`` entry (abtop.score/1's per-model object)."""
         self.prompt = None
         """The suite's prompt being run (each run records its ``prompt_id`` and ``prompt``)."""
         self.depth = 0
@@ -201,7 +207,15 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
     models = [
         export.model_entry(spec, col.loaded[i], col.runs[i], session.backends[i].kind) for i, spec in enumerate(specs)
     ]
-    return export.document(models, _params(args, params))
+    doc = export.document(models, _params(args, params))
+    for m, entry in zip(doc["models"], col.scores, strict=True):
+        if entry is not None:
+            m["score"] = entry
+    if args.score:
+        doc["score_text"] = text_info(*args.score_text)
+    if args.votes:
+        doc["votes"] = vote_summary(read_battles(args.votes))
+    return doc
 
 
 def _params(args, params: GenParams) -> dict:
@@ -294,6 +308,12 @@ async def _bench(args, specs: list[str], err: Console) -> int:
             )
             if not any(session.alive):  # every worker lost: the next prompt has no one to run it
                 break
+        if args.score:  # with the loaded workers, one at a time with all cores
+            await session.set_mode("alternate")
+            for slot, b in enumerate(session.backends):
+                if session.alive[slot]:
+                    say(f"abtop: scoring {col.loaded[slot].info.name if col.loaded[slot] else b.spec} on {args.score_text[1]}…")
+                    col.scores[slot] = await score_loaded(b, args.score_text[0])
     except asyncio.CancelledError:
         if not signals:
             raise
@@ -362,6 +382,26 @@ def run(args: argparse.Namespace) -> int:
         say(problem)
         return 2
     args.prompt_list = prompt_list(args)
+    if args.score:
+        from tui.commands.score import read_text
+
+        try:
+            args.score_text = read_text(args.text)
+        except ValueError as exc:
+            say(f"abtop: {exc}")
+            return 2
+    elif args.text:
+        say("abtop: --text is the text --score reads; add --score.")
+        return 2
+    if args.votes:
+        try:
+            read_battles(args.votes)
+        except OSError as exc:
+            say(f"abtop: --votes {exc.filename}: cannot read it ({exc.strerror}).")
+            return 2
+        except ValueError as exc:
+            say(f"abtop: {exc}")
+            return 2
     if args.prompt is None and not args.prompts:
         args.prompt = default_prompt(args)
     return asyncio.run(_bench(args, specs, err))

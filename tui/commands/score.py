@@ -66,33 +66,37 @@ def _problem(args) -> str | None:
     return None
 
 
-def _text(args) -> tuple[str, str]:
-    if not args.text:
+def read_text(path_or_none: str | None) -> tuple[str, str]:
+    """(text, name): the file's, or the bundled reference text's; ``ValueError`` with one sentence."""
+    if not path_or_none:
         return reference_text(), "bundled reference text"
-    path = Path(args.text)
+    path = Path(path_or_none)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"--text {args.text}: no such file.") from None
+        raise ValueError(f"--text {path_or_none}: no such file.") from None
     except IsADirectoryError:
-        raise ValueError(f"--text {args.text} is a folder; give a text file.") from None
+        raise ValueError(f"--text {path_or_none} is a folder; give a text file.") from None
     except UnicodeDecodeError:
-        raise ValueError(f"--text {args.text}: not UTF-8 text.") from None
+        raise ValueError(f"--text {path_or_none}: not UTF-8 text.") from None
     except OSError as exc:
-        raise ValueError(f"--text {args.text}: cannot read it ({exc.strerror}).") from None
+        raise ValueError(f"--text {path_or_none}: cannot read it ({exc.strerror}).") from None
     if not text.strip():
-        raise ValueError(f"--text {args.text}: the file is empty.")
+        raise ValueError(f"--text {path_or_none}: the file is empty.")
     return text, path.name
 
 
 def markdown(doc: dict) -> str:
     t = doc["text"]
-    head = "| model | bpb | tokens | tok/byte | seconds | window/stride | anon after load → peak |\n|---|---|---|---|---|---|---|\n"
+    head = ("| model | bpb | tokens | tok/byte | seconds (CPU s) | window/stride | anon after load → peak |\n"
+            "|---|---|---|---|---|---|---|\n")
     rows = []
     for m in doc["models"]:
         bpb = "n/a" if m["bpb"] is None else f"{m['bpb']:.4f}"
         tpb = "n/a" if m["tokens_per_byte"] is None else f"{m['tokens_per_byte']:.3f}"
         secs = "n/a" if m["seconds"] is None else f"{m['seconds']:.1f}"
+        if m.get("cpu_seconds") is not None:
+            secs += f" ({m['cpu_seconds']:.0f})"
         win = f"{m['window']}/{m['stride']}" if m.get("window") else "n/a"
         mem = f"{fmt.human_bytes(m['anon_before_bytes'])} → {fmt.human_bytes(m['peak_anon_bytes'])}"
         rows.append(f"| {m['name'] or m['spec']} | {bpb} | {m['tokens'] or 'n/a'} | {tpb} | {secs} | {win} | {mem} |")
@@ -103,7 +107,7 @@ def markdown(doc: dict) -> str:
 def run(args) -> int:
     problem = _problem(args)
     try:
-        text, name = (None, None) if problem else _text(args)
+        text, name = (None, None) if problem else read_text(args.text)
     except ValueError as exc:
         problem = str(exc)
     if problem:

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 from backends import read_battles, vote_summary
+from tui import verdict
 from tui.votes_text import markdown
 
 EPILOG = """\
 examples:
   abtop votes abtop-results/battles.jsonl
   abtop votes box1/battles.jsonl box2/battles.jsonl --json votes.json --md votes.md
+  abtop votes abtop-results/battles.jsonl --bench out.json --score score.json   the whole verdict
 """
 
 
@@ -29,6 +31,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("logs", nargs="+", metavar="LOG", help="battle logs (JSON Lines, one vote a line)")
+    p.add_argument("--bench", metavar="JSON", help="a bench --json file: its speed and memory join the verdict")
+    p.add_argument("--score", metavar="JSON", help="an abtop score --json file: its bits per byte join the verdict")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (schema abtop.votes/1)")
     p.add_argument("--md", metavar="PATH", help="write the Markdown to a file too")
     p.set_defaults(func=run)
@@ -47,7 +51,25 @@ def run(args) -> int:
         print(f"abtop: no votes in {', '.join(args.logs)}; vote with abtop --blind (keys 1, 2, =, x).", file=sys.stderr)
         return 2
     summary = vote_summary(battles)
+    docs = {}
+    for option, path, schema in (("--bench", args.bench, "abtop.bench/1"), ("--score", args.score, "abtop.score/1")):
+        if not path:
+            continue
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"abtop: {option} {path}: cannot read it as JSON ({getattr(exc, 'strerror', None) or exc}).", file=sys.stderr)
+            return 2
+        if not isinstance(doc, dict) or doc.get("schema") != schema:
+            print(f"abtop: {option} {path}: not an {schema} file.", file=sys.stderr)
+            return 2
+        docs[option] = doc
+    bench, score = docs.get("--bench"), docs.get("--score")
     text = markdown(summary)
+    cols = verdict.columns(bench=bench, score=score, votes=summary)
+    if len(cols) > 1:
+        host = (bench or score or {}).get("host")
+        text += "\n" + verdict.markdown(cols, host, ((bench or {}).get("params") or {}).get("mode"))
     sys.stdout.write(text)
     if args.json:
         Path(args.json).write_text(json.dumps({"schema": "abtop.votes/1", **summary}, indent=2) + "\n", encoding="utf-8")

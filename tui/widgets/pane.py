@@ -59,6 +59,7 @@ class ModelPane(Vertical):
         self.votes: str | None = None
         self.badge: str | None = None
         """Before the mode in the border: "replay ×8", so no one takes a replay for a live run."""
+        self.score: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -299,9 +300,14 @@ class ModelPane(Vertical):
         self.votes = text
         self._show_identity()
 
+    def show_score(self, text: str | None) -> None:
+        """The model's bits per byte (``S``) in the border, beside the mode."""
+        self.score = text
+        self._show_identity()
+
     def _show_identity(self) -> None:
         header = self.query_one(".header", Static)
-        sub = " · ".join(x for x in (self.badge, self.mode, self.votes) if x)
+        sub = " · ".join(x for x in (self.badge, self.mode, self.score, self.votes) if x)
         self.border_subtitle = plain(sub) if sub else None
         if self.blind:
             self.border_title = f"model {self.blind}"
