@@ -47,6 +47,7 @@ keys:
   m race <-> alternate     c model card      g plots        t whole texts     e export   s SVG
   b blind A/B votes: 1 A better, 2 B better, = tie, x both bad   n next prompt (--prompts)
   w working-set probe on/off: each Enter ends with one probe run per local model (card: touched bytes)
+  S bits per byte of the bundled text (loaded models)   v the verdict (speed, memory, bpb, votes)
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 
 commands: {commands}, serve (abtop COMMAND --help)
