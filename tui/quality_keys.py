@@ -33,6 +33,8 @@ class QualityKeys:
         for pane, m in zip(self.panes, models, strict=True):
             if pane.slot in self.scores:
                 m["score"] = self.scores[pane.slot]
+            if self.prompts:  # a suite: the runs on screen are all of the prompt in the bar
+                m["runs"] = [dict(r, prompt_id=self.prompt_id, prompt=self.prompt) for r in m["runs"]]
         return models
 
     def action_score(self) -> None:
