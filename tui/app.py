@@ -38,7 +38,7 @@ from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
 from tui.widgets.verdict_screen import VerdictScreen
 
-NARROW = 120  # below this many columns the panes stack
+NARROW = 120  # below this many columns the panes stack (and the host line is shorter)
 
 
 class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
@@ -46,11 +46,15 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     COMMANDS = App.COMMANDS | {ModelsProvider}  # Ctrl+P: the model picker beside Textual's commands
     TITLE = "abtop"
     AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
+    # z zooms a pane with Textual's maximize; the prompt bar and the footer stay, and Esc keeps
+    # its meaning (cancel) instead of Textual's "Esc leaves the maximized view".
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
+    ESCAPE_TO_MINIMIZE = False
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         Binding("escape", "cancel", "Stop"),  # footer words kept short: every key fits at 80 columns
         Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
-        Binding("slash", "edit_prompt", "Edit"),
+        Binding("slash", "edit_prompt", "Edit", show=False),  # in --help and the README: the footer is full
         Binding("q", "quit", "Quit"),
         Binding("c", "toggle_card", "Card"),
         # One key, two bindings: the footer shows the one whose label names the current mode.
@@ -63,6 +67,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         Binding("p", "pull", "Pull", show=False),  # offered in the pane of a model Ollama lacks
         Binding("w", "working_set", "Probe", show=False),  # in --help and the README; the footer is full
         Binding("o", "pick", "Model"),  # the model picker (also in Ctrl+P's palette)
+        Binding("z", "zoom", "Zoom"),
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
         # blind votes (tui/blind.py): shown in the footer only while a vote is open
         Binding("1", "vote('1')", "A better"),
@@ -160,6 +165,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
 
     def _layout(self, width: int) -> None:
         self.query_one("#panes").set_class(width < NARROW, "-stacked")
+        self.query_one(HostBar).set_compact(width < NARROW)
 
     async def on_unmount(self) -> None:
         await self._close()
@@ -302,6 +308,22 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
             pane.query_one(CardPanel).toggle()
             pane.refresh_stats()  # the roofline warning lives in the card while it shows
 
+    def action_zoom(self) -> None:
+        """z: the selected pane (the one Tab or a click focused; the first if none) fills the
+        screen above the prompt bar, z again shows both. The other pane keeps streaming."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        else:
+            focused = self.focused
+            pane = next((p for p in self.panes if focused is not None and (focused is p or p in focused.ancestors)), None)
+            screen.maximize(pane or self.panes[0], container=False)
+        self.call_after_refresh(self._fit_panes)
+
+    def _fit_panes(self) -> None:
+        for pane in self.panes:
+            pane.fit_chrome()
+
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
@@ -382,7 +404,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         if isinstance(self.screen, (ResultsScreen, TextScreen, VerdictScreen)):  # only quit, export, screenshot, back
             own = {ResultsScreen: "results", TextScreen: "texts"}.get(type(self.screen), "verdict")  # its key closes it
             if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull",
-                          "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt"):  # fmt: skip
+                          "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt", "zoom"):  # fmt: skip
                 return action == own
         typing = isinstance(self.focused, Input)
         if action == "vote":  # the footer offers the vote keys only while a vote is open
@@ -395,7 +417,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
             return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick", "help") and typing:
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick", "help", "zoom") and typing:
             return False
         return True
 

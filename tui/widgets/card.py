@@ -4,12 +4,15 @@ Rows: parameters (total, effective without a per-layer embedding table, active p
 MoE), PLE / MoE / dense, bytes read per generated token (``tui.card_text.card_lines``); llama.cpp's
 planned buffers beside the measured resident weights and anonymous memory; the GPU; after a run
 the roofline and the energy per token. It takes rows a stacked 80x24 pane does not have, so it
-shows only when the pane is at least ``MIN_PANE_HEIGHT`` rows tall, and ``c`` toggles it.
+shows only when the pane is at least ``MIN_PANE_HEIGHT`` rows tall, and ``c`` toggles it. Its
+place (``CardScroll``) is at most ``MAX_SHARE`` of the pane; a taller card scrolls there. A compact
+pane moves its header and its whole stats line onto the card (``show_moved``).
 """
 
 from __future__ import annotations
 
 from rich._wrap import divide_line  # the breaker Content uses to wrap: the same line count
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
@@ -20,8 +23,10 @@ from tui import format as fmt
 from tui.card_text import card_lines
 from tui.safe import safe
 
-MIN_PANE_HEIGHT = 24
-"""Below this the card would squeeze the streaming text to a few lines."""
+MIN_PANE_HEIGHT = 30
+"""Below this the card would squeeze the streaming text under 8 lines (``c`` shows it anyway)."""
+MAX_SHARE = "40%"
+"""The most of a pane's height the card takes; a taller card scrolls in it."""
 FAR_BELOW_PCT = 30.0
 """llama.cpp reaches 84–91 % of the measured read bandwidth on some CPUs; under this, say so."""
 LABEL = 9
@@ -135,11 +140,22 @@ def context_text(c: dict) -> str:
     return " · ".join(bits)
 
 
+class CardScroll(VerticalScroll):
+    """The card's place in a pane: as tall as the card up to ``MAX_SHARE``, scrolled beyond
+    (the mouse wheel; arrows or PgUp/PgDn once Tab or a click has focused it). Shown and hidden
+    with its card."""
+
+    DEFAULT_CSS = f"""
+    CardScroll {{ height: auto; max-height: {MAX_SHARE}; border-bottom: solid $panel; scrollbar-size-vertical: 1; }}
+    CardScroll:focus {{ border-bottom: solid $accent; }}
+    """
+
+
 class CardPanel(Static):
     """The card of one model; fed by its pane (``show_loaded``, ``show_sample``, ``show_run``)."""
 
     DEFAULT_CSS = """
-    CardPanel { height: auto; padding: 0 1; border-bottom: solid $panel; }
+    CardPanel { height: auto; padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -161,6 +177,8 @@ class CardPanel(Static):
         self._mem_note = "…"
         self._drawn: list | None = None
         self._height = 0
+        self.moved: list[tuple[str, str]] = []
+        """Rows a compact pane moved here (its header, its whole stats line); drawn first."""
 
     def on_mount(self) -> None:
         self._draw()
@@ -174,7 +192,12 @@ class CardPanel(Static):
     # -- visibility ---------------------------------------------------------------------------
     def fit(self, pane_height: int) -> None:
         self._pane_height = pane_height
-        self.display = not self.masked and (self.choice if self.choice is not None else pane_height >= MIN_PANE_HEIGHT)
+        self._show(not self.masked and (self.choice if self.choice is not None else pane_height >= MIN_PANE_HEIGHT))
+
+    def _show(self, shown: bool) -> None:
+        self.display = shown
+        if isinstance(self.parent, CardScroll):  # its place goes with it (border and all)
+            self.parent.display = shown
 
     def toggle(self) -> None:
         self.choice = not self.display
@@ -216,10 +239,16 @@ class CardPanel(Static):
             self.run = result
         self._draw()
 
+    def show_moved(self, rows: list[tuple[str, str]]) -> None:
+        """The rows a compact pane does not show itself; ``[]`` when it shows them again."""
+        if rows != self.moved:
+            self.moved = rows
+            self._draw()
+
     # -- drawing ---------------------------------------------------------------------------------
     def rows(self) -> list[tuple[str, str, bool]]:
         """(label, value, warning) rows as drawn."""
-        rows: list[tuple[str, str, bool]] = []
+        rows: list[tuple[str, str, bool]] = [(label, value, False) for label, value in self.moved]
         if self.loaded is not None:
             card = dict(card_lines(self.loaded.info))
             rows.append(("params", card["params"], False))

@@ -12,19 +12,32 @@ from backends import host_load
 from tui import format as fmt
 
 
-def host_text(cpu: float, used: int, total: int, swap: int, load1: float | None) -> str:
-    bits = [f"host CPU {cpu:.0f}%", f"RAM {used / 1e9:.1f}/{total / 1e9:.1f} GB"]
+def host_text(cpu: float, used: int, total: int, swap: int, load1: float | None, compact: bool = False) -> str:
+    """``compact``: the words a narrow terminal has room for, leaving the prompt bar the rest."""
+    if compact:
+        bits = [f"host {cpu:.0f}%", f"RAM {used / 1e9:.1f}/{total / 1e9:.0f}G"]
+    else:
+        bits = [f"host CPU {cpu:.0f}%", f"RAM {used / 1e9:.1f}/{total / 1e9:.1f} GB"]
     if swap:  # a box that swaps makes every figure on screen slower than the model is
         bits.append(f"swap {fmt.human_bytes(swap)}")
     if load1 is not None:
-        bits.append(f"load {load1:.1f}")
-    return " · ".join(bits)
+        bits.append(f"ld {load1:.1f}" if compact else f"load {load1:.1f}")
+    return (" " if compact else " · ").join(bits)
 
 
 class HostBar(Static):
     DEFAULT_CSS = """
     HostBar { width: auto; height: 1; padding: 0 1; background: $boost; color: $text-muted; }
     """
+
+    compact = False
+    """Set by the app below ``NARROW`` columns."""
+
+    def set_compact(self, compact: bool) -> None:
+        if compact != self.compact:
+            self.compact = compact
+            if getattr(self, "_len", 0):  # a reading is on screen: redraw it in the new words
+                self.refresh_load()
 
     def on_mount(self) -> None:
         host_load()  # psutil's CPU % counts from the previous call: prime it
@@ -35,6 +48,6 @@ class HostBar(Static):
 
     def refresh_load(self) -> None:
         h = host_load()
-        text = host_text(h.cpu_percent, h.mem_used_bytes, h.mem_total_bytes, h.swap_used_bytes, h.load1)
+        text = host_text(h.cpu_percent, h.mem_used_bytes, h.mem_total_bytes, h.swap_used_bytes, h.load1, self.compact)
         self.update(text, layout=len(text) != self._len)  # width: auto, so a new length relayouts
         self._len = len(text)

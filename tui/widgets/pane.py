@@ -1,6 +1,12 @@
 """One model's pane: header, streaming text, live metrics and the stats line.
 
 The pane knows models only through events (``backends.events``); it never sees an engine.
+
+Its chrome follows its height, in two steps a person can predict: a pane shorter than
+``COMPACT_BELOW`` rows (both stacked panes below 42 terminal rows, 80x24 and 100x30 among them)
+is *compact*: one row of sparklines, the figures that matter most (TTFT, gen tok/s, tokens, time,
+stop) in its bottom border, and its header and whole stats line on the card (``c``). A pane
+``card.MIN_PANE_HEIGHT`` rows or taller also shows its card.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from backends.stats import RunCollector, Runs, summarize
 from tui import export
 from tui import format as fmt
 from tui.safe import plain, safe
-from tui.widgets.card import CardPanel, gpu_label, mem_label, roofline_warning
+from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning, short_bytes
 from tui.widgets.metrics import Metric, MetricsStrip
 from tui.widgets.stream_view import StreamView
+
+COMPACT_BELOW = 20
+"""A pane shorter than this goes compact: full chrome (header, two sparkline rows, up to four
+stats lines) would leave it fewer than 8 lines of text."""
 
 
 class ModelPane(Vertical):
@@ -25,9 +35,15 @@ class ModelPane(Vertical):
     ModelPane { border: round $panel; border-title-color: $text; padding: 0; }
     ModelPane.-failed { border: round $error; }
     ModelPane.-streaming { border: round $accent; }
+    ModelPane:focus-within { border-title-style: reverse; }
     ModelPane > .header { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     ModelPane > .stats { height: auto; max-height: 4; padding: 0 1; background: $boost; }
+    ModelPane.-compact > .header, ModelPane.-compact > .stats { display: none; }
+    ModelPane.-compact { border-subtitle-align: left; border-subtitle-color: $text; }
     """
+    can_focus = True
+    """Tab or a click selects a pane: ``z`` zooms the selected one."""
+    ALLOW_MAXIMIZE = True
 
     def __init__(self, spec: str, slot: int, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -60,10 +76,15 @@ class ModelPane(Vertical):
         self.badge: str | None = None
         """Before the mode in the border: "replay ×8", so no one takes a replay for a live run."""
         self.score: str | None = None
+        self._short = ""
+        """The status in a few words, for a compact pane's bottom border."""
+        self._moved: list[tuple[str, str]] = []
+        """The header and stats rows a compact pane shows on its card."""
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
-        yield CardPanel()
+        with CardScroll():
+            yield CardPanel()
         yield StreamView()
         yield MetricsStrip()
         yield Static("", classes="stats", markup=False)
@@ -132,7 +153,7 @@ class ModelPane(Vertical):
             result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
             self.runs.append(result)
         if not result["probe"]:  # a probe starts from evicted pages: its speed is no figure to show
-            self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""))
+            self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""), fmt.rate(result["gen_tps"], "").strip())
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
         if result["probe"]:
             suffix += " · working-set probe (pages evicted first: not a speed figure; see the card)"
@@ -177,7 +198,7 @@ class ModelPane(Vertical):
             # while streaming: the rate over the last interval ("now", the sparkline's latest bar,
             # unlike the stats line's whole-run "gen"); once over, the run's figure
             shown = fmt.rate(tps, "now") if c.t_end is None else fmt.rate(c.gen_tps, "")
-            self.query_one("#m-tps", Metric).push(tps, shown)
+            self.query_one("#m-tps", Metric).push(tps, shown, shown.removesuffix(" now").strip())
             if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
                 self._show_stats(final=False)
         self._last_tokens = c.n_tokens
@@ -188,11 +209,11 @@ class ModelPane(Vertical):
         if s.cpu_percent is not None:
             q("#m-cpu", Metric).push(s.cpu_percent, f"{s.cpu_percent:.0f}%")
         if s.rss_bytes is not None:
-            q("#m-mem", Metric).push(s.rss_bytes / 1e6, mem_label(s))
+            q("#m-mem", Metric).push(s.rss_bytes / 1e6, mem_label(s), mem_short(s))
         elif s.note:
             q("#m-mem", Metric).push(None, s.note)
         if s.gpu_util is not None or s.note != "process gone":
-            q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s))
+            q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s), f"{s.gpu_util:.0f}%" if s.gpu_util is not None else "n/a")
         q(CardPanel).show_sample(s)
 
     def reset(self, spec: str) -> None:
@@ -218,14 +239,33 @@ class ModelPane(Vertical):
         """Enter on a pane whose model failed to load or was lost: it is loaded again."""
         self._status(text)
 
-    def _status(self, text: str, live: bool = False) -> None:
+    def _status(self, text: str, live: bool = False, short: str | None = None) -> None:
         """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
-        line's height changes; at 20 Hz a relayout per update would cost more than the tokens."""
+        line's height changes; at 20 Hz a relayout per update would cost more than the tokens.
+        ``short``: the few words a compact pane's border holds (else ``text``'s first line)."""
         stats = self.query_one(".stats", Static)
         text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
         lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
         stats.update(text, layout=not live or lines != self._stats_lines)
         self._stats_lines = lines
+        self._short = text.split("\n")[0] if short is None else short
+        self._show_subtitle()
+
+    def _show_subtitle(self) -> None:
+        """The bottom border: the badge, the mode, the score and the votes; compact, the status too."""
+        compact = self.has_class("-compact")
+        sub = " · ".join(x for x in (self.badge, self.mode, self.score, self.votes, self._short if compact else None) if x)
+        self.border_subtitle = plain(sub) if sub else None
+
+    def _move(self, **rows: str | None) -> None:
+        """Keep the header (``model``) and the whole stats line (``run``, ``runs``: the spread) for
+        the card of a compact pane; ``None`` drops a row."""
+        kept = dict(self._moved) | rows
+        self._moved = [(k, kept[k]) for k in ("model", "run", "runs") if kept.get(k)]
+        self._show_moved()
+
+    def _show_moved(self) -> None:
+        self.query_one(CardPanel).show_moved(self._moved if self.has_class("-compact") else [])
 
     def _show_stats(self, final: bool, suffix: str = "") -> None:
         c = self.collector
@@ -237,6 +277,7 @@ class ModelPane(Vertical):
             f"{c.gen_tokens} tok",
             f"{fmt.seconds(c.elapsed(self.clock()))}",
         ]
+        short = list(bits)  # what a compact pane's border holds: the figures that matter most
         if final:
             r = c.result()
             bits.insert(1, f"prompt {fmt.rate(r['prompt_tps'])}")
@@ -248,6 +289,7 @@ class ModelPane(Vertical):
                 bits.insert(5, f"{r['tokens_per_100_chars']:.0f} tok/100 chars")
             if r.get("stop") and r["stop"] != "cancelled":  # why the two panes' token counts differ
                 bits.append(fmt.stop(r["stop"]))
+                short.append(fmt.STOP_WORDS.get(r["stop"], r["stop"]))
             if r.get("ttft_note"):
                 bits.append(r["ttft_note"])
         if self.mode:
@@ -256,12 +298,17 @@ class ModelPane(Vertical):
         if run and run.get("roofline_pct") is not None:
             bits.append(f"roofline {run['roofline_pct']:.0f} %")
         text = " · ".join(bits) + suffix
-        if final and len(self.runs) > 1:
-            text += "\n" + self._spread_line()
+        spread = self._spread_line() if final and len(self.runs) > 1 else None
+        if spread:
+            text += "\n" + spread
+        if final:
+            self._move(run=" · ".join(bits) + suffix, runs=spread)
         warning = roofline_warning(run)
         if warning and not self.query_one(CardPanel).display:
             text += "\n" + warning
-        self._status(text, live=not final)
+        if warning:
+            short.append(f"roofline {run['roofline_pct']:.0f} % (low, see c)")
+        self._status(text, live=not final, short=" · ".join(short) + suffix)
 
     def refresh_stats(self) -> None:
         """Redraw the final stats line (after the card is shown or hidden)."""
@@ -292,7 +339,7 @@ class ModelPane(Vertical):
         self.blind = label
         card = self.query_one(CardPanel)
         card.masked = label is not None
-        card.fit(self.size.height)
+        card.fit(self.outer_size.height)
         self._show_identity()
 
     def show_votes(self, text: str | None) -> None:
@@ -307,20 +354,41 @@ class ModelPane(Vertical):
 
     def _show_identity(self) -> None:
         header = self.query_one(".header", Static)
-        sub = " · ".join(x for x in (self.badge, self.mode, self.score, self.votes) if x)
-        self.border_subtitle = plain(sub) if sub else None
+        self._show_subtitle()
         if self.blind:
             self.border_title = f"model {self.blind}"
-            header.update(f"model {self.blind} · name hidden until your vote (1 A, 2 B, = tie, x both bad)")
+            text = f"model {self.blind} · name hidden until your vote (1 A, 2 B, = tie, x both bad)"
         elif self.loaded is not None:
             self.border_title = plain(self.loaded.info.name)
-            header.update(safe(fmt.model_header(self.loaded.info, self.loaded)))
+            text = safe(fmt.model_header(self.loaded.info, self.loaded))
         else:
             self.border_title = plain(public_spec(self.spec))
+            text = None
+        if text is not None:
+            header.update(text)
+        self._move(model=text)  # a compact pane's card shows it: masked the same while blind
 
     def on_resize(self) -> None:
+        self.fit_chrome()
+
+    def fit_chrome(self) -> None:
+        """Compact or full chrome, card or not, for the pane's height now. Called on a resize, and by
+        the app after a zoom (a pane that a zoom leaves or restores may get no Resize event)."""
+        compact = self.outer_size.height < COMPACT_BELOW
+        if compact != self.has_class("-compact"):
+            self.set_class(compact, "-compact")
+            self.query_one(MetricsStrip).set_compact(compact)
+            self._show_subtitle()
+            self._show_moved()
         card = self.query_one(CardPanel)
         shown = card.display
-        card.fit(self.size.height)
+        card.fit(self.outer_size.height)
         if card.display != shown:
             self.refresh_stats()
+
+
+def mem_short(s) -> str:
+    """A compact strip's memory label: ``w 96.6M a 58.2M`` (weights, anonymous), never one RSS."""
+    if s.weights_resident_bytes is not None and s.anon_bytes is not None:
+        return f"w {short_bytes(s.weights_resident_bytes)} a {short_bytes(s.anon_bytes)}"
+    return mem_label(s)

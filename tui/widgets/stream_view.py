@@ -42,6 +42,8 @@ class StreamView(Widget):
         self._frozen: deque[Text] = deque(maxlen=self.KEEP_LINES)
         self._open = ""
         self._width = 0
+        self._wrapped_for = 0
+        """The height the tail was last wrapped for: a taller view needs more of it."""
         self._lines: list[Strip] | None = None
         """What ``render_line`` draws, built once per refresh."""
         self._lines_key: tuple | None = None
@@ -88,12 +90,13 @@ class StreamView(Widget):
         self._frozen.clear()
         self._open = tail.translate(SHOWN)
         self._width = width
+        self._wrapped_for = height
 
     def visible_lines(self) -> list[Text]:
         """The wrapped lines on screen now, top to bottom (freezing what the new text completed)."""
         width = max(self.content_region.width, 1)
         height = max(self.content_region.height, 1)
-        if width != self._width:
+        if width != self._width or height > self._wrapped_for:  # wider, or taller (a zoom): more of the tail
             self._rewrap_tail(width, height)
         *done, last = self._open.split("\n")
         for paragraph in done:  # ended by a newline: every line of it is final
