@@ -28,7 +28,7 @@ from tui.widgets.card import CardPanel, CardScroll
 from tui.widgets.host import HostBar
 from tui.widgets.metrics import MetricsStrip
 from tui.widgets.pane import COMPACT_BELOW
-from tui.widgets.prompt import MORE, PromptBar
+from tui.widgets.prompt import MORE, PromptInput
 from tui.widgets.stream_view import StreamView
 
 STORY = (
@@ -208,7 +208,7 @@ async def test_z_zooms_the_selected_pane_and_the_other_keeps_streaming():
         assert app.screen.maximized is None
         # typing in the prompt, z is a letter
         await pilot.press("slash", "end", "z")
-        assert app.screen.maximized is None and app.query_one(PromptBar).value.endswith("z")
+        assert app.screen.maximized is None and app.query_one(PromptInput).value.endswith("z")
 
 
 async def test_the_card_scrolls_when_taller_than_its_place():
@@ -232,7 +232,7 @@ async def test_prompt_bar_shows_the_start_and_a_multi_line_prompt_on_one_line():
     app = StillApp(story_events(), prompt=prompt)
     async with app.run_test(size=(80, 24)) as pilot:
         await _ready(app, pilot)
-        bar = app.query_one(PromptBar)
+        bar = app.query_one(PromptInput)
         shown = bar.render_line(0).text
         assert shown.strip().startswith("First line of the prompt⏎second line␛[2J and")
         assert shown.rstrip().endswith(MORE) and "\x1b" not in shown
@@ -262,6 +262,21 @@ async def test_notifications_sit_on_the_footer_line_and_cover_no_text():
         assert "Exported 3 runs to · abtop-results/abtop-20261201.json" in str(toast.render())
         for pane in app.panes:
             assert pane.region.bottom <= 22
+
+
+async def test_every_footer_key_fits_at_80_columns():
+    from textual.widgets._footer import FooterKey
+
+    app = StillApp(story_events())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _ready(app, pilot)
+        for mode in ("race", "alternate"):
+            app.mode = mode
+            app.refresh_bindings()
+            await pilot.pause()
+            keys = list(app.screen.query(FooterKey))
+            assert "z" in {k.key for k in keys}
+            assert max(k.region.right for k in keys) <= 80, (mode, [(k.key, k.region) for k in keys])
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 45)], ids=["80x24", "100x30", "160x45"])

@@ -107,10 +107,12 @@ async def test_every_place_that_draws_outside_text_is_safe(tmp_path):
         assert "arch␛[2J[bold]" in text  # the header, [bold] drawn, not read as markup
         assert "server said <html>␛[2J" in text  # the error sentence
         app.notify(f"toast {HOSTILE} [b]x")
-        await pilot.press("e")  # a toast naming a (hostile) folder
         await pilot.pause(0.3)
         toasts = [_drawn(t) for t in app.screen.query(Toast)]
         assert any("toast ␛[2J" in t and "[b]x" in t for t in toasts), toasts
+        await pilot.press("e")  # a toast naming a (hostile) folder; the footer line shows the newest only
+        await pilot.pause(0.3)
+        toasts += [_drawn(t) for t in app.screen.query(Toast)]
         assert any("Could not write the exports" in t or "Exported" in t for t in toasts), toasts
         assert_clean([line for t in toasts for line in t.split("\n")])
         await pilot.press("c")  # the card, with the path and the server's note

@@ -238,8 +238,11 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
                 pane.query_one(CardPanel).show_bandwidth(gbs)
 
     def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:
-        """A toast; its text may name a file or quote a server, so it is drawn safe, not as markup."""
-        super().notify(safe(message, one_line=False), title=safe(title), markup=False, **kw)
+        """A toast is one line over the footer (app.tcss), never over text: its title and line
+        breaks fold into that line (" · "). Its text may name a file or quote a server, so it is
+        drawn safe, not as markup."""
+        line = " · ".join(x for x in (title, *message.splitlines()) if x.strip())
+        super().notify(safe(line), markup=False, **kw)
 
     def action_run(self) -> None:
         prompt = self.query_one("#prompt", Input).value.strip()
@@ -410,7 +413,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         if action == "vote":  # the footer offers the vote keys only while a vote is open
             return not typing and self.can_vote()
         if action in ("blind", "next_prompt"):
-            return False if typing else (True if action == "blind" or self.prompts else None)
+            return not typing and (action == "blind" or bool(self.prompts))  # n: only with a suite (the footer is full)
         if action in ("score", "verdict") and typing:
             return False
         if self.battle is not None and action in ("toggle_card", "results", "texts", "export", "verdict"):
