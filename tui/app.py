@@ -52,7 +52,10 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     ESCAPE_TO_MINIMIZE = False
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
-        Binding("escape", "cancel", "Stop"),  # footer words kept short: every key fits at 80 columns
+        # footer words kept short: every key fits at 80 columns. Esc is "Stop" in the footer only
+        # while a run is in flight; otherwise it leaves the prompt, unlisted.
+        Binding("escape", "cancel", "Stop"),
+        Binding("escape", "leave", "Leave", show=False),
         Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
         Binding("slash", "edit_prompt", "Edit", show=False),  # in --help and the README: the footer is full
         Binding("q", "quit", "Quit"),
@@ -330,6 +333,18 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
+    def in_flight(self) -> bool:
+        """A run (or a replay) is going on: Esc stops it."""
+        running = self.session is not None and self.session.running
+        return running or any(w.group == "run" and not w.is_finished for w in self.workers)
+
+    def on_worker_state_changed(self, event) -> None:
+        if event.worker.group == "run":  # "esc Stop" comes and goes with the run
+            self.refresh_bindings()
+
+    def action_leave(self) -> None:
+        self.set_focus(None)
+
     async def action_cancel(self) -> None:
         if self.session is not None and self.session.running:
             await self.session.cancel()
@@ -406,10 +421,14 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         # Letters belong to the prompt while it has focus; Enter there submits the prompt.
         if isinstance(self.screen, (ResultsScreen, TextScreen, VerdictScreen)):  # only quit, export, screenshot, back
             own = {ResultsScreen: "results", TextScreen: "texts"}.get(type(self.screen), "verdict")  # its key closes it
-            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "toggle_card", "results", "texts", "pull",
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "leave", "toggle_card", "results", "texts", "pull",
                           "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt", "zoom"):  # fmt: skip
                 return action == own
         typing = isinstance(self.focused, Input)
+        if action == "cancel":
+            return self.in_flight()
+        if action == "pick" and self.in_flight():  # refused mid-run anyway: "esc Stop" takes its place
+            return False
         if action == "vote":  # the footer offers the vote keys only while a vote is open
             return not typing and self.can_vote()
         if action in ("blind", "next_prompt"):
