@@ -3,7 +3,7 @@
 The panes are fed a synthetic recording (``tui.replay.synthetic``, its tokens turned into a story)
 all at once on a fixed clock, so every figure on screen is the recorded one and the snapshots are
 the same on every machine; the host line reads fixed figures (``host_load`` is the one thing
-replaced: it reads this machine's /proc), and the card's bandwidth probe a fixed 20 GB/s.
+replaced: it reads this machine's /proc), and the bandwidth probe (run by the app after loading, which this one skips) a fixed 20 GB/s.
 """
 
 from __future__ import annotations
@@ -97,7 +97,6 @@ def fixed_host(monkeypatch):
     reading = _Load(cpu_percent=42.0, mem_used_bytes=3_200_000_000, mem_total_bytes=16_000_000_000,
                               swap_used_bytes=0, load1=1.5)  # fmt: skip
     monkeypatch.setattr(host_module, "host_load", lambda: reading)
-    monkeypatch.setattr(card_module, "mem_bandwidth_gbs", lambda: BANDWIDTH)
     monkeypatch.setattr(card_module, "rapl_note", lambda: "n/a (no RAPL here)")
     monkeypatch.setattr(card_module, "available_cpus", lambda: [0, 1, 2, 3])
 

@@ -67,7 +67,7 @@ async def test_two_line_prompt_keeps_the_footer():
         lines = screen_lines(app)
         assert_clean(lines)
         assert any("Line one.⏎Line two." in line for line in lines)
-        assert "Quit" in lines[-1]  # the footer is still the last row, not overwritten
+        assert "Zoom" in lines[-1]  # the footer is still the last row, not overwritten
         await pilot.press("q")
     assert not worker_children()
 

@@ -58,7 +58,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         Binding("escape", "leave", "Leave", show=False),
         Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
         Binding("slash", "edit_prompt", "Edit", show=False),  # in --help and the README: the footer is full
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", show=False),  # as in top; in ?, --help and the README: the footer is full
         Binding("c", "toggle_card", "Card"),
         # One key, two bindings: the footer shows the one whose label names the current mode.
         Binding("m", "mode('alternate')", "Mode: race"),
