@@ -1,0 +1,158 @@
+"""abtop against llama.cpp's own ``llama-bench``, built from the same vendored llama.cpp.
+
+``llama-bench`` is built once (``llama_bench_build.py``: the installed llama-cpp-python's sdist,
+pip's cmake options, cached in ``~/.cache/abtop/llama-bench/<version>/``). Then, in one run and
+round by round (llama-bench, abtop, llama-bench, abtop, … so a noisy machine's drift hits both
+alike), on both bundled models with the same thread count:
+
+- tg: abtop gen t/s (default prompt, 128 tokens, alternate mode) ÷ llama-bench tg128;
+- pp: abtop prompt t/s (a ~500-token prompt) ÷ llama-bench pp512;
+  each at llama.cpp's default flash attention (auto) and with it off in both (``-fa 0``,
+  ``--flash-attn off``);
+- race: each model's gen t/s racing the other (``--mode race``) ÷ it alone pinned to its half of
+  the cores with that many threads (``taskset``);
+- TTFT − the engine's own prompt time (what abtop adds before the first token: tokenising, the
+  chat template, the first sample, the pipe).
+
+Prints medians over rounds and the goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
+Not part of ``make test`` (``make bench`` runs it).
+
+    .venv/bin/python benchmarks/vs_llama_bench.py [--rounds 3] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from llama_bench_build import build  # noqa: E402
+
+from backends.session import available_cpus  # noqa: E402
+from backends.specs import DEFAULT_PAIR, bundled_path  # noqa: E402
+
+ABTOP = [sys.executable, "-m", "tui.cli", "bench"]
+LONG_PROMPT = (
+    "Summarise the following notes in three sentences. "
+    + " ".join(
+        f"Note {i}: the harbour master logged {i * 7 % 23} boats, wind from the {('north', 'east', 'south', 'west')[i % 4]}, "
+        f"and a tide of {i % 5 + 1} metres at dawn."
+        for i in range(1, 17)
+    )
+)
+"""About 490 tokens with either bundled model's chat template: one n_ubatch (512), as pp512."""
+
+
+def llama_bench(binary: Path, model: Path, threads: int, reps: int, fa_off: bool, extra: list[str] = ()) -> dict:
+    """{"pp": t/s of pp512, "tg": t/s of tg128} from llama-bench's JSON."""
+    cmd = [str(binary), "-m", str(model), "-t", str(threads), "-p", "512", "-n", "128", "-r", str(reps), "-o", "json"]
+    cmd += (["-fa", "0"] if fa_off else []) + list(extra)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    res = {}
+    for test in json.loads(out):
+        res["pp" if test["n_prompt"] else "tg"] = test["avg_ts"]
+        res["flash_attn"] = test.get("flash_attn")
+    return res
+
+
+def abtop_bench(models: list[str], args: list[str], taskset: str | None = None, env: dict | None = None) -> dict:
+    """The ``abtop bench --json`` document for ``models``."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "out.json"
+        cmd = ([] if taskset is None else ["taskset", "-c", taskset]) + ABTOP + models + args + ["--json", str(out)]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent)
+        if p.returncode != 0:
+            raise SystemExit(f"abtop bench failed ({' '.join(cmd)}):\n{p.stderr}")
+        return json.loads(out.read_text())
+
+
+def _runs(doc: dict, i: int, prompt_id: str | None = None) -> list[dict]:
+    return [r for r in doc["models"][i]["runs"] if prompt_id is None or r.get("prompt_id") == prompt_id]
+
+
+def _med(vals) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5, help="llama-bench -r (default 5, its own)")
+    ap.add_argument("--runs", type=int, default=3, help="abtop counted runs per round")
+    ap.add_argument("--no-race", action="store_true")
+    a = ap.parse_args()
+    binary = build()
+    cpus = available_cpus()
+    threads = len(cpus)
+    half = len(cpus) // 2
+    models = list(DEFAULT_PAIR)
+    paths = [bundled_path(m) for m in models]
+    keys = [(fa, what) for fa in ("auto", "off") for what in ("lb_tg", "lb_pp", "ab_tg", "ab_pp")]
+    res: dict = {m: {k: [] for k in keys} | {"race": [], "alone": [], "ttft_extra_ms": []} for m in models}
+    with tempfile.TemporaryDirectory() as d:
+        suite = Path(d) / "suite.jsonl"
+        suite.write_text(
+            json.dumps({"id": "short", "prompt": "Explain in two sentences why the sky is blue."})
+            + "\n"
+            + json.dumps({"id": "long", "prompt": LONG_PROMPT})
+            + "\n"
+        )
+        common = ["-n", "128", "--ctx", "2048", "--threads", str(threads), "--warmup", "1", "--runs", str(a.runs)]
+        for r in range(a.rounds):
+            print(f"round {r + 1}/{a.rounds}…", file=sys.stderr, flush=True)
+            for fa in ("auto", "off"):
+                for m, path in zip(models, paths, strict=True):
+                    lb = llama_bench(binary, path, threads, a.reps, fa_off=fa == "off")
+                    res[m][(fa, "lb_tg")].append(lb["tg"])
+                    res[m][(fa, "lb_pp")].append(lb["pp"])
+                doc = abtop_bench(models, [*common, "--mode", "alternate", "--prompts", str(suite), "--flash-attn", fa])
+                for i, m in enumerate(models):
+                    short, long = _runs(doc, i, "short"), _runs(doc, i, "long")
+                    res[m][(fa, "ab_tg")].append(_med(x["gen_tps"] for x in short))
+                    res[m][(fa, "ab_pp")].append(_med(x["prompt_tps"] for x in long))
+                    if fa == "auto":
+                        res[m]["ttft_extra_ms"].append(
+                            _med(
+                                (x["ttft_s"] - x["prompt_tokens"] / x["prompt_tps"]) * 1000
+                                for x in short
+                                if x.get("prompt_tps_source") == "llama_perf_context"
+                            )
+                        )
+            if a.no_race or half < 1:
+                continue
+            race = abtop_bench(models, ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs), "--mode", "race"])
+            for i, m in enumerate(models):
+                res[m]["race"].append(_med(x["gen_tps"] for x in _runs(race, i)))
+                part = ",".join(map(str, cpus[i * half : (i + 1) * half]))
+                alone = abtop_bench([m], ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs)], taskset=part)
+                res[m]["alone"].append(_med(x["gen_tps"] for x in _runs(alone, 0)))
+    print(f"\n{threads} threads (llama-bench -t, abtop --threads); llama-bench {binary}; medians of {a.rounds} rounds")
+    print("abtop: alternate mode, 128 tokens, tg from the default prompt, pp from a ~500-token prompt\n")
+    head = ["model", "tg (fa auto)", "pp (fa auto)", "tg (fa off)", "pp (fa off)", "race/alone@half", "TTFT − prompt"]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for m in models:
+        v = {k: _med(x) for k, x in res[m].items()}
+
+        def ratio(fa: str, what: str, v=v) -> str:
+            ab, lb = v[(fa, f"ab_{what}")], v[(fa, f"lb_{what}")]
+            return f"{ab / lb:.3f} ({ab:.1f}/{lb:.1f})" if ab and lb else "n/a"
+
+        race = f"{v['race'] / v['alone']:.3f} ({v['race']:.1f}/{v['alone']:.1f})" if v["race"] and v["alone"] else "n/a"
+        extra = "n/a" if v["ttft_extra_ms"] is None else f"{v['ttft_extra_ms']:.2f} ms"
+        cells = [m, ratio("auto", "tg"), ratio("auto", "pp"), ratio("off", "tg"), ratio("off", "pp"), race, extra]
+        print("| " + " | ".join(cells) + " |")
+    print("\ngoals: tg ≥ 0.98, pp ≥ 0.97 (fa auto); race ≥ 0.95 × alone@half; TTFT − engine prompt time ≤ 3 ms")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
