@@ -35,7 +35,7 @@ PROMPT = "Explain in two sentences why the sky is blue."
 
 def bench(spec: str, args, out: Path, *extra: str) -> dict:
     cmd = [sys.executable, "-m", "tui.cli", "bench", spec, "-p", PROMPT, "-n", str(args.max_tokens),
-           "--runs", str(args.runs), "--warmup", "1", "--mode", "alternate", "--working-set",
+           "--runs", str(args.runs), "--warmup", str(args.warmup), "--mode", "alternate", "--working-set",
            "--repack", args.repack, "--json", str(out), *extra]  # fmt: skip
     print("$ abtop " + " ".join(cmd[3:]), file=sys.stderr, flush=True)
     p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sys.stderr)
@@ -74,13 +74,17 @@ def main() -> int:
     ap.add_argument("--quant", default="Q4_K")
     ap.add_argument("--repack", choices=("on", "off"), default="on")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--keep", metavar="DIR", help="keep each bench's JSON in DIR")
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
     tail = ("" if args.quant == "Q4_K" else f":{args.quant}") + (
         "" if args.scale == 1 else f":{args.scale:g}"
     )
     rows = []
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = args.keep or tmp
+        Path(d).mkdir(parents=True, exist_ok=True)
         for name, extra in (
             ("gemma-4-e2b", ()),
             ("qwen2.5-3b", ()),
@@ -90,8 +94,10 @@ def main() -> int:
             m = bench(f"twin:{name}{tail}", args, Path(d) / f"{name}{len(rows)}.json", *extra)
             label = name + (f" (lazy PLE {m['lazy_ple']})" if m["info"].get("ple") else "")
             rows.append(row(label, m))
+            print(f"| {label} | " + " | ".join(rows[-1][1]) + " |", file=sys.stderr, flush=True)
     head = ["twin", "gen t/s", "TTFT", "weights resident", "anon"] + [f"{g} touched" for g in GROUPS]
-    print(f"\n{args.quant} twins at scale {args.scale:g}, {args.max_tokens} tokens, alternate mode, repack {args.repack}; "
+    print(f"\n{args.quant} twins at scale {args.scale:g}, {args.max_tokens} tokens, {args.runs} run(s) after "
+          f"{args.warmup} warm-up, alternate mode, repack {args.repack}; "
           "touched = file bytes back in memory after the probe run (R: repacked, read from its anon copy)\n")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
