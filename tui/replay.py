@@ -166,6 +166,8 @@ class ReplayApp(ABTopApp):
                 if isinstance(ev, Started) and ev.mode and ev.mode != self.mode:  # switched with m
                     self.mode = ev.mode
                     self._show_mode(ev.mode)
+                if isinstance(ev, Started):  # as live: a race shares one socket's energy (app._run)
+                    self.panes[slot].shared_energy = (ev.mode or self.mode) == "race" and len(self.panes) > 1
                 emit(slot, dataclasses.replace(ev, t=start + off))  # type: ignore[type-var]
                 self.replayed += 1
             self._end_open_streams()
