@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/race.py
 	$(BIN)/python benchmarks/sampler_cost.py
 	$(BIN)/python benchmarks/ui_stress.py
+	$(BIN)/python benchmarks/first_frame.py
 	$(BIN)/python benchmarks/vs_llama_bench.py
 
 clean:
