@@ -46,6 +46,8 @@ def test_lists_everything(tmp_path, monkeypatch, capsys):
     assert rc == 0
     assert "smollm2-135m" in out and "gemma3-270m" in out
     assert out.count("Qwen2.5-0.5B-Instruct-Q4_K_M.gguf") == 1 and "bartowski/Qwen2.5-0.5B-Instruct-GGUF" in out
+    # a cached file is named by the hf: spec that loads it from the cache (offline)
+    assert "hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf" in out
     assert str(models / "mine.gguf") in out and "notes.txt" not in out
     assert f"ollama:codellama:13b@{srv.url}" in out and "13B" in out and "7.4 GB" in out
 

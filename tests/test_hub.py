@@ -111,6 +111,9 @@ async def test_download_with_progress_then_stream(cache, hub, smollm2_path, monk
         assert bars[0].total == size and bars[-1].done == size and bars[-1].finished
         assert any(isinstance(ev, Progress) and ev.what.startswith("checking sha256") for ev in seen)
         loaded = next(ev for ev in seen if isinstance(ev, Loaded))
+        assert loaded.info.name == "SmolLM2-135M-Instruct-Q4_K_M"  # named by the file the spec chose
+        notes = [ev.text for ev in seen if isinstance(ev, Note)]
+        assert f"hf:{REPO}: SmolLM2-135M-Instruct-Q4_K_M.gguf (quant Q4_K_M), 0.10 GB, downloaded" in notes[-1]
         path = Path(loaded.weights_path)
         assert path.name == NAMES[0] and cache in path.parents and path.resolve().stat().st_size == size
         assert any(isinstance(ev, Token) for ev in seen)
@@ -138,6 +141,10 @@ async def test_cached_file_loads_with_the_hub_gone(cache, smollm2_path, monkeypa
         assert any(isinstance(ev, Token) for ev in seen)
     finally:
         await session.close()
+    # the spec `abtop models` and the picker give a cached file works offline too
+    session, seen = await _load(f"hf:{REPO}/{NAMES[1]}")
+    await session.close()
+    assert session.alive == [True] and not any(isinstance(ev, Progress) for ev in seen)
 
 
 async def test_unreachable_hub_is_one_sentence(cache, monkeypatch):
@@ -186,6 +193,7 @@ async def test_a_split_gguf_is_fetched_whole_and_loaded_from_its_first_part(cach
             assert session.alive == [True]
             assert "in 2 parts" in next(ev for ev in seen if isinstance(ev, Note)).text
             assert Path(session.loaded[0].weights_path).name == "SmolLM2-Q4_K_M-00001-of-00002.gguf"
+            assert session.loaded[0].info.name == "SmolLM2-Q4_K_M"
             assert {ev.what for ev in seen if isinstance(ev, Progress) and ev.finished} >= {Path(p).name for p in parts}
             assert any(isinstance(ev, Token) for ev in seen)
         finally:

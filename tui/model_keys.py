@@ -33,6 +33,9 @@ class ModelKeys:
 
     def swap_model(self, slot: int, spec: str) -> None:
         """The picker's choice: pane ``slot`` gets ``spec``; the other pane goes on as it is."""
+        if getattr(self, "blind", False):  # a new pane title would tell which model is which
+            self.notify("Blind mode hides the names: b leaves it, then pick a model.")
+            return
         if self.session is None or not self.models_loaded.is_set():
             self.notify("Models are still loading: pick again when they are.")
             return

@@ -94,10 +94,24 @@ def bundled() -> Section:
     return s
 
 
+def _hf_spec(path: Path, hub: Path) -> str | None:
+    """``…/models--org--name/snapshots/REV/sub/x.gguf`` → ``hf:org/name/sub/x.gguf`` (which loads
+    from the cache, offline), or None when the path is not laid out so."""
+    try:
+        top, snaps, _rev, *rest = path.relative_to(hub).parts
+    except ValueError:
+        return None
+    if not top.startswith("models--") or snaps != "snapshots" or not rest:
+        return None
+    return f"hf:{_hf_repo(path, hub)}/{'/'.join(rest)}"
+
+
 def files(title: str, root: Path, hub: bool = False) -> Section:
+    """The ``.gguf`` files under ``root``; in the Hugging Face cache each is named by its ``hf:`` spec."""
     s = Section(title, empty="no .gguf files")
     for p in ggufs_under(root):
-        s.items.append(Found(str(p), _size(p), _hf_repo(p, root) if hub else "", p))
+        spec = _hf_spec(p, root) if hub else None
+        s.items.append(Found(spec or str(p), _size(p), "" if spec else _hf_repo(p, root) if hub else "", p))
     return s
 
 

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -206,8 +207,9 @@ class LlamaCppBackend(Backend):
         info = await asyncio.to_thread(read_card, self.path)
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
-        elif self.fetch is None and not self.spec.startswith(TWIN_PREFIX):  # a path: named as typed
-            info.name, info.gguf_name = Path(self.path).stem, info.name
+        elif not self.spec.startswith(TWIN_PREFIX):  # a path, or the file an hf: spec chose: by its name
+            stem = re.sub(r"-\d{5}-of-\d{5}$", "", Path(self.path).stem)  # a split: the model, not its part
+            info.name, info.gguf_name = stem, info.name
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         await self._spawn()

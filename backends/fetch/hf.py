@@ -268,10 +268,10 @@ def _check_sha(ref: HFRef, path: Path, want: str, meter: Meter) -> None:
         raise BackendError(f"{ref.spec}: {path.name} arrived with the wrong sha256 (removed from the cache); try again.")
 
 
-def describe(ch: Choice, cached_file: bool) -> str:
+def describe(ch: Choice, cached_file: bool, state: str | None = None) -> str:
     size = f"{ch.size / 1e9:.2f} GB" if ch.size else "size unknown"
     split = f" in {len(ch.parts)} parts" if len(ch.parts) > 1 else ""
-    where = "in the cache" if cached_file else "downloading"
+    where = state or ("in the cache" if cached_file else "downloading")
     also = f"; also {'cached' if cached_file else 'in the repo'}: {', '.join(ch.others[:10])}" if ch.others else ""
     why = f" ({ch.why})" if ch.why and ch.why != "as named" else ""
     return f"{Path(ch.file).name}{why}, {size}{split}, {where}{also}"
@@ -328,4 +328,5 @@ def resolve(ref: HFRef, report: Callable[[Event], None], meter: Meter) -> Path:
         if not isinstance(had, str) and part in sha:
             _check_sha(ref, local, sha[part], meter)
         paths.append(local)
+    report(Note(f"{ref.spec}: {describe(ch, False, 'downloaded')}"))
     return paths[0]
