@@ -22,9 +22,12 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("o", "pick another model for pane A or B (also in Ctrl+P's palette)"),
     )),
     ("Looking", (
-        ("c", "show or hide the model cards"),
+        ("c", "show or hide the model cards (a compact pane's header and stats are there)"),
+        ("z", "zoom the selected pane (Tab or a click selects; else the first) to the screen; z: both"),
         ("g", "plots: tokens/s over time, medians with min-max whiskers"),
         ("t", "each model's whole text, side by side, scrollable (Tab: the other one)"),
+        ("S", "bits per byte of the bundled text, for the loaded models"),
+        ("v", "the verdict: speed, memory, bits per byte and votes side by side"),
         ("?", "this help"),
     )),
     ("Keeping", (
