@@ -268,3 +268,40 @@ async def test_the_bandwidth_probe_waits_for_the_models_to_load(monkeypatch, tmp
         await pilot.pause()
         assert seen == [[True, True, False]]
         assert all(p.query_one("CardPanel").bandwidth_gbs for p in app.panes)
+
+
+async def test_a_stopped_worker_is_said_and_enter_kills_and_reloads_it(monkeypatch):
+    """kill -STOP on a worker mid-stream: the pane says "worker not responding" (after
+    ABTOP_STALL_TIMEOUT), the other pane finishes, and Enter kills the stopped worker and loads
+    the model again."""
+    import psutil
+
+    monkeypatch.setenv("ABTOP_STALL_TIMEOUT", "1.5")
+    app = make_app(max_tokens=60, autostart=True)
+    stopped = []
+
+    def stop_after_two_tokens(slot, ev):
+        if slot == 0 and isinstance(ev, Token) and not stopped:
+            pane = app.panes[0]
+            if pane.collector and pane.collector.n_tokens >= 2:
+                stopped.append(pane.loaded.pid)
+                os.kill(pane.loaded.pid, signal.SIGSTOP)
+
+    app.hooks.append(stop_after_two_tokens)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        hung, other = app.panes
+        assert stopped and hung.failed and not other.failed
+        reason = hung.query_one(StreamView).render().plain
+        assert "smollm2-135m: worker not responding" in reason
+        assert "Enter" in str(hung.query_one(".stats").render())
+        assert psutil.Process(stopped[0]).status() == psutil.STATUS_STOPPED
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        assert not hung.failed and hung.loaded.pid != stopped[0] and hung.runs[-1]["gen_tokens"] > 0
+        assert not psutil.pid_exists(stopped[0]) or psutil.Process(stopped[0]).status() == psutil.STATUS_ZOMBIE
+        await pilot.press("q")
+    assert not worker_children()
