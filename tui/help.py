@@ -49,10 +49,22 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 """(section, ((key, what it does), …)); tests check that every binding of the app is here."""
 
 
-def help_text() -> str:
-    width = max(len(key) for _, rows in KEYS for key, _ in rows)
+_NAMES = {"slash": "/", "equals_sign": "=", "question_mark": "?", "escape": "Esc", "enter": "Enter", "ctrl+c": "Ctrl+C"}
+
+
+def help_text(bindings=()) -> str:
+    """The help; a binding of ``bindings`` that ``KEYS`` does not explain is listed under
+    "Other" with its footer word, so the screen never leaves a key out."""
+    known = {key for _, rows in KEYS for key, _ in rows}
+    other = {}
+    for b in bindings:
+        key = _NAMES.get(b.key, b.key)
+        if key not in known and key not in other:
+            other[key] = b.description
+    sections = [*KEYS, ("Other", tuple(other.items()))] if other else list(KEYS)
+    width = max(len(key) for _, rows in sections for key, _ in rows)
     blocks = []
-    for section, rows in KEYS:
+    for section, rows in sections:
         blocks.append("\n".join([section, *(f"  {key:<{width}}  {what}" for key, what in rows)]))
     blocks.append("The prompt starts unfocused, so letters are commands, as in top.")
     return "\n\n".join(blocks)
@@ -77,7 +89,7 @@ class HelpScreen(Screen):
 
     @property
     def text(self) -> str:
-        return help_text()
+        return help_text(getattr(self.app, "BINDINGS", ()))
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()  # arrows and PgUp/PgDn scroll it at 80x24
