@@ -305,3 +305,12 @@ async def test_a_stopped_worker_is_said_and_enter_kills_and_reloads_it(monkeypat
         assert not psutil.pid_exists(stopped[0]) or psutil.Process(stopped[0]).status() == psutil.STATUS_ZOMBIE
         await pilot.press("q")
     assert not worker_children()
+
+
+async def test_a_print_while_the_app_runs_is_captured_not_a_crash():
+    """Textual captures print() through App._flush(stderr=...); the app's frame timer must not shadow it."""
+    app = make_app(specs=("smollm2-135m",))
+    async with app.run_test() as pilot:
+        print("a library prints while abtop runs", flush=True)
+        await pilot.pause()
+        assert app.is_running

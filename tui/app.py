@@ -157,7 +157,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     def on_mount(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._layout(self.size.width)
-        self.set_interval(1 / 15, self._flush)
+        self.set_interval(1 / 15, self._flush_panes)
         self.set_interval(self.interval, self._tick)
         # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as
         # in top; "/" (or a click) edits it. Focused at start, the first letter typed would replace it.
@@ -400,7 +400,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         await self.action_quit()
 
     # -- timers ------------------------------------------------------------------------------------
-    def _flush(self) -> None:
+    def _flush_panes(self) -> None:
+        """Draw the tokens that arrived since the last frame (named apart from Textual's App._flush)."""
         with _teardown_safe(self):
             for pane in self.panes:
                 pane.flush()
