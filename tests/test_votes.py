@@ -133,3 +133,15 @@ def test_append_vote_is_fsynced_lines(tmp_path, monkeypatch):
     lines = path.read_text().splitlines()
     assert [json.loads(line)["winner"] for line in lines] == ["tie", "tie (bothbad)"]
     assert json.loads(lines[0])["schema"] == "abtop.vote/1"
+
+
+def test_abtop_votes_with_an_unwritable_export_writes_the_other_and_exits_1(tmp_path, capsys):
+    """A full device for --json is one sentence; --md is still written whole, without raw ESC bytes."""
+    path = tmp_path / "battles.jsonl"
+    append_vote(path, battle_record(model_a="\x1b]0;PWNED\x07x", model_b="y", winner="model_a", prompt="why?"))
+    md = tmp_path / "v.md"
+    assert main(["votes", str(path), "--json", "/dev/full", "--md", str(md)]) == 1
+    err = capsys.readouterr().err
+    assert "could not write --json /dev/full" in err and "Traceback" not in err
+    text = md.read_text()
+    assert "\x1b" not in text and "\x07" not in text and "PWNED" in text

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from backends import read_battles, vote_summary
 from tui import verdict
+from tui.export import write_atomic, write_failure
+from tui.safe import escape_controls
 from tui.votes_text import markdown
 
 EPILOG = """\
@@ -71,10 +73,20 @@ def run(args) -> int:
         host = (bench or score or {}).get("host")
         text += "\n" + verdict.markdown(cols, host, ((bench or {}).get("params") or {}).get("mode"))
     sys.stdout.write(text)
+    failed = False
     if args.json:
-        Path(args.json).write_text(json.dumps({"schema": "abtop.votes/1", **summary}, indent=2) + "\n", encoding="utf-8")
-        print(f"abtop: wrote {args.json}", file=sys.stderr)
+        failed |= not _write("--json", args.json, json.dumps({"schema": "abtop.votes/1", **summary}, indent=2) + "\n")
     if args.md:
-        Path(args.md).write_text(text, encoding="utf-8")
-        print(f"abtop: wrote {args.md}", file=sys.stderr)
-    return 0
+        failed |= not _write("--md", args.md, escape_controls(text))
+    return 1 if failed else 0
+
+
+def _write(option: str, path: str, text: str) -> bool:
+    """Write an export whole or not at all; a failure is one sentence and the others still go."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        print(f"abtop: {write_failure(path, exc, option)}", file=sys.stderr)
+        return False
+    print(f"abtop: wrote {path}", file=sys.stderr)
+    return True
