@@ -127,15 +127,18 @@ def main() -> None:
                                 if x.get("prompt_tps_source") == "llama_perf_context"
                             )
                         )
-            if a.no_race or half < 1:
-                continue
-            race = abtop_bench(models, ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs), "--mode", "race"])
-            for i, m in enumerate(models):
-                res[m]["race"].append(_med(x["gen_tps"] for x in _runs(race, i)))
-                part = ",".join(map(str, cpus[i * half : (i + 1) * half]))
-                alone = abtop_bench([m], ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs)], taskset=part)
-                res[m]["alone"].append(_med(x["gen_tps"] for x in _runs(alone, 0)))
-    print(f"\n{threads} threads (llama-bench -t, abtop --threads); llama-bench {binary}; medians of {a.rounds} rounds")
+            if not (a.no_race or half < 1):
+                race = abtop_bench(models, ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs), "--mode", "race"])
+                for i, m in enumerate(models):
+                    res[m]["race"].append(_med(x["gen_tps"] for x in _runs(race, i)))
+                    part = ",".join(map(str, cpus[i * half : (i + 1) * half]))
+                    alone = abtop_bench([m], ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs)], taskset=part)
+                    res[m]["alone"].append(_med(x["gen_tps"] for x in _runs(alone, 0)))
+            report(res, models, threads, binary, r + 1)  # a partial table after each round
+
+
+def report(res: dict, models: list[str], threads: int, binary: Path, rounds: int) -> None:
+    print(f"\n{threads} threads (llama-bench -t, abtop --threads); llama-bench {binary}; medians of {rounds} rounds")
     print("abtop: alternate mode, 128 tokens, tg from the default prompt, pp from a ~500-token prompt\n")
     head = ["model", "tg (fa auto)", "pp (fa auto)", "tg (fa off)", "pp (fa off)", "race/alone@half", "TTFT − prompt"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
@@ -151,7 +154,7 @@ def main() -> None:
         cells = [m, ratio("auto", "tg"), ratio("auto", "pp"), ratio("off", "tg"), ratio("off", "pp"), race, extra]
         print("| " + " | ".join(cells) + " |")
     print("\ngoals: tg ≥ 0.98, pp ≥ 0.97 (fa auto); race ≥ 0.95 × alone@half; TTFT − engine prompt time ≤ 3 ms")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
 if __name__ == "__main__":
