@@ -145,7 +145,7 @@ class ReplayApp(ABTopApp):
     # -- the source: replaces loading models and running a Session ---------------------------------
     @work(group="run", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
-        self.run_worker(self._probe_bandwidth(), group="bandwidth", exit_on_error=False)  # nothing loads here
+        await self._probe_bandwidth()  # before the first run, as live: a run must not end before its roofline's bandwidth
         self.models_loaded.set()
         self._show_mode(self.mode)
         await self._play()
