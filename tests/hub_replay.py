@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from tests.replay_server import LoopbackServer
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _CHUNK = 256 * 1024
 
@@ -140,7 +142,7 @@ class _HubServer(ThreadingHTTPServer):
         return self._sha[p]
 
 
-class HubReplay:
+class HubReplay(LoopbackServer):
     """``with HubReplay({"org/repo": {"x-Q4_K_M.gguf": path}}) as hub: hub.url``"""
 
     def __init__(self, repos: dict[str, dict[str, Path]], rate: float = 0.0, port: int = 0) -> None:
@@ -148,25 +150,7 @@ class HubReplay:
         if port:
             self.httpd.server_close()
             ThreadingHTTPServer.__init__(self.httpd, ("127.0.0.1", port), _Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    @property
-    def requests(self) -> list[tuple[str, str, dict]]:
-        return self.httpd.requests
-
-    def __enter__(self) -> HubReplay:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self._serve()
 
 
 def demo_repos() -> dict[str, dict[str, Path]]:

@@ -76,15 +76,13 @@ class _Server(ThreadingHTTPServer):
     client_gone: threading.Event
 
 
-class ReplayServer:
-    """``with ReplayServer({("GET", "/v1/models"): fn}) as srv: srv.url``"""
+class LoopbackServer:
+    """A test HTTP server on 127.0.0.1 in a thread: ``with Sub(...) as srv: srv.url``. A subclass
+    sets ``self.httpd`` (with ``requests`` and a ``stopping`` event) and calls ``_serve()``."""
 
-    def __init__(self, routes: dict[tuple[str, str], Route], port: int = 0) -> None:
-        self.httpd = _Server(("127.0.0.1", port), Handler)
-        self.httpd.routes = dict(routes)
-        self.httpd.requests = []
-        self.httpd.stopping = threading.Event()
-        self.httpd.client_gone = threading.Event()
+    httpd: ThreadingHTTPServer
+
+    def _serve(self) -> None:
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -96,14 +94,10 @@ class ReplayServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def requests(self) -> list[tuple[str, str, object, dict]]:
+    def requests(self) -> list:
         return self.httpd.requests
 
-    @property
-    def client_gone(self) -> threading.Event:
-        return self.httpd.client_gone
-
-    def __enter__(self) -> ReplayServer:
+    def __enter__(self):
         self.thread.start()
         return self
 
@@ -112,6 +106,23 @@ class ReplayServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+class ReplayServer(LoopbackServer):
+    """``with ReplayServer({("GET", "/v1/models"): fn}) as srv: srv.url``"""
+
+    def __init__(self, routes: dict[tuple[str, str], Route], port: int = 0) -> None:
+        self.httpd = _Server(("127.0.0.1", port), Handler)
+        self.httpd.routes = dict(routes)
+        self.httpd.requests = []
+        self.httpd.stopping = threading.Event()
+        self.httpd.client_gone = threading.Event()
+        self._serve()
+
+    @property
+    def client_gone(self) -> threading.Event:
+        return self.httpd.client_gone
+
 
 
 def json_route(status: int, obj) -> Route:
