@@ -11,10 +11,16 @@ alike), on both bundled models with the same thread count:
   ``--flash-attn off``);
 - race: each model's gen t/s racing the other (``--mode race``) ÷ it alone pinned to its half of
   the cores with that many threads (``taskset``);
+- the same race for llama-bench itself, as the physics it runs into: two ``llama-bench -n 128``
+  at once, each pinned to its half with that many threads, ÷ each alone on its half. Two models
+  on one memory bus slow each other whoever runs them; abtop's race should lose no more than that;
 - TTFT − the engine's own prompt time (what abtop adds before the first token: tokenising, the
   chat template, the first sample, the pipe).
 
-Prints medians over rounds and the goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
+Each ratio is taken within a round (the two sides minutes apart at most) and the table shows
+the median of those per-round ratios with their range: on a shared VM the speed of the whole box
+drifts by ±10 % from one minute to the next, which a ratio of medians would fold in. Prints the
+goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
 Not part of ``make test`` (``make bench`` runs it).
 
     .venv/bin/python benchmarks/vs_llama_bench.py [--rounds 3] [--reps 5]
@@ -51,9 +57,9 @@ LONG_PROMPT = (
 """About 490 tokens with either bundled model's chat template: one n_ubatch (512), as pp512."""
 
 
-def llama_bench(binary: Path, model: Path, threads: int, reps: int, fa_off: bool, extra: list[str] = ()) -> dict:
-    """{"pp": t/s of pp512, "tg": t/s of tg128} from llama-bench's JSON."""
-    cmd = [str(binary), "-m", str(model), "-t", str(threads), "-p", "512", "-n", "128", "-r", str(reps), "-o", "json"]
+def llama_bench(binary: Path, model: Path, threads: int, reps: int, fa_off: bool, extra: list[str] = (), n_prompt: int = 512) -> dict:
+    """{"pp": t/s of pp<n_prompt>, "tg": t/s of tg128} from llama-bench's JSON."""
+    cmd = [str(binary), "-m", str(model), "-t", str(threads), "-p", str(n_prompt), "-n", "128", "-r", str(reps), "-o", "json"]
     cmd += (["-fa", "0"] if fa_off else []) + list(extra)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     res = {}
@@ -61,6 +67,29 @@ def llama_bench(binary: Path, model: Path, threads: int, reps: int, fa_off: bool
         res["pp" if test["n_prompt"] else "tg"] = test["avg_ts"]
         res["flash_attn"] = test.get("flash_attn")
     return res
+
+
+def _lb_tg_cmd(binary: Path, model: Path, part: str, threads: int, reps: int) -> list[str]:
+    return ["taskset", "-c", part, str(binary), "-m", str(model), "-t", str(threads), "-p", "0", "-n", "128",
+            "-r", str(reps), "-o", "json"]  # fmt: skip
+
+
+def lb_tg(binary: Path, model: Path, part: str, threads: int, reps: int) -> float:
+    """llama-bench tg128 pinned to ``part``."""
+    out = subprocess.run(_lb_tg_cmd(binary, model, part, threads, reps), capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]["avg_ts"]
+
+
+def lb_race(binary: Path, models: list[Path], cpus: list[int], half: int, reps: int) -> list[float]:
+    """Two llama-bench tg128 at once, each pinned to its half of the cores."""
+    procs = [
+        subprocess.Popen(
+            _lb_tg_cmd(binary, m, ",".join(map(str, cpus[i * half : (i + 1) * half])), half, reps),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        for i, m in enumerate(models)
+    ]
+    return [json.loads(p.communicate()[0])[0]["avg_ts"] for p in procs]
 
 
 def abtop_bench(models: list[str], args: list[str], taskset: str | None = None, env: dict | None = None) -> dict:
@@ -85,10 +114,11 @@ def _med(vals) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=5, help="llama-bench -r (default 5, its own)")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--reps", type=int, default=3, help="llama-bench -r (default 3: short stages, more rounds)")
     ap.add_argument("--runs", type=int, default=3, help="abtop counted runs per round")
     ap.add_argument("--no-race", action="store_true")
+    ap.add_argument("--no-fa-off", action="store_true", help="only llama.cpp's default flash attention (auto)")
     a = ap.parse_args()
     binary = build()
     cpus = available_cpus()
@@ -97,7 +127,7 @@ def main() -> None:
     models = list(DEFAULT_PAIR)
     paths = [bundled_path(m) for m in models]
     keys = [(fa, what) for fa in ("auto", "off") for what in ("lb_tg", "lb_pp", "ab_tg", "ab_pp")]
-    res: dict = {m: {k: [] for k in keys} | {"race": [], "alone": [], "ttft_extra_ms": []} for m in models}
+    res: dict = {m: {k: [] for k in keys} | {"race": [], "alone": [], "lb_race": [], "lb_alone": [], "ttft_extra_ms": []} for m in models}
     with tempfile.TemporaryDirectory() as d:
         suite = Path(d) / "suite.jsonl"
         suite.write_text(
@@ -107,11 +137,14 @@ def main() -> None:
             + "\n"
         )
         common = ["-n", "128", "--ctx", "2048", "--threads", str(threads), "--warmup", "1", "--runs", str(a.runs)]
+        first = abtop_bench(models, ["-n", "1", "--ctx", "2048", "--warmup", "0", "--runs", "1", "--mode", "alternate", "--prompts", str(suite)])
+        n_long = [_runs(first, i, "long")[0]["prompt_tokens"] for i in range(len(models))]
+        print(f"the long prompt is {dict(zip(models, n_long, strict=True))} tokens: llama-bench -p the same", file=sys.stderr)
         for r in range(a.rounds):
             print(f"round {r + 1}/{a.rounds}…", file=sys.stderr, flush=True)
-            for fa in ("auto", "off"):
-                for m, path in zip(models, paths, strict=True):
-                    lb = llama_bench(binary, path, threads, a.reps, fa_off=fa == "off")
+            for fa in ("auto",) if a.no_fa_off else ("auto", "off"):
+                for m, path, n in zip(models, paths, n_long, strict=True):
+                    lb = llama_bench(binary, path, threads, a.reps, fa_off=fa == "off", n_prompt=n)
                     res[m][(fa, "lb_tg")].append(lb["tg"])
                     res[m][(fa, "lb_pp")].append(lb["pp"])
                 doc = abtop_bench(models, [*common, "--mode", "alternate", "--prompts", str(suite), "--flash-attn", fa])
@@ -134,24 +167,43 @@ def main() -> None:
                     part = ",".join(map(str, cpus[i * half : (i + 1) * half]))
                     alone = abtop_bench([m], ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs)], taskset=part)
                     res[m]["alone"].append(_med(x["gen_tps"] for x in _runs(alone, 0)))
-            report(res, models, threads, binary, r + 1)  # a partial table after each round
+                    res[m]["lb_alone"].append(lb_tg(binary, paths[i], part, half, a.reps))
+                for m, tps in zip(models, lb_race(binary, paths, cpus, half, a.reps), strict=True):
+                    res[m]["lb_race"].append(tps)
+            report(res, models, threads, binary, r + 1, n_long)  # a partial table after each round
 
 
-def report(res: dict, models: list[str], threads: int, binary: Path, rounds: int) -> None:
-    print(f"\n{threads} threads (llama-bench -t, abtop --threads); llama-bench {binary}; medians of {rounds} rounds")
-    print("abtop: alternate mode, 128 tokens, tg from the default prompt, pp from a ~500-token prompt\n")
-    head = ["model", "tg (fa auto)", "pp (fa auto)", "tg (fa off)", "pp (fa off)", "race/alone@half", "TTFT − prompt"]
+def _paired(num: list, den: list) -> str:
+    """The median of per-round ratios, their range, and the medians they come from."""
+    pairs = [(x, y) for x, y in zip(num, den, strict=False) if x and y]
+    if not pairs:
+        return "n/a"
+    ratios = sorted(x / y for x, y in pairs)
+    rng = f" [{ratios[0]:.2f}–{ratios[-1]:.2f}]" if len(ratios) > 1 else ""
+    return f"{statistics.median(ratios):.3f}{rng} ({_med(x for x, _ in pairs):.1f}/{_med(y for _, y in pairs):.1f})"
+
+
+def report(res: dict, models: list[str], threads: int, binary: Path, rounds: int, n_long: list[int]) -> None:
+    print(f"\n{threads} threads (llama-bench -t, abtop --threads); llama-bench {binary}; {rounds} rounds")
+    print(
+        "abtop: alternate mode, 128 tokens, tg from the default prompt, pp from a prompt of "
+        + ", ".join(f"{n}" for n in n_long)
+        + " tokens (llama-bench -p the same)"
+    )
+    print("cells: median of per-round ratios [range] (median abtop t/s / median llama-bench t/s)\n")
+    head = ["model", "tg (fa auto)", "pp (fa auto)", "tg (fa off)", "pp (fa off)", "race/alone@half",
+            "llama-bench race/alone@half", "TTFT − prompt"]  # fmt: skip
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for m in models:
         v = {k: _med(x) for k, x in res[m].items()}
 
-        def ratio(fa: str, what: str, v=v) -> str:
-            ab, lb = v[(fa, f"ab_{what}")], v[(fa, f"lb_{what}")]
-            return f"{ab / lb:.3f} ({ab:.1f}/{lb:.1f})" if ab and lb else "n/a"
+        def ratio(fa: str, what: str, m=m) -> str:
+            return _paired(res[m][(fa, f"ab_{what}")], res[m][(fa, f"lb_{what}")])
 
-        race = f"{v['race'] / v['alone']:.3f} ({v['race']:.1f}/{v['alone']:.1f})" if v["race"] and v["alone"] else "n/a"
+        race = _paired(res[m]["race"], res[m]["alone"])
+        lb_r = _paired(res[m]["lb_race"], res[m]["lb_alone"])
         extra = "n/a" if v["ttft_extra_ms"] is None else f"{v['ttft_extra_ms']:.2f} ms"
-        cells = [m, ratio("auto", "tg"), ratio("auto", "pp"), ratio("off", "tg"), ratio("off", "pp"), race, extra]
+        cells = [m, ratio("auto", "tg"), ratio("auto", "pp"), ratio("off", "tg"), ratio("off", "pp"), race, lb_r, extra]
         print("| " + " | ".join(cells) + " |")
     print("\ngoals: tg ≥ 0.98, pp ≥ 0.97 (fa auto); race ≥ 0.95 × alone@half; TTFT − engine prompt time ≤ 3 ms")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)

@@ -300,6 +300,7 @@ class LlamaCppBackend(Backend):
                 seed=params.seed,
                 working_set=params.working_set,
                 depth=params.depth,
+                send_every_s=params.send_every_s,
             )
             if not sent:
                 done = True

@@ -43,8 +43,9 @@ os.dup2(2, 1)
 TOKEN_FLUSH_S = 0.04
 """Token lines are sent in batches at most this old (each keeps its own timestamp): one wake-up
 of the parent per batch instead of per token, so the parent's work does not steal the cores the
-model runs on. 40 ms is faster than the UI draws."""
+model runs on. 40 ms is faster than the UI draws; a run's ``send_every_s`` overrides it."""
 _last_flush = 0.0
+_flush_s = TOKEN_FLUSH_S
 
 
 def emit(ev: str, **fields) -> None:
@@ -56,7 +57,7 @@ def emit(ev: str, **fields) -> None:
 def emit_token(text: str, t: float, first: bool, run: int) -> None:
     global _last_flush
     _OUT.write(json.dumps({"ev": "tok", "s": text, "t": t, "run": run}, separators=(",", ":")) + "\n")
-    if first or t - _last_flush >= TOKEN_FLUSH_S:
+    if first or t - _last_flush >= _flush_s:
         _OUT.flush()
         _last_flush = t
 
@@ -316,8 +317,10 @@ class Model:
         return True
 
     def generate(self, cmd: dict, cancelled: Cancels) -> None:
+        global _flush_s
         lc = self.lc
         run = int(cmd["run"])
+        _flush_s = min(max(float(cmd.get("send_every_s") or TOKEN_FLUSH_S), 0.0), 1.0)
         depth = int(cmd.get("depth") or 0)
         t_start = time.monotonic()
         tokens, completion = self.format_prompt(cmd["prompt"])

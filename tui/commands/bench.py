@@ -241,7 +241,9 @@ async def _plot(col: _Collect, doc: dict) -> None:
 
 
 async def _bench(args, specs: list[str], err: Console) -> int:
-    params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    # Tokens come in 4 times a second: enough for the progress bar, and the worker's sends wake
+    # this process on the cores the models compute on far less (race mode: one core each).
+    params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, send_every_s=0.25)
     backends = []
     for spec in specs:
         try:
