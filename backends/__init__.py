@@ -36,6 +36,7 @@ _PUBLIC = {
     "TWIN_QUANTS": "backends.twins.writer",
     "build_twin": "backends.twins.writer",
     "twin_path": "backends.twins.writer",
+    "twin_is_current": "backends.twins.writer",
     "reference_text": "backends.quality.bpb",
     "score_document": "backends.quality.scoring",
     "score_loaded": "backends.quality.scoring",

@@ -58,6 +58,11 @@ class ModelInfo:
     """The GGUF's own ``general.name`` when ``name`` is another (the file name a person gave)."""
     synthetic: bool = False
     """A shape twin (``twin:NAME``): the real model's shapes with random weights; its text is noise."""
+    twin: dict | None = None
+    """For a shape twin, the model it copies and that model's published figures: ``{"preset",
+    "title", "source", "scale", "published_total", "published_other", "other_label",
+    "not_in_gguf"}`` (``not_in_gguf``: parameters the published total counts that a text GGUF does
+    not hold, e.g. Gemma 4's vision and audio encoders in llama.cpp's mmproj file)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

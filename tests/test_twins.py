@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
 from backends.base import BackendError
 from backends.card.gguf import card_from_header, read_card, read_header
 from backends.specs import parse_spec
-from backends.twins.presets import PRESETS
+from backends.twins.presets import PLAN_VERSION, PRESETS
 from backends.twins.writer import plan_header, twin_path
 from tui.cli import main
 
@@ -61,6 +64,10 @@ def test_twin_spec_builds_on_first_use_into_the_user_cache(tmp_path, monkeypatch
     first = ms.path.stat().st_mtime_ns
     assert parse_spec("twin:qwen2.5-3b:0.03:Q8_0").path.stat().st_mtime_ns == first  # not written again
     assert not list(ms.path.parent.glob(".*tmp"))  # written beside, renamed into place
+    assert read_header(ms.path).kv["abtop.twin.version"] == PLAN_VERSION
+    # A twin cached by an older plan (weights since changed) is rewritten on next use.
+    monkeypatch.setattr("backends.twins.writer.PLAN_VERSION", PLAN_VERSION + 1)
+    assert parse_spec("twin:qwen2.5-3b:q8_0:0.03").path.stat().st_mtime_ns != first
     for bad, words in (
         ("twin:llama-9", "no such twin"),
         ("twin:qwen2.5-3b:Q3", "neither a quant"),
@@ -92,6 +99,22 @@ def test_info_of_an_unbuilt_twin_reads_the_plan_without_writing(tmp_path, monkey
     out = capsys.readouterr().out
     assert "4.63B" in out and "2.28B effective" in out and "synthetic" in out
     assert not (tmp_path / "abtop").exists()
+    # The published figures beside this file's count: 5.1B total counts the encoders in mmproj.
+    row = next(line for line in out.splitlines() if line.strip().startswith("twin of"))
+    assert "Gemma 4 E2B: 5.10B total, 2.30B effective published" in row and "mmproj" in row
+    off = float(re.search(r"\(([+-][0-9.]+) %\)", row).group(1))
+    assert abs(off) <= 2.0, row
+
+
+def test_every_twin_card_states_its_published_figures_within_2_percent(capsys):
+    for name in PRESETS:
+        assert main(["info", f"twin:{name}", "--json"]) == 0
+        card = json.loads(capsys.readouterr().out)
+        t = card["twin"]
+        assert t["preset"] == name and t["scale"] == 1.0
+        assert _near(card["params"] + t["not_in_gguf"], t["published_total"]), (name, card["params"])
+    assert main(["info", "twin:qwen2.5-3b:q8_0:0.05"]) == 0
+    assert "scaled ×0.05" in capsys.readouterr().out  # a small twin does not claim the model's counts
 
 
 def test_scale_keeps_per_layer_shapes():

@@ -22,6 +22,27 @@ def _shape(c: ModelInfo) -> str:
     return " · ".join(bits) or "n/a"
 
 
+def _twin_of(c: ModelInfo) -> str:
+    """The copied model's published figures beside this file's count, so they can be checked."""
+    t = c.twin
+    text = (
+        f"{t['title']}: {human_count(t['published_total'])} total, {human_count(t['published_other'])} "
+        f"{t['other_label']} published ({t['source']})"
+    )
+    if t.get("scale", 1) != 1:
+        return text + f"; scaled ×{t['scale']:g} (fewer layers, smaller vocabulary): counts are not the model's"
+    if c.params is None:
+        return text
+    held = c.params + t["not_in_gguf"]
+    off = (held - t["published_total"]) / t["published_total"] * 100
+    if t["not_in_gguf"]:
+        return text + (
+            f"; this text GGUF holds {human_count(c.params)}, + {human_count(t['not_in_gguf'])} of vision and "
+            f"audio encoders that llama.cpp keeps in a separate mmproj file = {human_count(held)} ({off:+.1f} %)"
+        )
+    return text + f"; this GGUF holds {human_count(c.params)} ({off:+.1f} %)"
+
+
 def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
     """(label, value) rows of the readable card; the pane's card panel can draw the same rows."""
     params = f"{_count(c.params)} total"
@@ -69,6 +90,8 @@ def card_lines(c: ModelInfo) -> list[tuple[str, str]]:
                 + ("; MoE routing on random weights is near-uniform, real routing is skewed" if c.moe else ""),
             )
         )
+    if c.twin:
+        rows.append(("twin of", _twin_of(c)))
     if c.path:
         rows.append(("file", c.path))
     if c.gguf_name and c.gguf_name != c.name:

@@ -296,7 +296,28 @@ def card_from_header(h: GGUFHeader, path: str | os.PathLike) -> ModelInfo:
         moe=moe,
         bytes_per_token=bytes_per_token,
         synthetic=kv.get(SYNTHETIC_KEY) is True,
+        twin=_twin_facts(kv) if kv.get(SYNTHETIC_KEY) is True else None,
     )
+
+
+def _twin_facts(kv: dict) -> dict | None:
+    """The published figures of the model a twin copies (``abtop.twin.preset``), for the card."""
+    from backends.twins.presets import PRESETS  # only for twins; presets never imports the card
+
+    preset = PRESETS.get(kv.get("abtop.twin.preset"))
+    if preset is None:
+        return None
+    scale = kv.get("abtop.twin.scale")
+    return {
+        "preset": preset.name,
+        "title": preset.title,
+        "source": preset.source,
+        "scale": round(float(scale), 4) if isinstance(scale, (int, float)) else 1.0,
+        "published_total": preset.published_total,
+        "published_other": preset.published_other,
+        "other_label": preset.other_label,
+        "not_in_gguf": preset.not_in_gguf,
+    }
 
 
 def read_card(path: str | os.PathLike) -> ModelInfo:

@@ -20,9 +20,17 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, GGUFWriter, LlamaFileType
 
 from backends.base import BackendError
-from backends.card.gguf import SYNTHETIC_KEY, ArrayField, GGUFHeader, TensorInfo, card_from_header, read_card
+from backends.card.gguf import (
+    SYNTHETIC_KEY,
+    ArrayField,
+    GGUFHeader,
+    TensorInfo,
+    card_from_header,
+    read_card,
+    read_header,
+)
 from backends.events import ModelInfo
-from backends.twins.presets import PRESETS, Preset, TensorPlan
+from backends.twins.presets import PLAN_VERSION, PRESETS, Preset, TensorPlan
 
 TWIN_QUANTS = QUANTS = {
     # Every matrix in one type; llama.cpp's Q4_K_S recipe is the closest named file type.
@@ -172,6 +180,7 @@ def build(
         w.add_string("abtop.twin.preset", name)
         w.add_string("abtop.twin.quant", quant)
         w.add_float32("abtop.twin.scale", float(scale))
+        w.add_uint32("abtop.twin.version", PLAN_VERSION)
         for key, (vtype, value) in plan.kv.items():
             _add_kv(w, key, vtype, value)
         tokens, scores, ttypes = vocabulary(plan.n_vocab)
@@ -245,11 +254,25 @@ def build_twin(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> Pat
     return path
 
 
+def twin_is_current(path: Path) -> bool:
+    """Whether a cached twin was written by this plan (an older one is rewritten on use)."""
+    return _version(path) == PLAN_VERSION
+
+
+def _version(path: Path) -> int | None:
+    """The plan version a cached twin was written with (None: older than versions, or unreadable)."""
+    try:
+        v = read_header(path).kv.get("abtop.twin.version")
+    except BackendError:
+        return None
+    return int(v) if isinstance(v, int) else None
+
+
 def ensure(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0, *, show: bool = True) -> Path:
     """The twin's file, built on first use (with a progress bar when ``show``)."""
     check(name, quant, scale)
     p = twin_path(name, quant, scale)
-    if p.exists():
+    if p.exists() and twin_is_current(p):
         return p
     return build_twin(name, quant, scale) if show else build(name, quant, scale)
 
@@ -262,6 +285,8 @@ def plan_header(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> GG
     kv: dict = {"general.architecture": preset.arch, "general.name": f"{preset.title} twin"}
     kv["general.file_type"] = int(ftype)
     kv[SYNTHETIC_KEY] = True
+    kv |= {"abtop.twin.preset": name, "abtop.twin.quant": quant, "abtop.twin.scale": float(scale)}
+    kv["abtop.twin.version"] = PLAN_VERSION
     for key, (vtype, value) in plan.kv.items():
         kv[key] = ArrayField(int(value[0]), len(value[1])) if vtype == GGUFValueType.ARRAY else value
     kv["tokenizer.ggml.tokens"] = ArrayField(int(GGUFValueType.STRING), plan.n_vocab)
@@ -277,6 +302,6 @@ def plan_header(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> GG
 def twin_card(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> ModelInfo:
     """The twin's card: from its file once written, else from the header it will have."""
     p = twin_path(name, quant, scale)
-    if p.exists():
+    if p.exists() and twin_is_current(p):
         return read_card(p)
     return card_from_header(plan_header(name, quant, scale), p)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from backends import TWIN_PRESETS, TWIN_QUANTS, build_twin, twin_path
+from backends import TWIN_PRESETS, TWIN_QUANTS, build_twin, twin_is_current, twin_path
 from backends.base import BackendError
 from tui.format import human_bytes, human_count
 
@@ -51,7 +51,7 @@ def run(args) -> int:
         return _list()
     try:
         path = twin_path(args.name, args.quant, args.scale)
-        if path.exists() and not args.force:
+        if path.exists() and not args.force and twin_is_current(path):
             print(
                 f"abtop: {path} exists ({human_bytes(path.stat().st_size)}); --force writes it again.",
                 file=sys.stderr,
