@@ -259,6 +259,8 @@ class CardPanel(Static):
             if "gguf name" in card:  # titled by its file name; the GGUF's own name here
                 rows.append(("gguf name", card["gguf name"], False))
             rows.append(("read/tok", card["bytes/token"], False))
+            if self.probe is not None:  # which bytes a token needed: beside the kind, not below the fold
+                rows.append(("touched", working_set_text(self.probe), False))
             if self.loaded.info.synthetic:
                 rows.append(("twin", card["synthetic"], False))
             if self.loaded.lazy_ple is not None and self.loaded.info.ple:
@@ -282,7 +284,7 @@ class CardPanel(Static):
             j = self.run.get("energy_j_per_token")
             note = self.run.get("energy_note") or ""
             rows.append(("energy", f"{j:.3g} J/token ({note})" if j is not None else note, False))
-        if self.probe is not None:
+        if self.probe is not None and self.loaded is None:
             rows.append(("touched", working_set_text(self.probe), False))
         return rows
 
