@@ -61,8 +61,9 @@ class ModelInfo:
     twin: dict | None = None
     """For a shape twin, the model it copies and that model's published figures: ``{"preset",
     "title", "source", "scale", "published_total", "published_other", "other_label",
-    "not_in_gguf"}`` (``not_in_gguf``: parameters the published total counts that a text GGUF does
-    not hold, e.g. Gemma 4's vision and audio encoders in llama.cpp's mmproj file)."""
+    "not_in_gguf", "not_in_gguf_what"}`` (``not_in_gguf``: parameters the published total counts
+    that a text GGUF does not hold, e.g. Gemma 4's vision and audio encoders in llama.cpp's mmproj
+    file; ``not_in_gguf_what`` says which)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,7 +23,7 @@ drifts by ±10 % from one minute to the next, which a ratio of medians would fol
 goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
 Not part of ``make test`` (``make bench`` runs it).
 
-    .venv/bin/python benchmarks/vs_llama_bench.py [--rounds 3] [--reps 5]
+    .venv/bin/python benchmarks/vs_llama_bench.py [--rounds 6] [--reps 3] [--no-fa-off] [--no-race]
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ LONG_PROMPT = (
         for i in range(1, 17)
     )
 )
-"""About 490 tokens with either bundled model's chat template: one n_ubatch (512), as pp512."""
+"""About 460–490 tokens with either bundled model's chat template: one n_ubatch (512); llama-bench
+is given the same count (``-p``)."""
 
 
 def llama_bench(binary: Path, model: Path, threads: int, reps: int, fa_off: bool, extra: list[str] = (), n_prompt: int = 512) -> dict:

@@ -37,8 +37,8 @@ def _twin_of(c: ModelInfo) -> str:
     off = (held - t["published_total"]) / t["published_total"] * 100
     if t["not_in_gguf"]:
         return text + (
-            f"; this text GGUF holds {human_count(c.params)}, + {human_count(t['not_in_gguf'])} of vision and "
-            f"audio encoders that llama.cpp keeps in a separate mmproj file = {human_count(held)} ({off:+.1f} %)"
+            f"; this text GGUF holds {human_count(c.params)}, + {human_count(t['not_in_gguf'])} of "
+            f"{t.get('not_in_gguf_what') or 'parameters outside it'} = {human_count(held)} ({off:+.1f} %)"
         )
     return text + f"; this GGUF holds {human_count(c.params)} ({off:+.1f} %)"
 

@@ -317,6 +317,7 @@ def _twin_facts(kv: dict) -> dict | None:
         "published_other": preset.published_other,
         "other_label": preset.other_label,
         "not_in_gguf": preset.not_in_gguf,
+        "not_in_gguf_what": preset.not_in_gguf_what,
     }
 
 

@@ -69,6 +69,8 @@ class Preset:
     audio encoders live in llama.cpp's separate mmproj file)."""
     plan: Callable[[float], Plan]
     note: str = ""
+    not_in_gguf_what: str = ""
+    """What ``not_in_gguf`` is, for the card's sentence."""
 
 
 def _u32(v: int) -> tuple[GGUFValueType, int]:
@@ -292,6 +294,7 @@ PRESETS: dict[str, Preset] = {
             published_other=2_300_000_000,
             other_label="effective",
             not_in_gguf=450_000_000,
+            not_in_gguf_what="vision and audio encoders that llama.cpp keeps in a separate mmproj file",
             plan=_gemma4,
             note="per-layer embeddings: one row of the PLE table per token and layer",
         ),

@@ -285,8 +285,8 @@ def plan_header(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> GG
     kv: dict = {"general.architecture": preset.arch, "general.name": f"{preset.title} twin"}
     kv["general.file_type"] = int(ftype)
     kv[SYNTHETIC_KEY] = True
-    kv |= {"abtop.twin.preset": name, "abtop.twin.quant": quant, "abtop.twin.scale": float(scale)}
-    kv["abtop.twin.version"] = PLAN_VERSION
+    kv |= {"abtop.twin.preset": name, "abtop.twin.quant": quant, "abtop.twin.scale": float(scale),
+           "abtop.twin.version": PLAN_VERSION}  # fmt: skip
     for key, (vtype, value) in plan.kv.items():
         kv[key] = ArrayField(int(value[0]), len(value[1])) if vtype == GGUFValueType.ARRAY else value
     kv["tokenizer.ggml.tokens"] = ArrayField(int(GGUFValueType.STRING), plan.n_vocab)
