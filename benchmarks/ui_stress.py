@@ -8,7 +8,10 @@ Measures, in one run:
   was due) to the first time its pane's text is drawn with it (goal: < 100 ms), and, apart, the
   replay's own scheduling lag (due → handed to the pane).
 
-    .venv/bin/python benchmarks/ui_stress.py [--rate 2000] [--seconds 5] [--size 160x45]
+    .venv/bin/python benchmarks/ui_stress.py [--rate 2000] [--seconds 5] [--size 160x45] [--gc default]
+
+``--gc default`` leaves Python's collector as it comes (no ``tui.gcpolicy``): the baseline to
+interleave with, one process each, since a process's collector state carries over.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import psutil  # noqa: E402
 
 from backends.events import Token, now  # noqa: E402
 from backends.stats import percentile  # noqa: E402
+from tui import gcpolicy  # noqa: E402
 from tui.replay import ReplayApp, synthetic  # noqa: E402
 from tui.widgets.stream_view import StreamView  # noqa: E402
 
@@ -35,7 +39,7 @@ def cpu_seconds(p: psutil.Process) -> float:
     return t.user + t.system
 
 
-async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float, no_card: bool = False) -> None:
+async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float, no_card: bool = False, gc_mode: str = "app") -> None:
     header, events = synthetic(tokens_per_s=rate, seconds=seconds)
     app = ReplayApp(header, events, speed=1.0)
     app.autostart = False
@@ -94,7 +98,8 @@ async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float
 
     n = sum(r["gen_tokens"] for r in runs)
     print(f"ui_stress: 2 panes × {rate:.0f} tok/s for {seconds:g} s ({n:,} tokens) replayed at ×1 into a headless "
-          f"{size[0]}x{size[1]} app; the replay took {busy_wall:.2f} s for {app.duration:.2f} s of recording")  # fmt: skip
+          f"{size[0]}x{size[1]} app; the replay took {busy_wall:.2f} s for {app.duration:.2f} s of recording; "
+          f"collector: {'the app policy (tui/gcpolicy.py)' if gc_mode == 'app' else 'Python default'}")  # fmt: skip
     print(f"UI process CPU: {busy:.2f} cores while streaming · {idle:.2f} cores idle   (goal < 0.5)")
     ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
     print(f"token → on screen: p50 {ms(percentile(screen_lag, 50))} · p99 {ms(percentile(screen_lag, 99))} · "
@@ -114,6 +119,10 @@ if __name__ == "__main__":
     ap.add_argument("--size", default="160x45", help="terminal size (default 160x45)")
     ap.add_argument("--idle", type=float, default=2.0, help="seconds of idle baseline (default 2)")
     ap.add_argument("--no-card", action="store_true", help="hide the model cards (c) during the run")
+    ap.add_argument("--gc", choices=("app", "default"), default="app",
+                    help="app: the app's collector policy (tui/gcpolicy.py); default: Python's as it comes")  # fmt: skip
     a = ap.parse_args()
+    if a.gc == "default":
+        gcpolicy.settle = lambda: None  # type: ignore[assignment]
     w, h = (int(x) for x in a.size.lower().split("x"))
-    asyncio.run(main(a.rate, a.seconds, (w, h), a.idle, a.no_card))
+    asyncio.run(main(a.rate, a.seconds, (w, h), a.idle, a.no_card, a.gc))

@@ -21,7 +21,7 @@ from backends.catalog import make_backend
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
-from tui import export
+from tui import export, gcpolicy
 from tui.blind import BlindVotes
 from tui.help import HelpScreen
 from tui.lifeline import Lifeline
@@ -50,6 +50,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     # its meaning (cancel) instead of Textual's "Esc leaves the maximized view".
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
     ESCAPE_TO_MINIMIZE = False
+    FLUSH_HZ = 20
+    """How often the panes draw the text that arrived (see on_mount)."""
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         # footer words kept short: every key fits at 80 columns. Esc is "Stop" in the footer only
@@ -157,13 +159,17 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     def on_mount(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._layout(self.size.width)
-        # 20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45) gave token-to-screen p99
-        # 109–116 ms at 0.39–0.42 core, against 124–164 ms at 0.31–0.39 core at 15 Hz.
-        self.set_interval(1 / 20, self._flush_panes)
+        # 20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45, with tui/gcpolicy.py) gives
+        # token-to-screen p99 57–64 ms at 0.21–0.28 core; 30 Hz gave 49–64 ms at 0.27–0.30 core,
+        # and half as many frames again to send over SSH.
+        self.set_interval(1 / self.FLUSH_HZ, self._flush_panes)
         self.set_interval(self.interval, self._tick)
         # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as
         # in top; "/" (or a click) edits it. Focused at start, the first letter typed would replace it.
         self._load()
+
+    def on_ready(self) -> None:
+        gcpolicy.settle()  # the first frame is up: full collections off the token path (gcpolicy)
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width)
@@ -173,7 +179,10 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         self.query_one(HostBar).set_compact(width < NARROW)
 
     async def on_unmount(self) -> None:
-        await self._close()
+        try:
+            await self._close()
+        finally:
+            gcpolicy.release()
 
     async def _close(self) -> None:
         if self.session is not None:
