@@ -110,8 +110,8 @@ class Loaded:
     context: dict | None = None
     """The context llama.cpp built, from its load log (``llamalog.parse_context``): ``flash_attn``
     (the setting: auto/enabled/disabled) and ``flash_attn_on`` (what it resolved to), ``n_batch``,
-    ``n_ubatch``, ``type_k``, ``type_v``, ``kv_layers``, ``kv_bytes_per_token``, ``mmap``, ``mlock``;
-    None for a server."""
+    ``n_ubatch``, ``type_k``, ``type_v``, ``kv_layers``, ``kv_bytes_per_token``, ``kv_bytes``,
+    ``swa_cells``, ``swa_full``, ``mmap``, ``mlock``; None for a server."""
 
 
 @dataclass(slots=True)

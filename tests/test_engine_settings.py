@@ -34,6 +34,8 @@ async def test_flash_attn_reaches_the_engine(smollm2_path, setting, logged, on):
     # SmolLM2-135M: 30 layers x 3 KV heads x 64 dims, K and V in f16
     assert (ctx["type_k"], ctx["type_v"], ctx["kv_layers"]) == ("f16", "f16", 30)
     assert ctx["kv_bytes_per_token"] == 30 * 3 * 64 * 2 * 2
+    assert ctx["kv_bytes"] == 512 * ctx["kv_bytes_per_token"]  # n_ctx 512, one cache
+    assert ctx["swa_cells"] is None and ctx["swa_full"] is None  # no sliding window in SmolLM2
     assert ctx["mmap"] is True and ctx["mlock"] is False
     text = context_text(ctx)
     assert text.startswith(f"flash attn {setting or 'auto'}") and "KV f16/f16 23.0 KB/token (30 layers)" in text
@@ -53,7 +55,30 @@ def test_sliding_window_model_counts_both_caches():
     assert ctx["kv_layers"] == 18 and ctx["kv_bytes_per_token"] == 18 * 1 * 256 * 2 * 2
     assert ctx["flash_attn"] == "auto" and ctx["flash_attn_on"] is False and ctx["n_batch"] == 2048
     assert "flash attn auto (off)" in context_text(ctx)
+    assert ctx["swa_cells"] is None  # that log had no iswa line
     assert parse_context(["llama_model_loader: nothing of a context"]) is None
+
+
+def test_window_cache_full_or_capped_is_read_and_shown():
+    base = [
+        "llama_context: n_batch               = 2048",
+        "llama_context: n_ubatch              = 512",
+        "llama_context: flash_attn            = auto",
+    ]
+    capped = base + [
+        "llama_kv_cache_iswa: creating non-SWA KV cache, size = 2048 cells",
+        "llama_kv_cache: size =    6.00 MiB (  2048 cells,   3 layers,  1/1 seqs), K (f16):    3.00 MiB, V (f16):    3.00 MiB",
+        "llama_kv_cache_iswa: creating     SWA KV cache, size = 1024 cells",
+        "llama_kv_cache: size =   15.00 MiB (  1024 cells,  15 layers,  1/1 seqs), K (f16):    7.50 MiB, V (f16):    7.50 MiB",
+    ]
+    ctx = parse_context(capped)
+    assert (ctx["swa_cells"], ctx["swa_full"]) == (1024, False) and ctx["kv_bytes"] == 21 * 2**20
+    assert "window layers' cache capped at 1024 cells" in context_text(ctx)
+    full = base + ["llama_kv_cache_iswa: using full-size SWA cache (ref: https://github.com/ggml-org/llama.cpp/pull/13194)",
+                   "llama_kv_cache_iswa: creating     SWA KV cache, size = 2048 cells",
+                   "llama_kv_cache: size =   30.00 MiB (  2048 cells,  15 layers,  1/1 seqs), K (f16):   15.00 MiB, V (f16):   15.00 MiB"]  # fmt: skip
+    ctx = parse_context(full)
+    assert (ctx["swa_cells"], ctx["swa_full"]) == (2048, True) and "window layers' cache full size" in context_text(ctx)
 
 
 def test_bench_export_records_flash_attn(tmp_path, gemma3_path):
@@ -68,6 +93,10 @@ def test_bench_export_records_flash_attn(tmp_path, gemma3_path):
     m = json.loads(out.read_text())["models"][0]
     assert m["context"]["flash_attn"] == "disabled" and m["context"]["flash_attn_on"] is False
     assert m["context"]["kv_layers"] == 18 and m["context"]["kv_bytes_per_token"] == 18 * 256 * 2 * 2
+    # the window layers' cache as llama.cpp's own tools size it (swa_full off): the 512-token window
+    # plus a ubatch, clamped to the context; the 3 global layers hold every cell
+    assert m["context"]["swa_full"] is False and m["context"]["swa_cells"] == 512
+    assert m["context"]["kv_bytes"] == 512 * 18 * 256 * 2 * 2
     assert [r["flash_attn"] for r in m["runs"]] == ["off"]
     header, row = csv.read_text().splitlines()[:2]
     assert dict(zip(header.split(","), row.split(","), strict=False))["flash_attn"] == "off"

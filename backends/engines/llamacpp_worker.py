@@ -184,7 +184,10 @@ class Model:
         with (
             Capture() as log,
             model_params(lazy_mode=LAZY_MODES.get(lazy_ple or ""), use_extra_bufts=repack),
-            context_params(flash_attn_type=fa),
+            # swa_full off as in llama.cpp's own tools (common_params, llama-bench): a sliding-window
+            # model's window cache holds the window plus a ubatch, not the whole context (Llama()
+            # leaves llama_context_default_params' full size: gemma3-270m's 30 MiB at 2048 vs 15 MiB)
+            context_params(flash_attn_type=fa, swa_full=False),
         ):
             self.llm = llama_cpp.Llama(
                 model_path=path,

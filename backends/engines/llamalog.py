@@ -120,6 +120,8 @@ class Capture(io.TextIOBase):
 _CTX_FIELD = re.compile(r"^llama_context:\s+(?P<key>n_batch|n_ubatch|flash_attn)\s+=\s+(?P<val>\S+)")
 _FA_RESOLVED = re.compile(r"Flash Attention (?P<how>enabled|not supported)")
 _LOAD_MODE = re.compile(r"\(load_mode = (?P<mode>[\w+]+)\)")
+_SWA_CACHE = re.compile(r"llama_kv_cache_iswa: creating\s+SWA KV cache, size = (?P<cells>\d+) cells")
+_SWA_FULL = "llama_kv_cache_iswa: using full-size SWA cache"
 _KV_CACHE = re.compile(
     r"llama_kv_cache: size =\s*(?P<mib>[\d.]+) MiB \(\s*(?P<cells>\d+) cells,\s*(?P<layers>\d+) layers.*?"
     r"K \((?P<tk>\w+)\):.*?V \((?P<tv>\w+)\)"
@@ -128,32 +130,44 @@ _KV_CACHE = re.compile(
 
 def parse_context(lines: Iterable[str]) -> dict | None:
     """The context llama.cpp built, from its load log: ``{flash_attn, flash_attn_on, n_batch, n_ubatch,
-    type_k, type_v, kv_layers, kv_bytes_per_token, load_mode}``; None without a context report.
+    type_k, type_v, kv_layers, kv_bytes_per_token, kv_bytes, swa_cells, swa_full, load_mode}``; None
+    without a context report.
 
     ``flash_attn`` is the setting (``auto``/``enabled``/``disabled``, llama.cpp's names) and
     ``flash_attn_on`` what it resolved to (``auto`` is decided by a probe graph: "Flash Attention
     enabled" or "… not supported, set to disabled"). ``kv_layers`` counts the layers that own a K/V
     cache (a sliding-window model logs two caches; layers that share another's KV have none), and
     ``kv_bytes_per_token`` is what one token of context costs across them (each cache's size over its
-    cells, so K and V types, head counts and head dims per layer are all in it).
+    cells, so K and V types, head counts and head dims per layer are all in it); ``kv_bytes`` is
+    every cache's size as allocated. A sliding-window model's window cache has ``swa_cells`` cells:
+    the window plus a ubatch, unless ``swa_full`` (every cell of the context, ``Llama()``'s default;
+    llama.cpp's own tools keep it off). Both are None for a model without one.
     """
     out: dict = {}
-    kv_bytes = 0.0
+    kv_bytes = kv_total = 0.0
+    out["swa_cells"] = out["swa_full"] = None
     for line in lines:
         if m := _CTX_FIELD.match(line):
             out[m["key"]] = int(m["val"]) if m["val"].isdigit() else m["val"]
         elif m := _FA_RESOLVED.search(line):
             out["flash_attn_on"] = m["how"] == "enabled"
+        elif m := _SWA_CACHE.search(line):
+            out["swa_cells"] = int(m["cells"])
+            out["swa_full"] = bool(out["swa_full"])
+        elif _SWA_FULL in line:
+            out["swa_full"] = True
         elif m := _LOAD_MODE.search(line):
             out["load_mode"] = m["mode"]
         elif m := _KV_CACHE.search(line):
             out["kv_layers"] = out.get("kv_layers", 0) + int(m["layers"])
             out["type_k"], out["type_v"] = m["tk"], m["tv"]
             kv_bytes += float(m["mib"]) * MiB / max(1, int(m["cells"]))
+            kv_total += float(m["mib"]) * MiB
     if "flash_attn" not in out:
         return None
     out.setdefault("flash_attn_on", out["flash_attn"] == "enabled")
     out["kv_bytes_per_token"] = round(kv_bytes) if "kv_layers" in out else None
+    out["kv_bytes"] = round(kv_total) if "kv_layers" in out else None
     mode = out.get("load_mode")
     out["mmap"] = None if mode is None else "mmap" in mode
     out["mlock"] = None if mode is None else "mlock" in mode
