@@ -73,12 +73,12 @@ async def test_n_steps_through_the_suite_and_votes_name_the_prompt(tmp_path):
                    blind=True, prompts=prompts, rng=random.Random(1), results_dir=tmp_path)  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
         await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
-        assert str(app.query_one("#suite-pos").render()) == "1/2"
+        assert str(app.query_one("#suite-pos").render()) == "1/2 · n next"
         app.run_finished.clear()
         await pilot.press("n")
         await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
         await pilot.pause()
-        assert str(app.query_one("#suite-pos").render()) == "2/2"
+        assert str(app.query_one("#suite-pos").render()) == "2/2 · n next"
         assert app.query_one("#prompt").value == "Water boils at"
         await pilot.press("equals_sign")
         await pilot.pause()

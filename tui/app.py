@@ -22,7 +22,7 @@ from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui import export, gcpolicy
-from tui.blind import BlindVotes
+from tui.blind import BlindVotes, suite_position
 from tui.help import HelpScreen
 from tui.lifeline import Lifeline
 from tui.model_keys import ModelKeys
@@ -38,6 +38,7 @@ from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
 from tui.widgets.verdict_screen import VerdictScreen
 
+VOTE = Binding.Group("Vote A/B/tie/bad")
 NARROW = 120  # below this many columns the panes stack (and the host line is shorter)
 
 
@@ -74,13 +75,14 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         Binding("o", "pick", "Model"),  # the model picker (also in Ctrl+P's palette)
         Binding("z", "zoom", "Zoom"),
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
-        # blind votes (tui/blind.py): shown in the footer only while a vote is open
-        Binding("1", "vote('1')", "A better"),
-        Binding("2", "vote('2')", "B better"),
-        Binding("equals_sign", "vote('=')", "Tie"),
-        Binding("x", "vote('x')", "Both bad"),
+        # blind votes (tui/blind.py): shown in the footer only while a vote is open, as one group
+        # ("1 2 = x Vote A/B/tie/bad"): four labels of their own overflowed 80 columns
+        Binding("1", "vote('1')", "A better", group=VOTE),
+        Binding("2", "vote('2')", "B better", group=VOTE),
+        Binding("equals_sign", "vote('=')", "Tie", group=VOTE),
+        Binding("x", "vote('x')", "Both bad", group=VOTE),
         Binding("b", "blind", "Blind", show=False),
-        Binding("n", "next_prompt", "Next"),
+        Binding("n", "next_prompt", "Next", show=False),  # the suite's place in the prompt bar says "n next"
         Binding("question_mark", "help", "Help", show=False),  # the footer is full; ? is in --help
         Binding("S", "score", "Score", show=False),  # bits per byte of the bundled text
         Binding("v", "verdict", "Verdict"),
@@ -150,7 +152,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
                 yield pane
         with Horizontal(id="bottom"):
             if self.prompts:  # a suite: which prompt of how many (n steps on)
-                yield Static(f"1/{len(self.prompts)}", id="suite-pos", markup=False)
+                yield Static(suite_position(0, len(self.prompts)), id="suite-pos", markup=False)
             yield PromptInput(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
             yield HostBar()
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns

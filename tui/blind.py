@@ -145,4 +145,9 @@ class BlindVotes:
 
     def show_suite_position(self) -> None:
         if self.prompts:
-            self.query_one("#suite-pos", Static).update(f"{self.prompt_index + 1}/{len(self.prompts)}")
+            self.query_one("#suite-pos", Static).update(suite_position(self.prompt_index, len(self.prompts)))
+
+
+def suite_position(index: int, total: int) -> str:
+    """The prompt bar's place in a suite, with its key: the footer has no room for "n Next"."""
+    return f"{index + 1}/{total} · n next"
