@@ -80,6 +80,16 @@ async def test_n_steps_through_the_suite_and_votes_name_the_prompt(tmp_path):
         await pilot.pause()
         assert str(app.query_one("#suite-pos").render()) == "2/2 · n next"
         assert app.query_one("#prompt").value == "Water boils at"
+        # a vote open in a suite, alternate mode, 80 columns: every footer key in sight (it was 86)
+        from textual.widgets._footer import FooterKey
+
+        for mode in ("race", "alternate"):
+            app.mode = mode
+            app.refresh_bindings()
+            await pilot.pause()
+            keys = list(app.screen.query(FooterKey))
+            assert {"1", "2", "equals_sign", "x"} <= {k.key for k in keys}
+            assert max(k.region.right for k in keys) <= 80, (mode, [(k.key, k.region) for k in keys])
         await pilot.press("equals_sign")
         await pilot.pause()
         vote = json.loads((tmp_path / "battles.jsonl").read_text())
