@@ -191,3 +191,38 @@ async def test_worker_greedy_matches_llama_cpp_python(gemma3_path):
     finally:
         await b.close()
     assert "".join(e.text for e in events if isinstance(e, Token)) == expected
+
+
+async def test_cancel_stops_a_long_prompt_mid_batch(gemma3_path):
+    """Esc on a prompt of a thousand tokens and more: llama.cpp stops between two graph nodes (its
+    abort callback), not after the batch. Compared with the same prompt's own time, uncancelled."""
+    import asyncio
+    import time
+
+    prompt = " ".join(f"Line {i}: the harbour master counted boats at dawn." for i in range(100))
+    b = LlamaCppBackend("gemma3-270m", gemma3_path, n_ctx=2048)
+    try:
+        await b.load()
+        whole = await collect(b, prompt, max_tokens=1)
+        assert whole[0].prompt_tokens > 1000  # one batch (n_batch 2048) of several ubatches
+        prompt_s = next(e.t for e in whole if isinstance(e, Token)) - whole[0].t
+        events, asked = [], []
+
+        async def cancel_soon() -> None:
+            await asyncio.sleep(prompt_s * 0.2)
+            asked.append(time.monotonic())
+            await b.cancel()
+
+        task = None
+        async for ev in b.stream(prompt, GenParams(max_tokens=8)):
+            events.append(ev)
+            if isinstance(ev, Started):
+                task = asyncio.create_task(cancel_soon())
+        ended = time.monotonic()
+        await task
+        again = await collect(b, max_tokens=2)  # the context is usable after an aborted batch
+    finally:
+        await b.close()
+    assert events[-1].stop == "cancelled" and not any(isinstance(e, Token) for e in events)
+    assert ended - asked[0] < prompt_s * 0.5, (ended - asked[0], prompt_s)
+    assert isinstance(again[-1], Finished) and again[-1].stop in ("eos", "length")

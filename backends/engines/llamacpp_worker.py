@@ -46,6 +46,10 @@ of the parent per batch instead of per token, so the parent's work does not stea
 model runs on. 40 ms is faster than the UI draws; a run's ``send_every_s`` overrides it."""
 _last_flush = 0.0
 _flush_s = TOKEN_FLUSH_S
+ABORTABLE_FROM = 64
+"""Prompt batches of at least this many tokens can be stopped mid-batch (Esc): llama.cpp's abort
+callback, asked after every graph node (~400-500 a batch, ~1 ms in all), is set only for them and
+for context fills, never while generating (it would cost that per token)."""
 
 
 def emit(ev: str, **fields) -> None:
@@ -225,6 +229,10 @@ class Model:
             dtype=np.int64,
         )
         self._piece = ctypes.create_string_buffer(256)
+        self._abort_when: tuple[Cancels, int] | None = None
+        """(cancels, run) while an abortable batch runs: the callback answers cancelled(run)."""
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)  # kept: llama.cpp holds the pointer
+        self._no_abort = llama_cpp.ggml_abort_callback()  # NULL
         self._warm_up()
         self.load_s = time.monotonic() - t0
 
@@ -292,6 +300,25 @@ class Model:
             return None, f"the working-set probe failed ({exc})."
         return (None, why) if why else (probe, None)
 
+    def _should_abort(self, _data) -> bool:
+        when = self._abort_when
+        return when is not None and when[0](when[1])
+
+    @contextlib.contextmanager
+    def _abortable(self, cancelled: Cancels, run: int, on: bool = True):
+        """Within: a cancel stops llama.cpp between two graph nodes (``llama_decode`` returns 2), so
+        Esc on a prompt of thousands of tokens answers at once rather than after its batch."""
+        if not on:
+            yield
+            return
+        self._abort_when = (cancelled, run)
+        self.lc.llama_set_abort_callback(self.ctx, self._abort_cb, None)
+        try:
+            yield
+        finally:
+            self.lc.llama_set_abort_callback(self.ctx, self._no_abort, None)
+            self._abort_when = None
+
     def _clear_cache(self) -> None:
         lc = self.lc
         if hasattr(lc, "llama_memory_clear"):
@@ -312,7 +339,13 @@ class Model:
                 return False
             part = toks[i : i + self.n_batch]
             arr = (lc.llama_token * len(part))(*part.tolist())
-            if lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(part))) != 0:
+            with self._abortable(cancelled, run):
+                rc = lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(part)))
+            if rc != 0 and cancelled(run):  # stopped mid-batch (Esc)
+                emit("started", t=time.monotonic(), prompt_tokens=0, run=run)
+                emit("finished", run=run, t=time.monotonic(), stop="cancelled", gen_tokens=0, completion=False, engine=None)
+                return False
+            if rc != 0:
                 emit("started", t=time.monotonic(), prompt_tokens=0, run=run)
                 emit("failed", run=run, t=time.monotonic(), reason=f"llama.cpp could not fill {depth} tokens of context (decode failed).")
                 return False
@@ -368,7 +401,12 @@ class Model:
                     break
                 n = min(step, n_prompt - i)
                 view = (lc.llama_token * n).from_buffer(arr, i * ctypes.sizeof(lc.llama_token))
-                if lc.llama_decode(ctx, lc.llama_batch_get_one(view, n)) != 0:
+                with self._abortable(cancelled, run, on=n >= ABORTABLE_FROM):
+                    rc = lc.llama_decode(ctx, lc.llama_batch_get_one(view, n))
+                if rc != 0 and cancelled(run):  # stopped mid-batch (Esc): the run ends as cancelled
+                    stop = "cancelled"
+                    break
+                if rc != 0:
                     emit("failed", run=run, t=time.monotonic(), reason="llama.cpp could not evaluate the prompt (decode failed).")
                     return
             one = (lc.llama_token * 1)()
