@@ -17,9 +17,11 @@ alike), on both bundled models with the same thread count:
 - TTFT − the engine's own prompt time (what abtop adds before the first token: tokenising, the
   chat template, the first sample, the pipe).
 
-Each ratio is taken within a round (the two sides minutes apart at most) and the table shows
-the median of those per-round ratios with their range: on a shared VM the speed of the whole box
-drifts by ±10 % from one minute to the next, which a ratio of medians would fold in. Prints the
+Each ratio is taken within a round and the table shows the median of those per-round ratios with
+their range: on a shared VM the speed of the whole box drifts by ±10 % from one minute to the
+next, which a ratio of medians would fold in. Within a round, abtop's stage is bracketed by two
+llama-bench stages (before and after, the after one bracketing the next round too), and its
+figure is divided by their mean: a drift over the round cancels. Prints the
 goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
 Not part of ``make test`` (``make bench`` runs it).
 
@@ -128,7 +130,7 @@ def main() -> None:
     models = list(DEFAULT_PAIR)
     paths = [bundled_path(m) for m in models]
     keys = [(fa, what) for fa in ("auto", "off") for what in ("lb_tg", "lb_pp", "ab_tg", "ab_pp")]
-    res: dict = {m: {k: [] for k in keys} | {"race": [], "alone": [], "lb_race": [], "lb_alone": [], "ttft_extra_ms": []} for m in models}
+    res: dict = {m: {k: [] for k in keys} | {"race": [], "alone": [], "lb_race": [], "lb_alone": [], "ttft_extra_ms": [], "lb_self_tg": [], "lb_self_pp": []} for m in models}
     with tempfile.TemporaryDirectory() as d:
         suite = Path(d) / "suite.jsonl"
         suite.write_text(
@@ -141,15 +143,24 @@ def main() -> None:
         first = abtop_bench(models, ["-n", "1", "--ctx", "2048", "--warmup", "0", "--runs", "1", "--mode", "alternate", "--prompts", str(suite)])
         n_long = [_runs(first, i, "long")[0]["prompt_tokens"] for i in range(len(models))]
         print(f"the long prompt is {dict(zip(models, n_long, strict=True))} tokens: llama-bench -p the same", file=sys.stderr)
+        fas = ("auto",) if a.no_fa_off else ("auto", "off")
+
+        def lb_stage(fa: str) -> list[dict]:
+            return [llama_bench(binary, p, threads, a.reps, fa_off=fa == "off", n_prompt=n) for p, n in zip(paths, n_long, strict=True)]
+
+        before = {fa: lb_stage(fa) for fa in fas}  # each abtop stage is bracketed by two llama-bench stages
         for r in range(a.rounds):
             print(f"round {r + 1}/{a.rounds}…", file=sys.stderr, flush=True)
-            for fa in ("auto",) if a.no_fa_off else ("auto", "off"):
-                for m, path, n in zip(models, paths, n_long, strict=True):
-                    lb = llama_bench(binary, path, threads, a.reps, fa_off=fa == "off", n_prompt=n)
-                    res[m][(fa, "lb_tg")].append(lb["tg"])
-                    res[m][(fa, "lb_pp")].append(lb["pp"])
+            for fa in fas:
                 doc = abtop_bench(models, [*common, "--mode", "alternate", "--prompts", str(suite), "--flash-attn", fa])
+                after = lb_stage(fa)
                 for i, m in enumerate(models):
+                    # llama-bench's figure for this round: the mean of the stages just before and
+                    # just after abtop's, so a box whose speed drifts linearly cancels out
+                    for what in ("tg", "pp"):
+                        res[m][(fa, f"lb_{what}")].append((before[fa][i][what] + after[i][what]) / 2)
+                        if fa == "auto":  # llama-bench against itself one stage later: the box's noise
+                            res[m][f"lb_self_{what}"].append((after[i][what], before[fa][i][what]))
                     short, long = _runs(doc, i, "short"), _runs(doc, i, "long")
                     res[m][(fa, "ab_tg")].append(_med(x["gen_tps"] for x in short))
                     res[m][(fa, "ab_pp")].append(_med(x["prompt_tps"] for x in long))
@@ -161,6 +172,7 @@ def main() -> None:
                                 if x.get("prompt_tps_source") == "llama_perf_context"
                             )
                         )
+                before[fa] = after
             if not (a.no_race or half < 1):
                 race = abtop_bench(models, ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs), "--mode", "race"])
                 for i, m in enumerate(models):
@@ -196,7 +208,7 @@ def report(res: dict, models: list[str], threads: int, binary: Path, rounds: int
             "llama-bench race/alone@half", "TTFT − prompt"]  # fmt: skip
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for m in models:
-        v = {k: _med(x) for k, x in res[m].items()}
+        v = {k: _med(x) for k, x in res[m].items() if not str(k).startswith("lb_self")}
 
         def ratio(fa: str, what: str, m=m) -> str:
             return _paired(res[m][(fa, f"ab_{what}")], res[m][(fa, f"lb_{what}")])
@@ -206,7 +218,10 @@ def report(res: dict, models: list[str], threads: int, binary: Path, rounds: int
         extra = "n/a" if v["ttft_extra_ms"] is None else f"{v['ttft_extra_ms']:.2f} ms"
         cells = [m, ratio("auto", "tg"), ratio("auto", "pp"), ratio("off", "tg"), ratio("off", "pp"), race, lb_r, extra]
         print("| " + " | ".join(cells) + " |")
-    print("\ngoals: tg ≥ 0.98, pp ≥ 0.97 (fa auto); race ≥ 0.95 × alone@half; TTFT − engine prompt time ≤ 3 ms")
+    for m in models:
+        noise = [_paired([x for x, _ in res[m][f"lb_self_{w}"]], [y for _, y in res[m][f"lb_self_{w}"]]) for w in ("tg", "pp")]
+        print(f"\nllama-bench ÷ itself one stage later ({m}, fa auto), the box's own noise: tg {noise[0]} · pp {noise[1]}", end="")
+    print("\n\ngoals: tg ≥ 0.98, pp ≥ 0.97 (fa auto); race ≥ 0.95 × alone@half; TTFT − engine prompt time ≤ 3 ms")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
