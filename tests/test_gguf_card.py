@@ -195,3 +195,22 @@ def test_tensor_type_newer_than_the_gguf_package(tmp_path):
     p.write_bytes(data)
     c = read_card(p)
     assert c.params == 128 and c.bytes_per_token == 2 * 64 * F32
+
+
+def test_a_split_gguf_card_counts_every_part(smollm2_path, tmp_path):
+    """llama.cpp's gguf-split layout: the first part has the metadata and some tensors, the others
+    the rest. The card is the whole model's, not its first part's."""
+    from pathlib import Path
+
+    from .conftest import write_split_gguf
+
+    parts = write_split_gguf(smollm2_path, tmp_path / "SmolLM2-Q4_K_M")
+    assert len(parts) == 2
+    whole, split = read_card(smollm2_path), read_card(parts[0])
+    assert split.params == whole.params and split.bytes_per_token == whole.bytes_per_token
+    assert split.file_bytes == sum(Path(p).stat().st_size for p in parts)
+    assert split.n_layers == whole.n_layers and split.quant == whole.quant
+    Path(parts[1]).unlink()
+    with pytest.raises(BackendError) as e:
+        read_card(parts[0])
+    assert "SmolLM2-Q4_K_M-00002-of-00002.gguf is not beside it" in str(e.value) and "\n" not in str(e.value)

@@ -321,6 +321,31 @@ def _twin_facts(kv: dict) -> dict | None:
     }
 
 
+_SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<of>\d{5})\.gguf$")
+
+
+def split_parts(path: str | os.PathLike, kv: dict) -> list[Path]:
+    """Every part of a split GGUF (llama.cpp's gguf-split: ``STEM-00001-of-0000N.gguf`` with a
+    ``split.count`` key) from its first part, in order; ``[path]`` for a whole file."""
+    p = Path(path)
+    count = kv.get("split.count")
+    m = _SPLIT_NAME.match(p.name)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 2 or m is None:
+        return [p]
+    return [p.with_name(f"{m['stem']}-{i:05d}-of-{int(m['of']):05d}.gguf") for i in range(1, count + 1)]
+
+
 def read_card(path: str | os.PathLike) -> ModelInfo:
-    """The model card of a GGUF file, from its header alone. Raises ``BackendError`` on bad input."""
-    return card_from_header(read_header(path), Path(path).resolve())
+    """The model card of a GGUF file, from its header alone. Raises ``BackendError`` on bad input.
+    A split GGUF's card counts every part's tensors and bytes (its first part holds the metadata
+    and only some of the tensors)."""
+    h = read_header(path)
+    parts = split_parts(path, h.kv)
+    if len(parts) > 1:
+        missing = [q.name for q in parts if not q.exists()]
+        if missing:
+            raise BackendError(f"{path}: a split GGUF in {len(parts)} parts, but {', '.join(missing)} is not beside it.")
+        rest = [read_header(q) for q in parts[1:]]
+        h = GGUFHeader(h.version, h.kv, h.tensors + [t for r in rest for t in r.tensors], h.data_offset,
+                       h.file_bytes + sum(r.file_bytes for r in rest))  # fmt: skip
+    return card_from_header(h, Path(path).resolve())
