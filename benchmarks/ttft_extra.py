@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=25)
     ap.add_argument("--ctx", type=int, default=2048)
     a = ap.parse_args()
+    if a.runs < 3:
+        ap.error("--runs must be 3 or more (the first two warm the caches)")
     lines = []
     for model in DEFAULT_PAIR:
         real = sys.stderr

@@ -19,10 +19,10 @@ alike), on both bundled models with the same thread count:
 
 Each ratio is taken within a round and the table shows the median of those per-round ratios with
 their range: on a shared VM the speed of the whole box drifts by ±10 % from one minute to the
-next, which a ratio of medians would fold in. Within a round, abtop's stage is bracketed by two
-llama-bench stages (before and after, the after one bracketing the next round too), and its
-figure is divided by their mean: a drift over the round cancels. Prints the
-goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
+next, which a ratio of medians would fold in. Each abtop stage is bracketed by two llama-bench
+stages run right before and right after it (the one after serves as the next stage's before
+only when nothing ran in between), and its figure is divided by their mean: a drift across the
+stage cancels. Prints the goals (tg ≥ 0.98, pp ≥ 0.97, race ≥ 0.95, TTFT − prompt ≤ 3 ms).
 Not part of ``make test`` (``make bench`` runs it).
 
     .venv/bin/python benchmarks/vs_llama_bench.py [--rounds 6] [--reps 3] [--no-fa-off] [--no-race]
@@ -148,18 +148,22 @@ def main() -> None:
         def lb_stage(fa: str) -> list[dict]:
             return [llama_bench(binary, p, threads, a.reps, fa_off=fa == "off", n_prompt=n) for p, n in zip(paths, n_long, strict=True)]
 
-        before = {fa: lb_stage(fa) for fa in fas}  # each abtop stage is bracketed by two llama-bench stages
+        # Each abtop stage is bracketed by two llama-bench stages run right before and right after
+        # it; the one after is reused as the next one's before only when nothing ran in between.
+        adjacent: dict[str, list[dict]] = {}
         for r in range(a.rounds):
             print(f"round {r + 1}/{a.rounds}…", file=sys.stderr, flush=True)
             for fa in fas:
+                before = {fa: adjacent.get(fa) or lb_stage(fa)}
                 doc = abtop_bench(models, [*common, "--mode", "alternate", "--prompts", str(suite), "--flash-attn", fa])
                 after = lb_stage(fa)
+                adjacent = {fa: after}
                 for i, m in enumerate(models):
                     # llama-bench's figure for this round: the mean of the stages just before and
                     # just after abtop's, so a box whose speed drifts linearly cancels out
                     for what in ("tg", "pp"):
                         res[m][(fa, f"lb_{what}")].append((before[fa][i][what] + after[i][what]) / 2)
-                        if fa == "auto":  # llama-bench against itself one stage later: the box's noise
+                        if fa == "auto":  # llama-bench against itself across abtop's stage: the box's noise
                             res[m][f"lb_self_{what}"].append((after[i][what], before[fa][i][what]))
                     short, long = _runs(doc, i, "short"), _runs(doc, i, "long")
                     res[m][(fa, "ab_tg")].append(_med(x["gen_tps"] for x in short))
@@ -172,8 +176,8 @@ def main() -> None:
                                 if x.get("prompt_tps_source") == "llama_perf_context"
                             )
                         )
-                before[fa] = after
             if not (a.no_race or half < 1):
+                adjacent = {}
                 race = abtop_bench(models, ["-n", "128", "--ctx", "2048", "--warmup", "1", "--runs", str(a.runs), "--mode", "race"])
                 for i, m in enumerate(models):
                     res[m]["race"].append(_med(x["gen_tps"] for x in _runs(race, i)))
@@ -220,7 +224,7 @@ def report(res: dict, models: list[str], threads: int, binary: Path, rounds: int
         print("| " + " | ".join(cells) + " |")
     for m in models:
         noise = [_paired([x for x, _ in res[m][f"lb_self_{w}"]], [y for _, y in res[m][f"lb_self_{w}"]]) for w in ("tg", "pp")]
-        print(f"\nllama-bench ÷ itself one stage later ({m}, fa auto), the box's own noise: tg {noise[0]} · pp {noise[1]}", end="")
+        print(f"\nllama-bench ÷ itself across abtop's stage ({m}, fa auto), the box's own noise: tg {noise[0]} · pp {noise[1]}", end="")
     print("\n\ngoals: tg ≥ 0.98, pp ≥ 0.97 (fa auto); race ≥ 0.95 × alone@half; TTFT − engine prompt time ≤ 3 ms")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 

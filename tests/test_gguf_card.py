@@ -210,6 +210,9 @@ def test_a_split_gguf_card_counts_every_part(smollm2_path, tmp_path):
     assert split.params == whole.params and split.bytes_per_token == whole.bytes_per_token
     assert split.file_bytes == sum(Path(p).stat().st_size for p in parts)
     assert split.n_layers == whole.n_layers and split.quant == whole.quant
+    with pytest.raises(BackendError) as e:  # llama.cpp opens a split model from its first part only
+        read_card(parts[1])
+    assert str(e.value).endswith("part 2 of a split GGUF in 2 parts; open its first part, SmolLM2-Q4_K_M-00001-of-00002.gguf.")
     Path(parts[1]).unlink()
     with pytest.raises(BackendError) as e:
         read_card(parts[0])

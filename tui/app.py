@@ -446,7 +446,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         if action == "vote":  # the footer offers the vote keys only while a vote is open
             return not typing and self.can_vote()
         if action in ("blind", "next_prompt"):
-            return not typing and (action == "blind" or bool(self.prompts))  # n: only with a suite (the footer is full)
+            return not typing and (action == "blind" or bool(self.prompts))  # n: only with a suite
         if action in ("score", "verdict") and typing:
             return False
         if self.battle is not None and action in ("toggle_card", "results", "texts", "export", "verdict"):

@@ -5,8 +5,9 @@ tree, styles and caches that is ~150,000 objects once the app is up, and a full 
 70–100 ms: seven of them in a 5 s stream at 2 × 2,000 tok/s, each one holding a frame back. They
 were the token-to-screen p99 (``benchmarks/ui_stress.py``: 104–148 ms, against 60–80 ms without).
 
-So, once the first frame is drawn, the objects alive then (the app itself; they live as long as it
-does) are frozen out of every later collection (``gc.freeze``), and full collections come after
+So, once the first frame is drawn, the objects alive then (the app itself, nearly all of which
+lives as long as it does; the few removed later stay until it ends) are frozen out of every later
+collection (``gc.freeze``), and full collections come after
 100 younger ones instead of 10. Young collections still run as often as before (they take
 < 3 ms), so short-lived cycles are freed as soon as ever; what survives into the old generation
 and dies there waits for a full collection a few seconds longer. When the app ends, everything

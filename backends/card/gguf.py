@@ -321,7 +321,7 @@ def _twin_facts(kv: dict) -> dict | None:
     }
 
 
-_SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<of>\d{5})\.gguf$")
+_SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<of>\d{5})\.gguf$", re.I)
 
 
 def split_parts(path: str | os.PathLike, kv: dict) -> list[Path]:
@@ -330,9 +330,13 @@ def split_parts(path: str | os.PathLike, kv: dict) -> list[Path]:
     p = Path(path)
     count = kv.get("split.count")
     m = _SPLIT_NAME.match(p.name)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 2 or m is None:
+    if not isinstance(count, int) or isinstance(count, bool) or count < 2 or m is None or int(m["of"]) != count:
         return [p]
-    return [p.with_name(f"{m['stem']}-{i:05d}-of-{int(m['of']):05d}.gguf") for i in range(1, count + 1)]
+    ext = p.suffix
+    if int(m["no"]) != 1:  # llama.cpp loads a split model from its first part only
+        first = f"{m['stem']}-00001-of-{m['of']}{ext}"
+        raise BackendError(f"{p}: part {int(m['no'])} of a split GGUF in {count} parts; open its first part, {first}.")
+    return [p.with_name(f"{m['stem']}-{i:05d}-of-{m['of']}{ext}") for i in range(1, count + 1)]
 
 
 def read_card(path: str | os.PathLike) -> ModelInfo:
@@ -344,7 +348,8 @@ def read_card(path: str | os.PathLike) -> ModelInfo:
     if len(parts) > 1:
         missing = [q.name for q in parts if not q.exists()]
         if missing:
-            raise BackendError(f"{path}: a split GGUF in {len(parts)} parts, but {', '.join(missing)} is not beside it.")
+            verb = "is" if len(missing) == 1 else "are"
+            raise BackendError(f"{path}: a split GGUF in {len(parts)} parts, but {', '.join(missing)} {verb} not beside it.")
         rest = [read_header(q) for q in parts[1:]]
         h = GGUFHeader(h.version, h.kv, h.tensors + [t for r in rest for t in r.tensors], h.data_offset,
                        h.file_bytes + sum(r.file_bytes for r in rest))  # fmt: skip

@@ -48,8 +48,9 @@ _last_flush = 0.0
 _flush_s = TOKEN_FLUSH_S
 ABORTABLE_FROM = 64
 """Prompt batches of at least this many tokens can be stopped mid-batch (Esc): llama.cpp's abort
-callback, asked after every graph node (~400-500 a batch, ~1 ms in all), is set only for them and
-for context fills, never while generating (it would cost that per token)."""
+callback, asked after every graph node (~400-500 per ubatch's graph, ~1 ms; a 2,048-token batch
+is four of them), is set only for them and for context fills, never while generating (it would
+cost that per token)."""
 
 
 def emit(ev: str, **fields) -> None:
@@ -68,7 +69,8 @@ def emit_token(text: str, t: float, first: bool, run: int) -> None:
 
 class Cancels:
     """Which runs are cancelled: every run up to ``upto``. Set by the reader thread, read between
-    prompt batches and tokens (an int read is atomic under the GIL)."""
+    prompt batches and tokens, and mid-batch by llama.cpp's abort callback (an int read is atomic
+    under the GIL)."""
 
     def __init__(self) -> None:
         self.upto: float = -1
@@ -206,7 +208,8 @@ class Model:
         self.buffers = parse_buffers(log.lines)
         self.context = parse_context(log.lines)
         """What llama.cpp built (``llamalog.parse_context``): flash attention as set and as resolved,
-        n_batch, n_ubatch, KV types, KV bytes per token, mmap/mlock."""
+        n_batch, n_ubatch, KV types, KV bytes per token and in all, the window cache's cells,
+        mmap/mlock."""
         self.repacked = repacked_tensors(log.lines)
         self.lazy = lazy_tensors(log.lines)
         mp = self.llm.model_params
@@ -229,9 +232,17 @@ class Model:
             dtype=np.int64,
         )
         self._piece = ctypes.create_string_buffer(256)
-        self._abort_when: tuple[Cancels, int] | None = None
-        """(cancels, run) while an abortable batch runs: the callback answers cancelled(run)."""
-        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)  # kept: llama.cpp holds the pointer
+        self._abort_when: list = [None]
+        """[(cancels, run)] while an abortable batch runs, else [None]: the callback answers
+        cancelled(run). A list the callback closes over, not ``self``: a bound method in the
+        callback would tie the model (and its buffers) into a cycle only a full collection frees."""
+        when = self._abort_when
+
+        def should_abort(_data) -> bool:  # from llama.cpp's compute thread 0: the thread in llama_decode
+            w = when[0]
+            return w is not None and w[0](w[1])
+
+        self._abort_cb = llama_cpp.ggml_abort_callback(should_abort)  # kept: llama.cpp holds the pointer
         self._no_abort = llama_cpp.ggml_abort_callback()  # NULL
         self._warm_up()
         self.load_s = time.monotonic() - t0
@@ -300,10 +311,6 @@ class Model:
             return None, f"the working-set probe failed ({exc})."
         return (None, why) if why else (probe, None)
 
-    def _should_abort(self, _data) -> bool:
-        when = self._abort_when
-        return when is not None and when[0](when[1])
-
     @contextlib.contextmanager
     def _abortable(self, cancelled: Cancels, run: int, on: bool = True):
         """Within: a cancel stops llama.cpp between two graph nodes (``llama_decode`` returns 2), so
@@ -311,19 +318,22 @@ class Model:
         if not on:
             yield
             return
-        self._abort_when = (cancelled, run)
+        self._abort_when[0] = (cancelled, run)
         self.lc.llama_set_abort_callback(self.ctx, self._abort_cb, None)
         try:
             yield
         finally:
             self.lc.llama_set_abort_callback(self.ctx, self._no_abort, None)
-            self._abort_when = None
+            self._abort_when[0] = None
 
     def _clear_cache(self) -> None:
         lc = self.lc
         if hasattr(lc, "llama_memory_clear"):
-            # data=False, as llama-bench clears: the cells are emptied, their bytes are not zeroed.
-            # Zeroing the whole KV buffer cost every run's TTFT 1-2 ms (SmolLM2 at --ctx 2048: 47 MB).
+            # data=False, as llama-bench and llama-server clear: the cells are emptied, their bytes
+            # are not zeroed (empty cells are masked out). Zeroing the whole KV buffer cost every
+            # run's TTFT 1-2 ms (SmolLM2 at --ctx 2048: 47 MB). The one case it would matter: a
+            # run that overflowed f16 into inf leaves it in its cells, and without flash attention
+            # a masked inf times 0 is NaN; such a run's output was garbage already.
             lc.llama_memory_clear(lc.llama_get_memory(self.ctx), False)
         else:  # older llama.cpp
             lc.llama_kv_self_clear(self.ctx)

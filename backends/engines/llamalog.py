@@ -137,8 +137,9 @@ def parse_context(lines: Iterable[str]) -> dict | None:
     ``flash_attn_on`` what it resolved to (``auto`` is decided by a probe graph: "Flash Attention
     enabled" or "… not supported, set to disabled"). ``kv_layers`` counts the layers that own a K/V
     cache (a sliding-window model logs two caches; layers that share another's KV have none), and
-    ``kv_bytes_per_token`` is what one token of context costs across them (each cache's size over its
-    cells, so K and V types, head counts and head dims per layer are all in it); ``kv_bytes`` is
+    ``kv_bytes_per_token`` is what one cell of context costs across them (each cache's size over its
+    cells, so K and V types, head counts and head dims per layer are all in it; past a sliding
+    window only the global layers' part still grows); ``kv_bytes`` is
     every cache's size as allocated. A sliding-window model's window cache has ``swa_cells`` cells:
     the window plus a ubatch, unless ``swa_full`` (every cell of the context, ``Llama()``'s default;
     llama.cpp's own tools keep it off). Both are None for a model without one.

@@ -134,9 +134,11 @@ def context_text(c: dict) -> str:
         kv = f"KV {c['type_k']}/{c['type_v']}"
         if c.get("kv_bytes_per_token"):
             kv += f" {fmt.human_bytes(c['kv_bytes_per_token'])}/token ({c.get('kv_layers')} layers)"
-        if c.get("swa_cells"):  # the sliding-window layers' cache stops growing at the window
+        if c.get("swa_cells"):  # capped: the window layers' cache stops growing at the window
             cap = "full size" if c.get("swa_full") else f"capped at {c['swa_cells']} cells"
             kv += f", window layers' cache {cap}"
+        if c.get("kv_bytes"):
+            kv += f", {fmt.human_bytes(c['kv_bytes'])} in all"
         bits.append(kv)
     if c.get("mmap") is not None:
         bits.append(("mmap" if c["mmap"] else "no mmap") + (" + mlock" if c.get("mlock") else ""))
