@@ -13,7 +13,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from backends import mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
@@ -31,6 +31,7 @@ from tui.quality_keys import QualityKeys
 from tui.results_keys import ResultsKeys
 from tui.safe import safe
 from tui.widgets.card import CardPanel
+from tui.widgets.footer import Footer
 from tui.widgets.host import HostBar
 from tui.widgets.pane import ModelPane
 from tui.widgets.prompt import PromptInput

@@ -18,12 +18,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from backends.stats import RunCollector
 from tui import format as fmt
 from tui.safe import safe
+from tui.widgets.footer import Footer
 
 
 @dataclass

@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui import verdict
 from tui.safe import safe
+from tui.widgets.footer import Footer
 
 
 def verdict_table(cols: list[dict]) -> Table:
