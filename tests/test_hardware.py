@@ -107,7 +107,8 @@ def test_roofline_warning_judges_only_runs_that_could_reach_the_bandwidth():
 
 def test_a_contended_bandwidth_is_measured_again(monkeypatch, tmp_path):
     """A probe while other processes keep every core busy measures them, not the memory: it is
-    cached as contended, and the next call measures again (keeping the better figure)."""
+    cached as contended, and the next call measures again (keeping the better figure while the box
+    stays busy; a quiet figure replaces it for good)."""
     import subprocess
     import sys
 
@@ -129,4 +130,12 @@ def test_a_contended_bandwidth_is_measured_again(monkeypatch, tmp_path):
     real = hw.probe_bandwidth
     monkeypatch.setattr(hw, "probe_bandwidth", lambda *a, **k: probes.append(1) or real(*a, **k))
     again = mem_bandwidth_gbs()
-    assert probes == [1] and again >= busy
+    assert probes == [1] and again > 0
+    now = json.loads((tmp_path / "abtop" / "mem_bandwidth.json").read_text())
+    if now["contended"]:  # the box was busy again: the better of the two is kept
+        assert again == now["gbs"] >= busy
+    else:  # a quiet probe is the host's figure for good, even below a contended one (a busy
+        # core need not slow the memory: pure-Python burners barely touch it, and this VM's
+        # bandwidth moves ±10 % by itself; CI once read 27.2 contended, 22.9 quiet)
+        assert again == now["gbs"]
+        assert mem_bandwidth_gbs() == again and probes == [1]  # kept: not measured a third time
