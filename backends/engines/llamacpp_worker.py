@@ -345,15 +345,13 @@ class Model:
         lc = self.lc
         toks = np.random.default_rng(depth).integers(0, self.n_vocab, depth, dtype=np.int32)
         for i in range(0, depth, self.n_batch):
-            if cancelled(run):
-                emit("started", t=time.monotonic(), prompt_tokens=0, run=run)
-                emit("finished", run=run, t=time.monotonic(), stop="cancelled", gen_tokens=0, completion=False, engine=None)
-                return False
-            part = toks[i : i + self.n_batch]
-            arr = (lc.llama_token * len(part))(*part.tolist())
-            with self._abortable(cancelled, run):
-                rc = lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(part)))
-            if rc != 0 and cancelled(run):  # stopped mid-batch (Esc)
+            rc = 0
+            if not cancelled(run):
+                part = toks[i : i + self.n_batch]
+                arr = (lc.llama_token * len(part))(*part.tolist())
+                with self._abortable(cancelled, run):
+                    rc = lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(part)))
+            if cancelled(run):  # before this batch, or stopped in it (Esc)
                 emit("started", t=time.monotonic(), prompt_tokens=0, run=run)
                 emit("finished", run=run, t=time.monotonic(), stop="cancelled", gen_tokens=0, completion=False, engine=None)
                 return False
