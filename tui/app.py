@@ -163,8 +163,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         self.loop = asyncio.get_running_loop()
         self._layout(self.size.width)
         # 20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45, with tui/gcpolicy.py) gives
-        # token-to-screen p99 57–64 ms at 0.21–0.28 core; 30 Hz gave 49–64 ms at 0.27–0.30 core,
-        # and half as many frames again to send over SSH.
+        # token-to-screen p99 57–80 ms at 0.21–0.29 core; 30 Hz gave 49–64 ms at 0.27–0.30 core,
+        # for half as many frames again to send over SSH.
         self.set_interval(1 / self.FLUSH_HZ, self._flush_panes)
         self.set_interval(self.interval, self._tick)
         # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as

@@ -7,10 +7,10 @@ were the token-to-screen p99 (``benchmarks/ui_stress.py``: 104–148 ms, against
 
 So, once the first frame is drawn, the objects alive then (the app itself, nearly all of which
 lives as long as it does; the few removed later stay until it ends) are frozen out of every later
-collection (``gc.freeze``), and full collections come after
-100 younger ones instead of 10. Young collections still run as often as before (they take
-< 3 ms), so short-lived cycles are freed as soon as ever; what survives into the old generation
-and dies there waits for a full collection a few seconds longer. When the app ends, everything
+collection (``gc.freeze``), and full collections come after 100 younger ones instead of 10.
+Young collections still run as often as before (they take < 3 ms), so short-lived cycles are
+freed as soon as ever; what survives into the old generation and dies there waits for a full
+collection a few seconds longer. When the app ends, everything
 is unfrozen and the thresholds restored, so nothing the app left behind outlives it (a test
 process runs hundreds of apps one after another).
 
