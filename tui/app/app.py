@@ -1,0 +1,537 @@
+"""The abtop Textual app: two panes streaming the same prompt, a prompt bar, live metrics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal
+from textual.css.query import NoMatches
+from textual.widgets import Input, Static
+
+from backends import mem_bandwidth_gbs
+from backends.base import Backend, BackendError, GenParams
+from backends.catalog import make_backend
+from backends.events import Event, Failed
+from backends.session import RunPlan, Session
+from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
+from tui.app import gcpolicy
+from tui.app.blind import BlindVotes, suite_position
+from tui.app.help import HelpScreen
+from tui.app.lifeline import Lifeline
+from tui.app.model_keys import ModelKeys
+from tui.app.picker import ModelsProvider
+from tui.app.quality_keys import QualityKeys
+from tui.app.results_keys import ResultsKeys
+from tui.files import export
+from tui.text.safe import safe
+from tui.widgets.card import CardPanel
+from tui.widgets.footer import Footer
+from tui.widgets.host import HostBar
+from tui.widgets.pane import ModelPane
+from tui.widgets.prompt import PromptInput
+from tui.widgets.results import ResultsScreen
+from tui.widgets.texts import TextScreen
+from tui.widgets.verdict_screen import VerdictScreen
+
+VOTE = Binding.Group("Vote A/B/tie/bad")
+NARROW = 120  # below this many columns the panes stack (and the host line is shorter)
+
+
+class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ModelsProvider}  # Ctrl+P: the model picker beside Textual's commands
+    TITLE = "abtop"
+    AUTO_FOCUS = None  # the prompt starts unfocused (see on_mount)
+    # z zooms a pane with Textual's maximize; the prompt bar and the footer stay, and Esc keeps
+    # its meaning (cancel) instead of Textual's "Esc leaves the maximized view".
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
+    ESCAPE_TO_MINIMIZE = False
+    FLUSH_HZ = 20
+    """How often the panes draw the text that arrived (see on_mount)."""
+    BINDINGS = [
+        Binding("enter", "run", "Run", show=True),
+        # footer words kept short: every key fits at 80 columns. Esc is "Stop" in the footer only
+        # while a run is in flight; otherwise it leaves the prompt, unlisted.
+        Binding("escape", "cancel", "Stop"),
+        Binding("escape", "leave", "Leave", show=False),
+        Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
+        Binding("slash", "edit_prompt", "Edit", show=False),  # in --help and the README: the footer is full
+        Binding("q", "quit", "Quit", show=False),  # as in top; in ?, --help and the README: the footer is full
+        Binding("c", "toggle_card", "Card"),
+        # One key, two bindings: the footer shows the one whose label names the current mode.
+        Binding("m", "mode('alternate')", "Mode: race"),
+        Binding("m", "mode('race')", "Mode: alternate"),
+        Binding("e", "export", "Export"),
+        Binding("s", "screenshot", "SVG", show=False),  # in --help and the README; the footer is full
+        Binding("g", "results", "Plots"),
+        Binding("t", "texts", "Text"),
+        Binding("p", "pull", "Pull", show=False),  # offered in the pane of a model Ollama lacks
+        Binding("w", "working_set", "Probe", show=False),  # in --help and the README; the footer is full
+        Binding("o", "pick", "Model"),  # the model picker (also in Ctrl+P's palette)
+        Binding("z", "zoom", "Zoom"),
+        Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
+        # blind votes (tui/app/blind.py): shown in the footer only while a vote is open, as one group
+        # ("1 2 = x Vote A/B/tie/bad"): four labels of their own overflowed 80 columns
+        Binding("1", "vote('1')", "A better", group=VOTE),
+        Binding("2", "vote('2')", "B better", group=VOTE),
+        Binding("equals_sign", "vote('=')", "Tie", group=VOTE),
+        Binding("x", "vote('x')", "Both bad", group=VOTE),
+        Binding("b", "blind", "Blind", show=False),
+        Binding("n", "next_prompt", "Next", show=False),  # the suite's place in the prompt bar says "n next"
+        Binding("question_mark", "help", "Help", show=False),  # the footer is full; ? is in --help
+        Binding("S", "score", "Score", show=False),  # bits per byte of the bundled text
+        Binding("v", "verdict", "Verdict"),
+    ]
+
+    def __init__(
+        self,
+        specs: list[str],
+        prompt: str,
+        params: GenParams,
+        *,
+        mode: str = "race",
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        interval: float = 0.25,
+        autostart: bool = False,
+        record: str | None = None,
+        runs: int = 1,
+        warmup: int = 0,
+        results_dir: str | Path = export.DEFAULT_DIR,
+        blind: bool = False,
+        prompts: list | None = None,
+        rng=None,
+        working_set: bool = False,
+        engine_options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.setup_blind(blind, prompts, rng)
+        self.setup_quality()
+        self.specs = specs
+        self.prompt = prompt
+        self.params = params
+        self.mode = mode
+        self.n_ctx = n_ctx
+        self.threads = threads
+        self.interval = interval
+        self.autostart = autostart
+        self.record_path = record
+        self.n_runs = runs
+        self.n_warmup = warmup
+        self.results_dir = Path(results_dir)
+        """Where ``e`` and ``s`` write (created on first use)."""
+        self.working_set = working_set
+        """Each Enter ends with a working-set probe run per local model (``--working-set``, ``w``)."""
+        self.engine_options = engine_options or {}
+        """Load options for local models (``lazy_ple``, ``repack``)."""
+        self._engine = asyncio.Lock()
+        """Held while the workers are placed or run: a placement never lands mid-stream."""
+        self._last_plan: tuple | None = None
+        self.session: Session | None = None
+        self.panes: list[ModelPane] = []
+        self.models_loaded = asyncio.Event()
+        self.run_finished = asyncio.Event()
+        """Set each time a run of both panes ends (tests and scripts wait on it)."""
+        self.hooks: list = []
+        """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
+        self._recorder = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._slots: list[int] = []
+        """The pane of each of the session's models (a spec that could not be made has none)."""
+
+    def compose(self) -> ComposeResult:
+        with Container(id="panes"):
+            for i, spec in enumerate(self.specs):
+                pane = ModelPane(spec, i, id=f"pane-{i}")
+                self.panes.append(pane)
+                yield pane
+        with Horizontal(id="bottom"):
+            if self.prompts:  # a suite: which prompt of how many (n steps on)
+                yield Static(suite_position(0, len(self.prompts)), id="suite-pos", markup=False)
+            yield PromptInput(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
+            yield HostBar()
+        yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._layout(self.size.width)
+        # 20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45, with tui/app/gcpolicy.py) gives
+        # token-to-screen p99 57–80 ms at 0.21–0.29 core; 30 Hz gave 49–64 ms at 0.27–0.30 core,
+        # for half as many frames again to send over SSH.
+        self.set_interval(1 / self.FLUSH_HZ, self._flush_panes)
+        self.set_interval(self.interval, self._tick)
+        # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as
+        # in top; "/" (or a click) edits it. Focused at start, the first letter typed would replace it.
+        self._load()
+
+    def on_ready(self) -> None:
+        gcpolicy.settle()  # the first frame is up: full collections off the token path (gcpolicy)
+
+    def on_resize(self, event) -> None:
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.query_one("#panes").set_class(width < NARROW, "-stacked")
+        self.query_one(HostBar).set_compact(width < NARROW)
+
+    async def on_unmount(self) -> None:
+        try:
+            await self._close()
+        finally:
+            gcpolicy.release()
+
+    async def _close(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            await session.close()
+        if self._recorder is not None:
+            self.hooks.remove(self._record)
+            self._recorder.close()
+            self._recorder = None
+
+    # -- engine ----------------------------------------------------------------------------------
+    def emit(self, slot: int, ev: Event) -> None:
+        with _teardown_safe(self):
+            self.panes[slot].handle(ev)
+        for hook in self.hooks:
+            hook(slot, ev)
+
+    def _record(self, slot: int, ev: Event) -> None:
+        """``--record``: a write that fails (a full disk) stops the recording, not the run; said once."""
+        rec = self._recorder
+        if rec is not None and rec.error is None:
+            rec.write(slot, ev)
+            if rec.error:
+                self.notify(rec.error[0].upper() + rec.error[1:], severity="error", timeout=12)
+
+    @work(group="load", exit_on_error=False)
+    async def _load(self) -> None:
+        backends: list[Backend | None] = []
+        for i, spec in enumerate(self.specs):
+            try:
+                backends.append(await asyncio.to_thread(make_backend, spec, n_ctx=self.n_ctx, **self.engine_options))
+            except BackendError as exc:
+                self.emit(i, Failed(str(exc)))
+                backends.append(None)
+        self.offer_pulls(backends)
+        live = [(i, b) for i, b in enumerate(backends) if b is not None]
+        slots = self._slots = [i for i, _ in live]
+        if self.record_path:
+            from tui.files.record import Recorder
+
+            try:
+                self._recorder = Recorder(self.record_path, self.specs, self.export_params())
+                self.hooks.append(self._record)
+            except OSError as exc:
+                self.notify(f"Not recording: --record {self.record_path} cannot be written ({exc.strerror or exc}).",
+                            severity="error", timeout=12)  # fmt: skip
+        self.session = Session(
+            [b for _, b in live],
+            lambda k, ev: self.emit(slots[k], ev),
+            mode=self.mode,
+            threads=self.threads,
+            interval=self.interval,
+        )
+        await self.session.load()
+        await self._probe_bandwidth()  # now: the loads are over and no run has started
+        self._show_mode(self.mode)
+        self.models_loaded.set()
+        if self.autostart:
+            self.action_run()
+
+    async def _probe_bandwidth(self) -> None:
+        """The host's read bandwidth for the roofline (cached per host in ~/.cache/abtop; a probe,
+        about a second, while the machine is quiet), handed to every card."""
+        gbs = await asyncio.to_thread(mem_bandwidth_gbs)
+        with _teardown_safe(self):
+            for pane in self.panes:
+                pane.query_one(CardPanel).show_bandwidth(gbs)
+
+    def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:
+        """A toast is one line over the footer (app.tcss), never over text: its title and line
+        breaks fold into that line (" · "). Its text may name a file or quote a server, so it is
+        drawn safe, not as markup."""
+        line = " · ".join(x for x in (title, *message.splitlines()) if x.strip())
+        super().notify(safe(line), markup=False, **kw)
+
+    def action_run(self) -> None:
+        prompt = self.query_one("#prompt", Input).value.strip()
+        if not prompt:
+            self.notify("Type a prompt first.", severity="warning")
+            return
+        if self.session is None or not self.models_loaded.is_set():
+            self.notify("Models are still loading…")
+            self.autostart = True
+            return
+        if self.session.running:
+            self.notify("Already running: Esc cancels.")
+            return
+        if self._engine.locked():  # a reload or a placement in progress: a second Enter would restart it
+            self.notify("Still loading or placing the models…")
+            return
+        self.prompt = prompt
+        if self.prompts:  # an edited prompt is no longer the suite's
+            here = self.prompts[self.prompt_index]
+            self.prompt_id = here.id if prompt == here.text else None
+        self.set_focus(None)
+        self.blind_before_run(prompt)
+        if self._last_plan != (prompt, self.mode):  # the figures on screen share prompt and mode
+            self._last_plan = (prompt, self.mode)
+            for pane in self.panes:
+                pane.runs.clear()
+        self._run(
+            RunPlan(prompt, self.params, mode=self.mode, runs=self.n_runs, warmup=self.n_warmup, working_set=self.working_set)
+        )
+
+    @work(group="run", exclusive=True, exit_on_error=False)
+    async def _run(self, plan: RunPlan) -> None:
+        assert self.session is not None
+        self.run_finished.clear()
+        try:
+            async with self._engine:
+                if not all(self.session.alive):  # a server started since, a worker lost: try again
+                    for k, ok in enumerate(self.session.alive):
+                        if not ok:
+                            self.panes[self._slots[k]].show_reloading()
+                    await self.session.reload_failed()
+                if not any(self.session.alive):
+                    self.notify("No model is loaded; see the panes.", severity="error")
+                    return
+                if self.session.mode != plan.mode:
+                    await self.session.set_mode(plan.mode)
+                self._show_mode(plan.mode)
+                shared = plan.mode == "race" and sum(self.session.alive) > 1  # one socket's energy, two models
+                for pane in self.panes:
+                    pane.shared_energy = shared
+                await self.session.run(plan)
+        finally:
+            self.refresh_bindings()  # the vote keys open once both have finished
+            self.run_finished.set()
+
+    @on(Input.Submitted, "#prompt")
+    def _submitted(self) -> None:
+        self.action_run()
+
+    def action_rerun(self) -> None:
+        self.action_run()
+
+    def action_toggle_card(self) -> None:
+        """Show or hide the model cards (a short pane hides its card until asked)."""
+        for pane in self.panes:
+            pane.query_one(CardPanel).toggle()
+            pane.refresh_stats()  # the roofline warning lives in the card while it shows
+
+    def action_zoom(self) -> None:
+        """z: the selected pane (the one Tab or a click focused; the first if none) fills the
+        screen above the prompt bar, z again shows both. The other pane keeps streaming."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        else:
+            focused = self.focused
+            pane = next((p for p in self.panes if focused is not None and (focused is p or p in focused.ancestors)), None)
+            screen.maximize(pane or self.panes[0], container=False)
+        self.call_after_refresh(self._fit_panes)
+
+    def _fit_panes(self) -> None:
+        for pane in self.panes:
+            pane.fit_chrome()
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def in_flight(self) -> bool:
+        """A run (or a replay) is going on: Esc stops it."""
+        running = self.session is not None and self.session.running
+        return running or any(w.group == "run" and not w.is_finished for w in self.workers)
+
+    def on_worker_state_changed(self, event) -> None:
+        if event.worker.group == "run":  # "esc Stop" comes and goes with the run
+            self.refresh_bindings()
+
+    def action_leave(self) -> None:
+        self.set_focus(None)
+
+    async def action_cancel(self) -> None:
+        if self.session is not None and self.session.running:
+            await self.session.cancel()
+            self.notify("Cancelled.")
+        elif self.focused is not None:
+            self.set_focus(None)
+
+    # -- mode (the e/s/g keys are in results_keys.py) ---------------------------------------------
+    def action_working_set(self) -> None:
+        self.working_set = not self.working_set
+        self.notify(
+            "working-set probe on: each run ends with one probe run per model (pages evicted, then "
+            "counted per tensor group in the card; never a speed figure)."
+            if self.working_set
+            else "working-set probe off."
+        )
+
+    def action_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.refresh_bindings()
+        if self.session is not None and self.session.running:
+            self.notify(f"{mode} mode from the next run.")
+            return
+        what = "both at once, cores split" if mode == "race" else "one at a time, all cores each"
+        self.notify(f"{mode} mode: {what}.")
+        if self.session is not None:
+            self._apply_mode(mode)
+
+    @work(group="mode", exit_on_error=False)
+    async def _apply_mode(self, mode: str) -> None:
+        await self.models_loaded.wait()  # a placement made mid-load would be undone by the load
+        async with self._engine:
+            if self.session is not None and self.session.mode != mode:
+                await self.session.set_mode(mode)
+            if self.mode == mode:
+                self._show_mode(mode)
+
+    def _show_mode(self, mode: str) -> None:
+        for pane in self.panes:
+            pane.show_mode(mode)
+
+    def export_params(self, runs: int | None = None) -> dict:
+        """The ``params`` of an export or a recording: prompt, sampling, mode, runs."""
+        n = self.n_runs if runs is None else runs
+        return export.run_params(self.prompt, self.params, runs=n, warmup=self.n_warmup, mode=self.mode, n_ctx=self.n_ctx)
+
+    async def action_quit(self) -> None:
+        await self._close()
+        self.exit()
+
+    async def action_shutdown(self) -> None:
+        """Ctrl+C: quit from anywhere, the prompt included."""
+        await self.action_quit()
+
+    # -- timers ------------------------------------------------------------------------------------
+    def _flush_panes(self) -> None:
+        """Draw the tokens that arrived since the last frame (named apart from Textual's App._flush)."""
+        with _teardown_safe(self):
+            for pane in self.panes:
+                pane.flush()
+
+    def _tick(self) -> None:
+        with _teardown_safe(self):
+            for pane in self.panes:
+                pane.tick()
+
+    def action_help(self) -> None:
+        """``?``: every key on one screen."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if isinstance(self.screen, HelpScreen):  # it closes with its own keys; nothing acts behind it
+            return action in ("shutdown", "screenshot")
+        # Letters belong to the prompt while it has focus; Enter there submits the prompt.
+        if isinstance(self.screen, (ResultsScreen, TextScreen, VerdictScreen)):  # only quit, export, screenshot, back
+            own = {ResultsScreen: "results", TextScreen: "texts"}.get(type(self.screen), "verdict")  # its key closes it
+            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "leave", "toggle_card", "results", "texts", "pull",
+                          "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt", "zoom"):  # fmt: skip
+                return action == own
+        typing = isinstance(self.focused, Input)
+        if action == "cancel":
+            return self.in_flight()
+        if action == "pick" and self.in_flight():  # refused mid-run anyway: "esc Stop" takes its place
+            return False
+        if action == "vote":  # the footer offers the vote keys only while a vote is open
+            return not typing and self.can_vote()
+        if action in ("blind", "next_prompt"):
+            return not typing and (action == "blind" or bool(self.prompts))  # n: only with a suite
+        if action in ("score", "verdict") and typing:
+            return False
+        if self.battle is not None and action in ("toggle_card", "results", "texts", "export", "verdict"):
+            return False  # they name the models: after the vote
+        if action == "mode":  # show the binding that names the current mode; dim it while typing
+            return False if parameters and parameters[0] == self.mode else (None if typing else True)
+        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick", "help", "zoom") and typing:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _teardown_safe(app: App):
+    """On the way out Textual removes a pane's widgets while a timer or a sampler may still fire:
+    a lookup that finds nothing then is no error (the hooks still get the event). While the app
+    runs, it is one, and is raised."""
+    try:
+        yield
+    except NoMatches:
+        if app.is_running:
+            raise
+
+
+def app_for(args: argparse.Namespace) -> ABTopApp:
+    """The app the command line asks for (options already checked). One model runs alone, in
+    one pane: a partner added unasked would be a comparison nobody chose."""
+    from tui.cli.options import backend_options, default_prompt, prompt_list
+
+    specs = list(args.models) or list(DEFAULT_PAIR)
+    return ABTopApp(
+        specs[:2],
+        args.prompt or (prompt_list(args)[0].text if args.prompts else default_prompt(args)),
+        GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed),
+        mode=args.mode,
+        n_ctx=args.ctx,
+        threads=args.threads,
+        interval=args.interval,
+        autostart=args.prompt is not None,
+        record=args.record,
+        runs=args.runs,
+        warmup=args.warmup,
+        blind=args.blind,
+        prompts=prompt_list(args) if args.prompts else None,
+        results_dir=getattr(args, "results", None) or export.DEFAULT_DIR,
+        working_set=args.working_set,
+        engine_options={k: v for k, v in backend_options(args).items() if k != "n_ctx"},
+    )
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from tui.cli.options import check_run_options
+
+    problem = check_run_options(args)
+    if problem:
+        print(safe(problem), file=sys.stderr)
+        return 2
+    if args.blind and len(args.models) == 1:
+        print("abtop: --blind compares two models; give a second one (or leave both out for the bundled pair).",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    for spec in args.models:  # a twin is written on first use, with its progress bar, before the screen is taken
+        if spec.startswith(TWIN_PREFIX):
+            try:
+                twin_file(spec)
+            except BackendError as exc:
+                print(safe(f"abtop: {exc}"), file=sys.stderr)
+                return 2
+    app = app_for(args)
+
+    def kill_children() -> None:
+        for b in app.session.backends if app.session is not None else ():
+            b.kill_now()
+
+    def request_exit() -> None:
+        if app.loop is not None:
+            app.loop.call_soon_threadsafe(app.exit)
+
+    Lifeline(kill_children, request_exit).install()
+    try:
+        app.run()
+    finally:
+        kill_children()  # an abnormal exit: leave no worker behind
+    return app.return_code or 0
+
+
+__all__ = ["ABTopApp", "app_for", "run_app"]

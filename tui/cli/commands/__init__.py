@@ -1,0 +1,1 @@
+"""``abtop COMMAND``: one module per subcommand, each exposing ``register(subparsers)``."""

@@ -1,0 +1,46 @@
+"""``abtop replay FILE.jsonl [--speed X]``: a recorded run, in the TUI, with no model and no engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """\
+examples:
+  abtop --record run.jsonl                    record a session in the TUI
+  abtop bench --runs 3 --record run.jsonl     or a headless bench
+  abtop replay run.jsonl                      play it back as it happened
+  abtop replay run.jsonl --speed 4            four times faster (the figures stay the recorded ones)
+
+keys: Enter or r plays it again, Esc stops, e exports, s saves an SVG, g plots, q quits.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="play a recorded run back in the TUI",
+        description="Play a recording from --record back in the TUI, as it happened: no model, no engine needed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE.jsonl", help="a recording written by abtop --record or abtop bench --record")
+    p.add_argument("--speed", type=float, default=1.0, help="play X times faster (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tui.app.replay import ReplayApp, ReplayError, load
+    from tui.text.safe import safe
+
+    if not args.speed > 0:
+        print(f"abtop: --speed must be above 0 (got {args.speed:g}).", file=sys.stderr)
+        return 2
+    try:
+        header, events = load(args.file)
+    except ReplayError as exc:
+        print(safe(f"abtop: {exc}"), file=sys.stderr)
+        return 2
+    app = ReplayApp(header, events, speed=args.speed, source=args.file)
+    app.run()
+    return app.return_code or 0

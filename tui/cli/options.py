@@ -1,0 +1,133 @@
+"""Run options shared by the TUI and ``bench``, so both drive the engine the same way."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from backends.specs import DEFAULT_PAIR
+
+DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
+
+
+def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
+    """Options shared by the TUI and ``bench``, so both drive the engine the same way."""
+    p.add_argument("models", nargs="*", metavar="MODEL", help=f"two models (default: {' '.join(DEFAULT_PAIR)})")
+    p.add_argument("--pair", metavar="NAME", default=None, help="the two models of [pairs.NAME] in the config file (abtop config)")
+    p.add_argument("-p", "--prompt", default=None, help="the prompt both models get")
+    p.add_argument(
+        "--prompts",
+        metavar="FILE",
+        default=None,
+        help="a prompt suite: .txt (one prompt a line), .jsonl (prompt, optional id), or `suite` (the bundled eight)",
+    )
+    p.add_argument("-n", "--max-tokens", type=int, default=128, help="tokens to generate (default 128)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed (default 42)")
+    p.add_argument("--ctx", type=int, default=2048, help="context size for local models (default 2048)")
+    p.add_argument(
+        "--mode",
+        choices=("race", "alternate"),
+        default="alternate" if bench else "race",
+        help="race: both at once, cores split; alternate: one at a time with all cores "
+        f"(default {'alternate' if bench else 'race'})",
+    )
+    p.add_argument("--threads", type=int, default=None, help="threads per local model (default: its share of the cores)")
+    p.add_argument("--interval", type=float, default=0.25, help="telemetry sampling interval, seconds (default 0.25 = 4 Hz)")
+    p.add_argument(
+        "--working-set",
+        action="store_true",
+        help="after the runs, one probe run per local model: which weight bytes (per tensor group) it reads "
+        "(Linux; never counted in the speed figures)",
+    )
+    p.add_argument(
+        "--lazy-ple",
+        choices=("on", "off", "auto"),
+        default=None,
+        help="llama.cpp's on-demand reading of per-layer embedding tables (lazy_mode; default: the engine's, auto)",
+    )
+    p.add_argument(
+        "--repack",
+        choices=("on", "off"),
+        default=None,
+        help="llama.cpp's copy of quantised weights into CPU_REPACK buffers (default: the engine's, on)",
+    )
+    p.add_argument(
+        "--flash-attn",
+        choices=("on", "off", "auto"),
+        default="auto",
+        help="llama.cpp's flash attention (default auto, as llama.cpp's own tools: on where the backend has it)",
+    )
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    """The local engine's load options from the run options (``make_backend(spec, **these)``)."""
+    return {
+        "n_ctx": args.ctx,
+        "lazy_ple": args.lazy_ple,
+        "repack": None if args.repack is None else args.repack == "on",
+        "flash_attn": getattr(args, "flash_attn", None),
+    }
+
+
+def prompt_list(args: argparse.Namespace) -> list:
+    """The prompts to run: ``--prompts``' suite, else the one ``--prompt`` (id None).
+    ``ValueError`` with one sentence when the suite cannot be used."""
+    from backends import Prompt, load_prompts
+
+    if getattr(args, "prompts", None):
+        return load_prompts(args.prompts)
+    return [Prompt(None, args.prompt if args.prompt is not None else default_prompt(args))]
+
+
+def default_prompt(args: argparse.Namespace) -> str:
+    """The prompt when none was given: the config file's (``[defaults] prompt``), else abtop's."""
+    return getattr(args, "config_prompt", None) or DEFAULT_PROMPT
+
+
+def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str | None:
+    """The sentence that says what is wrong with the run options, or None when they are usable.
+
+    Checked before anything loads, so a typo costs nothing: the TUI and ``bench`` share it.
+    """
+    from backends.session import available_cpus  # psutil: only when checking
+
+    n_cpus = len(available_cpus())
+    if len(args.models) > max_models:
+        return f"abtop: at most two models can be compared at once; {len(args.models)} were given ({', '.join(args.models)})."
+    for option in ("record", "json", "csv", "md"):  # a typo in a path must not cost a whole bench
+        path = getattr(args, option, None)
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                return f"abtop: --{option} {path}: the folder {folder} does not exist."
+            if not os.access(folder, os.W_OK):
+                return f"abtop: --{option} {path}: the folder {folder} is not writable."
+            if os.path.isdir(path):
+                return f"abtop: --{option} {path} is a folder; give a file name."
+    if getattr(args, "prompts", None):
+        if args.prompt is not None:
+            return "abtop: give --prompt or --prompts, not both."
+        try:
+            prompt_list(args)
+        except ValueError as exc:
+            return f"abtop: {exc}"
+    checks = [
+        (args.max_tokens >= 1, f"--max-tokens must be at least 1 (got {args.max_tokens})."),
+        (args.temperature >= 0, f"--temperature must be 0 or more (got {args.temperature}); 0 is greedy."),
+        (args.ctx >= 256, f"--ctx must be at least 256 tokens, llama.cpp's smallest context (got {args.ctx})."),
+        (args.threads is None or args.threads >= 1, f"--threads must be at least 1 (got {args.threads})."),
+        (
+            args.threads is None or args.threads <= n_cpus,
+            f"--threads {args.threads} is more than the {n_cpus} cores abtop may use here; "
+            "more threads than cores only slows llama.cpp down.",
+        ),
+        (
+            0.05 <= args.interval <= 60,
+            f"--interval must be between 0.05 and 60 seconds (got {args.interval})"
+            + ("; faster sampling costs the models speed." if args.interval < 0.05 else "."),
+        ),
+        (args.runs >= 1, f"--runs must be at least 1 (got {args.runs})."),
+        (args.warmup >= 0, f"--warmup must be 0 or more (got {args.warmup})."),
+    ]
+    return next((f"abtop: {why}" for ok, why in checks if not ok), None)

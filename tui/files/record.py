@@ -1,0 +1,108 @@
+"""``--record FILE.jsonl``: every event of both panes, with its timestamp, one JSON object a line.
+
+The first line is a header (``schema``, the model specs, and ``params``: prompt, sampling and mode
+when the writer knows them); each further line is an event as
+``backends.events.to_dict`` writes it, plus ``slot``. Lines are flushed as they are written, so a
+crash loses nothing already seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import TextIO
+
+from backends.events import Event, from_dict, to_dict
+from backends.specs import public_spec
+
+SCHEMA = "abtop.record/1"
+
+
+class Recorder:
+    """Streams the events to ``path`` as they come. Opening raises ``OSError``; a write that fails
+    later (a full disk) never stops the run: the recording stops, ``error`` says where, and what
+    was written stays (each line is whole, a replay reads up to the last one)."""
+
+    def __init__(self, path: str | Path, specs: list[str], params: dict | None = None) -> None:
+        self.path = Path(path)
+        self.error: str | None = None
+        """One sentence once a write failed; None while the recording is whole."""
+        self.events = 0
+        self._f: TextIO | None = self.path.open("w", encoding="utf-8", buffering=1)
+        header = {"schema": SCHEMA, "specs": [public_spec(s) for s in specs], "params": params}
+        self._put(json.dumps(header))
+
+    def write(self, slot: int, ev: Event) -> None:
+        if self._f is None:
+            return
+        d = to_dict(ev)
+        d["slot"] = slot
+        if self._put(json.dumps(d, separators=(",", ":"))):
+            self.events += 1
+
+    def _put(self, line: str) -> bool:
+        try:
+            self._f.write(line + "\n")  # type: ignore[union-attr]
+            return True
+        except OSError as exc:
+            self._stop(exc)
+            return False
+
+    def _stop(self, exc: OSError) -> None:
+        self.error = (
+            f"the recording --record {self.path} stopped after {self.events} events "
+            f"({exc.strerror or exc}); the run went on, what was recorded before is kept."
+        )
+        f, self._f = self._f, None
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()  # what is still buffered cannot be written either
+
+    def close(self) -> None:
+        f, self._f = self._f, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError as exc:  # the last buffered line did not fit
+                self._stop(exc)
+
+
+def read_recording(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:
+    """The header and the (slot, event) pairs of a recording.
+
+    Raises ``OSError`` for an unreadable file and ``ValueError`` with one sentence naming the file
+    (and the line) for anything that is not an abtop recording.
+    """
+    name = Path(path).name
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not an abtop recording (not UTF-8 text).") from None
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+        found = header.get("schema") if isinstance(header, dict) else None
+        what = f"schema {found!r}" if found else "no abtop header on its first line"
+        raise ValueError(f"{name}: not an abtop recording ({what}); record one with --record FILE.jsonl.")
+    n_slots = len(header.get("specs") or [])
+    out = []
+    for no, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            slot = d.pop("slot")
+            ev = from_dict(d)
+            if not isinstance(ev.t, (int, float)):
+                raise TypeError(f"time {ev.t!r} is not a number")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if no == len(lines):  # the writer was killed mid-line: keep what came before
+                break
+            raise ValueError(f"{name} line {no}: not an abtop event ({type(exc).__name__}: {exc}).") from None
+        if not isinstance(slot, int) or not 0 <= slot < max(n_slots, 1):
+            raise ValueError(f"{name} line {no}: slot {slot!r} does not match the {n_slots} models in the header.")
+        out.append((slot, ev))
+    return header, out
