@@ -27,14 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tui.format import human_bytes  # noqa: E402
+from tui.text.format import human_bytes  # noqa: E402
 
 GROUPS = ("token_embd", "ple", "experts", "output", "attention", "ffn", "other")
 PROMPT = "Explain in two sentences why the sky is blue."
 
 
 def bench(spec: str, args, out: Path, *extra: str) -> dict:
-    cmd = [sys.executable, "-m", "tui.cli", "bench", spec, "-p", PROMPT, "-n", str(args.max_tokens),
+    cmd = [sys.executable, "-m", "tui.cli.main", "bench", spec, "-p", PROMPT, "-n", str(args.max_tokens),
            "--runs", str(args.runs), "--warmup", str(args.warmup), "--mode", "alternate", "--working-set",
            "--repack", args.repack, "--json", str(out), *extra]  # fmt: skip
     print("$ abtop " + " ".join(cmd[3:]), file=sys.stderr, flush=True)

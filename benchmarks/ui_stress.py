@@ -10,7 +10,7 @@ Measures, in one run:
 
     .venv/bin/python benchmarks/ui_stress.py [--rate 2000] [--seconds 5] [--size 160x45] [--gc default]
 
-``--gc default`` leaves Python's collector as it comes (no ``tui.gcpolicy``): the baseline to
+``--gc default`` leaves Python's collector as it comes (no ``tui.app.gcpolicy``): the baseline to
 interleave with, one process each, since a process's collector state carries over.
 """
 
@@ -30,7 +30,7 @@ import psutil  # noqa: E402
 from backends.events import Token, now  # noqa: E402
 from backends.stats import percentile  # noqa: E402
 from tui import gcpolicy  # noqa: E402
-from tui.replay import ReplayApp, synthetic  # noqa: E402
+from tui.app.replay import ReplayApp, synthetic  # noqa: E402
 from tui.widgets.stream_view import StreamView  # noqa: E402
 
 
@@ -99,7 +99,7 @@ async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float
     n = sum(r["gen_tokens"] for r in runs)
     print(f"ui_stress: 2 panes × {rate:.0f} tok/s for {seconds:g} s ({n:,} tokens) replayed at ×1 into a headless "
           f"{size[0]}x{size[1]} app; the replay took {busy_wall:.2f} s for {app.duration:.2f} s of recording; "
-          f"collector: {'the app policy (tui/gcpolicy.py)' if gc_mode == 'app' else 'Python default'}")  # fmt: skip
+          f"collector: {'the app policy (tui/app/gcpolicy.py)' if gc_mode == 'app' else 'Python default'}")  # fmt: skip
     print(f"UI process CPU: {busy:.2f} cores while streaming · {idle:.2f} cores idle   (goal < 0.5)")
     ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
     print(f"token → on screen: p50 {ms(percentile(screen_lag, 50))} · p99 {ms(percentile(screen_lag, 99))} · "
@@ -120,7 +120,7 @@ if __name__ == "__main__":
     ap.add_argument("--idle", type=float, default=2.0, help="seconds of idle baseline (default 2)")
     ap.add_argument("--no-card", action="store_true", help="hide the model cards (c) during the run")
     ap.add_argument("--gc", choices=("app", "default"), default="app",
-                    help="app: the app's collector policy (tui/gcpolicy.py); default: Python's as it comes")  # fmt: skip
+                    help="app: the app's collector policy (tui/app/gcpolicy.py); default: Python's as it comes")  # fmt: skip
     a = ap.parse_args()
     if a.gc == "default":
         gcpolicy.settle = lambda: None  # type: ignore[assignment]

@@ -47,7 +47,7 @@ from llama_bench_build import build  # noqa: E402
 from backends.session import available_cpus  # noqa: E402
 from backends.specs import DEFAULT_PAIR, bundled_path  # noqa: E402
 
-ABTOP = [sys.executable, "-m", "tui.cli", "bench"]
+ABTOP = [sys.executable, "-m", "tui.cli.main", "bench"]
 LONG_PROMPT = (
     "Summarise the following notes in three sentences. "
     + " ".join(

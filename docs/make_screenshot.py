@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backends.base import GenParams  # noqa: E402
-from tui.app import ABTopApp  # noqa: E402
+from tui.app.app import ABTopApp  # noqa: E402
 
 
 async def main() -> None:

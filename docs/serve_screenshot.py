@@ -87,7 +87,7 @@ async def main(a: argparse.Namespace) -> None:
     record = work / "events.jsonl"
     port, devtools = free_port(), free_port()
     serve = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", "serve", "--port", str(port), "smollm2-135m", "gemma3-270m",
+        sys.executable, "-m", "tui.cli.main", "serve", "--port", str(port), "smollm2-135m", "gemma3-270m",
         "-p", a.prompt, "-n", str(a.max_tokens), "--record", str(record),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from backends.base import GenParams
 from backends.events import Finished, Sample, Started, Token
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 from tui.widgets.host import HostBar, host_text
 from tui.widgets.stream_view import StreamView
 from tui.widgets.texts import TextScreen

@@ -10,7 +10,7 @@ import pytest
 
 from backends.stats import RUN_FIELDS
 
-ABTOP = [sys.executable, "-m", "tui.cli"]
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
 
 
 def bench(*args, timeout=300):

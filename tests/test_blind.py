@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from backends.base import GenParams
 from backends.quality.prompts import Prompt
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
 
 TIMEOUT = 180

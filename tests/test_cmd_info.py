@@ -7,7 +7,7 @@ import json
 import pytest
 
 from backends.card.gguf import read_card
-from tui.cli import main
+from tui.cli.main import main
 
 from .conftest import write_tiny_gguf
 

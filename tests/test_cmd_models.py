@@ -4,7 +4,7 @@ from Ollama's documented ``/api/tags`` answer, since Ollama cannot be installed 
 from __future__ import annotations
 
 from tests.replay_server import ReplayServer, free_port, json_route
-from tui.cli import main
+from tui.cli.main import main
 
 TAGS = {
     "models": [

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from tui import cli, config
+from tui.cli import parser as cli
+from tui.cli.main import main
+from tui.files import config
 
 GOOD = """\
 [defaults]
@@ -34,7 +36,7 @@ def xdg(tmp_path, monkeypatch):
 
 
 def parse(argv):
-    return cli._configured(argv, lambda cfg: cli._set_defaults(cli.build_parser(), cfg.argparse_defaults(bench=False)))
+    return cli.configured(argv, lambda cfg: cli.with_defaults(cli.build_parser(), cfg.argparse_defaults(bench=False)))
 
 
 def test_defaults_sit_under_the_flags_and_a_pair_names_the_models(xdg, monkeypatch):
@@ -53,7 +55,7 @@ def test_no_file_is_abtops_own_defaults(xdg, capsys):
     args = parse([])
     assert (args.max_tokens, args.mode, args.results) == (128, "race", "abtop-results")
     assert config.load().exists is False
-    assert cli.main(["config"]) == 0
+    assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert f"config file: {xdg} (not there" in out and "max_tokens  128  (built-in)" in out
     assert "mode        race (TUI), alternate (bench)  (built-in)" in out
@@ -74,18 +76,18 @@ def test_no_file_is_abtops_own_defaults(xdg, capsys):
 )
 def test_a_bad_file_is_one_sentence_with_file_line_and_key(xdg, capsys, text, says):
     xdg.write_text(text)
-    assert cli.main(["-n", "3"]) == 2
+    assert main(["-n", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"abtop: {xdg}: ") and says in err and "\n" not in err
-    assert cli.main(["config"]) == 2  # abtop config says the same, and shows nothing half-read
+    assert main(["config"]) == 2  # abtop config says the same, and shows nothing half-read
     assert says in capsys.readouterr().err
 
 
 def test_pair_mistakes(xdg, capsys):
     xdg.write_text(GOOD)
-    assert cli.main(["--pair", "edge"]) == 2
+    assert main(["--pair", "edge"]) == 2
     assert capsys.readouterr().err.strip() == f"abtop: --pair edge: no [pairs.edge] in {xdg} (it has: tiny)."
-    assert cli.main(["bench", "--pair", "tiny", "a.gguf"]) == 2
+    assert main(["bench", "--pair", "tiny", "a.gguf"]) == 2
     assert "give either --pair or models, not both" in capsys.readouterr().err
 
 
@@ -93,7 +95,7 @@ def test_bench_runs_a_named_pair_with_the_configured_defaults(xdg, tmp_path):
     xdg.write_text(GOOD)
     out = tmp_path / "out.json"
     env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(xdg.parent.parent)}
-    p = subprocess.run([sys.executable, "-m", "tui.cli", "bench", "--pair", "tiny", "--warmup", "0", "--json", str(out)],
+    p = subprocess.run([sys.executable, "-m", "tui.cli.main", "bench", "--pair", "tiny", "--warmup", "0", "--json", str(out)],
                        capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())

@@ -15,7 +15,7 @@ from backends.engines.llamacpp import LlamaCppBackend
 from backends.engines.llamalog import parse_context
 from tui.widgets.card import context_text
 
-ABTOP = [sys.executable, "-m", "tui.cli"]
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
 
 
 @pytest.mark.parametrize(("setting", "logged", "on"), [(None, "auto", True), ("off", "disabled", False), ("on", "enabled", True)])

@@ -48,7 +48,7 @@ def test_quit_leaves_no_worker(how):
     master, slave = pty.openpty()
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "smollm2-135m", "gemma3-270m", "--ctx", "256"],
+        [sys.executable, "-m", "tui.cli.main", "smollm2-135m", "gemma3-270m", "--ctx", "256"],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
     )  # fmt: skip
     os.close(slave)

@@ -20,10 +20,10 @@ import sys
 
 import pytest
 
-from tui import export
-from tui.replay import ReplayApp, synthetic
+from tui.app.replay import ReplayApp, synthetic
+from tui.files import export
 
-ABTOP = [sys.executable, "-m", "tui.cli"]
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ import json
 
 from backends.events import Loaded, ModelInfo
 from backends.stats import RUN_FIELDS
-from tui import export
-from tui.replay import ReplayApp, synthetic
+from tui.app.replay import ReplayApp, synthetic
+from tui.files import export
 
 HOST = {"os": "test", "cpu": "test cpu", "cores_logical": 2, "ram_bytes": 8 * 10**9, "gpus": []}
 

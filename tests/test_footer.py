@@ -9,7 +9,7 @@ import gc
 
 from textual.widgets._footer import FooterKey
 
-from tui.replay import ReplayApp, synthetic
+from tui.app.replay import ReplayApp, synthetic
 
 
 async def test_runs_leave_no_footer_keys_behind():

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from tui import gcpolicy
-from tui.replay import ReplayApp, synthetic
+from tui.app import gcpolicy
+from tui.app.replay import ReplayApp, synthetic
 from tui.widgets.stream_view import StreamView
 
 

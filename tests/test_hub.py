@@ -19,7 +19,7 @@ from backends.catalog import make_backend
 from backends.events import Finished, Loaded, Note, Progress, Token
 from backends.fetch.hf import HFRef, gguf_models, parse_hf, pick, quant_of
 from backends.session import RunPlan, Session
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 
 from .conftest import worker_children, write_split_gguf
 from .hub_replay import HubReplay

@@ -1,6 +1,6 @@
 """The main screen's layout at 80x24, 100x30 and 160x45: text first, every figure reachable.
 
-The panes are fed a synthetic recording (``tui.replay.synthetic``, its tokens turned into a story)
+The panes are fed a synthetic recording (``tui.app.replay.synthetic``, its tokens turned into a story)
 all at once on a fixed clock, so every figure on screen is the recorded one and the snapshots are
 the same on every machine; the host line reads fixed figures (``host_load`` is the one thing
 replaced: it reads this machine's /proc), and the bandwidth probe (run by the app after loading, which this one skips) a fixed 20 GB/s.
@@ -19,9 +19,9 @@ from textual.widgets._toast import ToastRack
 
 from backends.base import GenParams
 from backends.events import Finished, Sample, Token
-from tui import app as app_module
-from tui.app import ABTopApp
-from tui.replay import synthetic
+from tui.app import app as app_module
+from tui.app.app import ABTopApp
+from tui.app.replay import synthetic
 from tui.widgets import card as card_module
 from tui.widgets import host as host_module
 from tui.widgets.card import CardPanel, CardScroll

@@ -18,7 +18,7 @@ from backends.engines.llamalog import parse_buffers, planned_anon
 from backends.events import Finished, Sample, Started, Token
 from backends.stats import RUN_FIELDS, RunCollector
 from backends.telemetry.hardware import rapl_note, roofline_pct
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
 
 from .conftest import worker_children
@@ -119,7 +119,7 @@ def test_roofline_in_the_run():
 def test_bench_json_has_energy_roofline_and_buffers(tmp_path):
     out = tmp_path / "out.json"
     p = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "bench", "smollm2-135m", "-n", "8", "--runs", "1", "--warmup", "0",
+        [sys.executable, "-m", "tui.cli.main", "bench", "smollm2-135m", "-n", "8", "--runs", "1", "--warmup", "0",
          "--ctx", "512", "--json", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

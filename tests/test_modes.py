@@ -17,7 +17,7 @@ import pytest
 
 from backends.base import GenParams
 from backends.events import Note
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 from tui.widgets.stream_view import StreamView
 
 from .conftest import worker_children
@@ -31,7 +31,7 @@ def test_bench_in_each_mode_records_it(tmp_path, mode):
     out = tmp_path / "out.json"
     args = ["smollm2-135m", "gemma3-270m", "-p", "The sky is blue because", "-n", "8", "--runs", "2", "--warmup", "0",
             "--ctx", "512", "--mode", mode, "--json", str(out), "--csv", str(tmp_path / "o.csv"), "--md", str(tmp_path / "o.md")]  # fmt: skip
-    p = subprocess.run([sys.executable, "-m", "tui.cli", "bench", *args], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-m", "tui.cli.main", "bench", *args], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     assert doc["params"]["mode"] == mode

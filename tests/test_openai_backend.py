@@ -234,7 +234,7 @@ async def test_usage_only_server():
 
 def test_bench_local_gguf_vs_same_gguf_through_server(llama_server, tmp_path, capsys):
     """The issue's comparison: one bench, SmolLM2 in a local worker and through llama_cpp.server."""
-    from tui.cli import _command_parser
+    from tui.cli.main import _command_parser
 
     url, proc, _ = llama_server
     out = tmp_path / "bench.json"

@@ -9,11 +9,11 @@ import os
 
 from textual.command import CommandList, CommandPalette
 
+from backends import model_list
 from backends.base import GenParams
 from backends.events import Loaded
-from tui import model_list
-from tui.app import ABTopApp
-from tui.picker import ModelsProvider, gather
+from tui.app.app import ABTopApp
+from tui.app.picker import ModelsProvider, gather
 
 from .conftest import worker_children
 

@@ -12,7 +12,7 @@ import pytest
 
 from backends.quality.prompts import load_prompts
 
-ABTOP = [sys.executable, "-m", "tui.cli"]
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
 
 
 def test_txt_is_one_prompt_a_line_and_jsonl_takes_ids(tmp_path):

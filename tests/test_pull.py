@@ -10,7 +10,7 @@ import sys
 
 from backends.base import GenParams
 from backends.events import Loaded, Progress
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 
 from .replay_server import ReplayServer
 from .test_ollama_backend import MODEL, pulling_routes
@@ -45,7 +45,7 @@ def test_bench_pulls_only_with_pull():
     pulled: list[str] = []
     with ReplayServer(pulling_routes(pulled)) as srv:
         spec = f"ollama:{MODEL}@{srv.url}"
-        args = [sys.executable, "-m", "tui.cli", "bench", spec, "-n", "8", "--warmup", "0"]
+        args = [sys.executable, "-m", "tui.cli.main", "bench", spec, "-n", "8", "--warmup", "0"]
         p = subprocess.run(args, capture_output=True, text=True, timeout=120)
         assert p.returncode == 2 and not pulled
         assert "add --pull to pull it, or pull it with `ollama pull llama3.2`" in p.stderr

@@ -15,9 +15,9 @@ import pytest
 from backends.base import GenParams
 from backends.events import Sample, Started, Token, now
 from backends.stats import RUN_FIELDS
-from tui.app import ABTopApp
-from tui.cli import _command_parser
-from tui.replay import ReplayApp, ReplayError, load, synthetic, timeline, write
+from tui.app.app import ABTopApp
+from tui.app.replay import ReplayApp, ReplayError, load, synthetic, timeline, write
+from tui.cli.main import _command_parser
 from tui.widgets.stream_view import StreamView
 
 from .conftest import worker_children

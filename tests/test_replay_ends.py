@@ -7,8 +7,8 @@ import asyncio
 
 from backends.base import GenParams
 from backends.events import Finished, Started
-from tui.app import ABTopApp
-from tui.replay import ReplayApp, load, synthetic
+from tui.app.app import ABTopApp
+from tui.app.replay import ReplayApp, load, synthetic
 
 from .conftest import worker_children
 

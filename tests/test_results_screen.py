@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from textual_plotext import PlotextPlot
 
-from tui.replay import ReplayApp, synthetic
+from tui.app.replay import ReplayApp, synthetic
 from tui.widgets.results import ModelResults, ResultsApp, ResultsScreen, rate_series, short_labels, whiskers
 
 

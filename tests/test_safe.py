@@ -1,8 +1,8 @@
-"""tui.safe: outside text is drawn as what it says, never acted on by the terminal."""
+"""tui.text.safe: outside text is drawn as what it says, never acted on by the terminal."""
 
 from __future__ import annotations
 
-from tui.safe import ONE_FOR_ONE, STREAM, escape_controls, plain, safe
+from tui.text.safe import ONE_FOR_ONE, STREAM, escape_controls, plain, safe
 
 HOSTILE = "\x1b[2J\x1b[31mRED\x07 \x1b]0;PWNED\x07 \x1b[?1049l end"
 """The issue's prompt: clear screen, red, BEL, set the title, leave the alternate screen."""

@@ -15,7 +15,7 @@ from backends.catalog import make_backend
 from backends.quality.bpb import bits_per_byte, reference_text
 from backends.quality.scoring import score_one
 
-ABTOP = [sys.executable, "-m", "tui.cli"]
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
 
 
 @pytest.mark.slow

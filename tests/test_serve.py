@@ -45,7 +45,7 @@ def _workers(server: psutil.Process) -> list[psutil.Process]:
 async def test_serve_one_tab_runs_abtop_and_a_second_is_told_so():
     port = free_port()
     env = {**os.environ, "COLUMNS": "200"}
-    srv = subprocess.Popen([sys.executable, "-m", "tui.cli", "serve", "--port", str(port), "-n", "8"],
+    srv = subprocess.Popen([sys.executable, "-m", "tui.cli.main", "serve", "--port", str(port), "-n", "8"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
     listening = threading.Event()
 
@@ -83,14 +83,14 @@ async def test_serve_one_tab_runs_abtop_and_a_second_is_told_so():
 
 
 def test_serve_on_every_address_says_there_is_no_authentication():
-    p = subprocess.run([sys.executable, "-m", "tui.cli", "serve", "--host", "0.0.0.0", "-n", "0"],
+    p = subprocess.run([sys.executable, "-m", "tui.cli.main", "serve", "--host", "0.0.0.0", "-n", "0"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert p.returncode == 2 and p.stderr.strip() == "abtop: --max-tokens must be at least 1 (got 0)."
     with socket.socket() as taken:  # the port is busy: the warning, then one sentence, no traceback
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        p = subprocess.run([sys.executable, "-m", "tui.cli", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        p = subprocess.run([sys.executable, "-m", "tui.cli.main", "serve", "--host", "0.0.0.0", "--port", str(port)],
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     assert f"listening on 0.0.0.0:{port} with no authentication" in p.stderr
     assert p.returncode == 2 and f"abtop serve: cannot listen on 0.0.0.0:{port}" in p.stderr and "Traceback" not in p.stderr

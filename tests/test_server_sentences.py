@@ -58,7 +58,7 @@ def test_bench_shows_no_password_and_no_html(tmp_path):
     with ReplayServer(routes) as srv:
         url = srv.url.replace("http://", "http://alice:hunter2@") + "/v1"
         p = subprocess.run(
-            [sys.executable, "-m", "tui.cli", "bench", f"openai:tiny@{url}", "-n", "4", "--warmup", "0", "--json", str(out)],
+            [sys.executable, "-m", "tui.cli.main", "bench", f"openai:tiny@{url}", "-n", "4", "--warmup", "0", "--json", str(out)],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert srv.requests and srv.requests[0][3].get("Authorization", "").startswith("Basic ")  # it was used

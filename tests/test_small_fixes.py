@@ -21,9 +21,10 @@ from backends.base import BackendError
 from backends.card.gguf import read_card
 from backends.events import ModelInfo
 from backends.specs import bundled_path
-from tui.card_text import card_lines
-from tui.cli import build_parser, main
-from tui.replay import ReplayApp, synthetic
+from tui.app.replay import ReplayApp, synthetic
+from tui.cli.main import main
+from tui.cli.parser import build_parser
+from tui.text.card_text import card_lines
 
 from .conftest import worker_children
 
@@ -36,7 +37,7 @@ def test_the_same_file_twice_is_titled_by_its_name_and_numbered(tmp_path):
     link.symlink_to(bundled_path("smollm2-135m"))
     out = tmp_path / "out.json"
     p = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "bench", str(link), str(link), "-n", "2", "--warmup", "0", "--ctx", "512",
+        [sys.executable, "-m", "tui.cli.main", "bench", str(link), str(link), "-n", "2", "--warmup", "0", "--ctx", "512",
          "--json", str(out)], capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
@@ -48,7 +49,7 @@ def test_the_same_file_twice_is_titled_by_its_name_and_numbered(tmp_path):
 
 
 async def test_one_model_runs_alone_in_one_pane():
-    from tui.app import app_for
+    from tui.app.app import app_for
 
     app = app_for(build_parser().parse_args(["smollm2-135m", "-n", "4", "--ctx", "512", "-p", "Hi"]))
     assert app.specs == ["smollm2-135m"]  # no partner added behind the person's back
@@ -70,7 +71,7 @@ def test_version(capsys):
 
 
 async def test_question_mark_shows_every_key_and_closes():
-    from tui.help import HelpScreen
+    from tui.app.help import HelpScreen
 
     header, events = synthetic(tokens_per_s=40, seconds=0.2)
     app = ReplayApp(header, events, speed=50)
@@ -81,7 +82,7 @@ async def test_question_mark_shows_every_key_and_closes():
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             text = app.screen.text
-            from tui.app import ABTopApp
+            from tui.app.app import ABTopApp
 
             for b in ABTopApp.BINDINGS:  # every key the app answers to is explained
                 key = {"slash": "/", "equals_sign": "=", "question_mark": "?", "escape": "Esc", "enter": "Enter",

@@ -18,8 +18,8 @@ from textual.widgets._toast import Toast
 
 from backends.base import GenParams
 from backends.events import Failed, Loaded, Note, Sample
-from tui.app import ABTopApp
-from tui.replay import ReplayApp, synthetic
+from tui.app.app import ABTopApp
+from tui.app.replay import ReplayApp, synthetic
 from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
 
@@ -133,7 +133,7 @@ def test_info_prints_a_hostile_gguf_name_safely(capsys, tmp_path):
     """A GGUF's strings are whoever made the file's: ``abtop info`` prints them, never obeys them."""
     from gguf import GGUFWriter
 
-    from tui.cli import main
+    from tui.cli.main import main
 
     path = tmp_path / f"evil{HOSTILE}.gguf"
     w = GGUFWriter(str(path), "llama")

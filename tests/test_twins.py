@@ -13,7 +13,7 @@ from backends.card.gguf import card_from_header, read_card, read_header
 from backends.specs import parse_spec
 from backends.twins.presets import PLAN_VERSION, PRESETS
 from backends.twins.writer import plan_header, twin_path
-from tui.cli import main
+from tui.cli.main import main
 
 
 def _near(x: float, published: float) -> bool:

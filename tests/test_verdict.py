@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 from backends.quality.votes import append_vote, battle_record
-from tui import export, verdict
+from tui.files import export
+from tui.text import verdict
 
 
 def _bench_model(spec, gen, ttft, anon, bpb=None):
@@ -61,7 +62,7 @@ def test_bench_score_and_votes_put_bpb_and_win_rate_beside_the_speed(tmp_path):
     text.write_text("Four score and seven years ago our fathers brought forth on this continent a new nation.\n")
     out, rows = tmp_path / "b.json", tmp_path / "b.csv"
     p = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "bench", "-p", "The sky is blue because", "-n", "4", "--warmup", "0",
+        [sys.executable, "-m", "tui.cli.main", "bench", "-p", "The sky is blue because", "-n", "4", "--warmup", "0",
          "--ctx", "256", "--score", "--text", str(text), "--votes", str(log), "--json", str(out), "--csv", str(rows)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

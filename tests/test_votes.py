@@ -19,7 +19,7 @@ from backends.quality.votes import (
     vote_summary,
     wilson,
 )
-from tui.cli import main
+from tui.cli.main import main
 
 
 def test_wilson_matches_the_published_interval():

@@ -19,10 +19,10 @@ from backends.base import GenParams
 from backends.card.workingset import curve_points, group_of
 from backends.engines.llamacpp import LlamaCppBackend
 from backends.events import Finished, Token
-from tui.app import ABTopApp
+from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
 
-ABTOP = [sys.executable, "-m", "tui.cli"]
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
 TIMEOUT = 300
 
 

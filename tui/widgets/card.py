@@ -1,7 +1,7 @@
 """The model-card panel of a pane: what the model is, and where its memory really goes.
 
 Rows: parameters (total, effective without a per-layer embedding table, active per token for
-MoE), PLE / MoE / dense, bytes read per generated token (``tui.card_text.card_lines``); llama.cpp's
+MoE), PLE / MoE / dense, bytes read per generated token (``tui.text.card_text.card_lines``); llama.cpp's
 planned buffers beside the measured resident weights and anonymous memory; the GPU; after a run
 the roofline and the energy per token. It takes rows a stacked 80x24 pane does not have, so it
 shows only when the pane is at least ``MIN_PANE_HEIGHT`` rows tall, and ``c`` toggles it. Its
@@ -19,9 +19,9 @@ from textual.widgets import Static
 from backends import planned_anon, rapl_note
 from backends.events import Loaded, Sample
 from backends.session import available_cpus
-from tui import format as fmt
-from tui.card_text import card_lines
-from tui.safe import safe
+from tui.text import format as fmt
+from tui.text.card_text import card_lines
+from tui.text.safe import safe
 
 MIN_PANE_HEIGHT = 30
 """Below this the card would squeeze the streaming text under 8 lines (``c`` shows it anyway)."""

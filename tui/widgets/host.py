@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from backends import host_load
-from tui import format as fmt
+from tui.text import format as fmt
 
 
 def host_text(cpu: float, used: int, total: int, swap: int, load1: float | None, compact: bool = False) -> str:

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.widgets import Label, Sparkline
 
-from tui.safe import safe
+from tui.text.safe import safe
 
 HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
 LABEL_MIN_WIDTH = 19

@@ -18,9 +18,9 @@ from textual.widgets import Static
 from backends.events import Event, Failed, Finished, Loaded, Note, Progress, Sample, Started, Token, now
 from backends.specs import public_spec
 from backends.stats import RunCollector, Runs, summarize
-from tui import export
-from tui import format as fmt
-from tui.safe import plain, safe
+from tui.files import export
+from tui.text import format as fmt
+from tui.text.safe import plain, safe
 from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning, short_bytes
 from tui.widgets.metrics import Metric, MetricsStrip
 from tui.widgets.stream_view import StreamView
@@ -332,7 +332,7 @@ class ModelPane(Vertical):
         self.mode = mode
         self._show_identity()
 
-    # -- blind votes (tui/blind.py) ------------------------------------------------------------------
+    # -- blind votes (tui/app/blind.py) ------------------------------------------------------------------
     def set_blind(self, label: str | None) -> None:
         """``label`` ("A"/"B"): hide whatever names the model (title, header, card) until the
         vote; None shows them again. The figures stay."""

@@ -1,4 +1,4 @@
-"""The prompt bar: an ``Input`` that draws its value safely (``tui.safe``) and shows its start.
+"""The prompt bar: an ``Input`` that draws its value safely (``tui.text.safe``) and shows its start.
 
 A prompt given with ``-p`` may hold anything the shell passed: an escape sequence, a newline.
 Textual's ``Input`` would draw it raw (the terminal then clears the screen or sets its title; a
@@ -14,7 +14,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Input
 
-from tui.safe import ONE_FOR_ONE
+from tui.text.safe import ONE_FOR_ONE
 
 MORE = "…"
 """Drawn in the last cell of an unfocused bar whose prompt goes on past it."""

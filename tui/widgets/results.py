@@ -22,8 +22,8 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from backends.stats import RunCollector
-from tui import format as fmt
-from tui.safe import safe
+from tui.text import format as fmt
+from tui.text.safe import safe
 from tui.widgets.footer import Footer
 
 

@@ -12,8 +12,8 @@ from textual.cache import LRUCache
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.safe import STREAM as SHOWN  # what the screen gets of the text; ``text`` keeps it all
-from tui.safe import safe
+from tui.text.safe import STREAM as SHOWN  # what the screen gets of the text; ``text`` keeps it all
+from tui.text.safe import safe
 
 
 class StreamView(Widget):

@@ -13,7 +13,7 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tui.safe import STREAM, plain
+from tui.text.safe import STREAM, plain
 from tui.widgets.footer import Footer
 
 

@@ -1,5 +1,5 @@
 """The verdict screen (key ``v``): one row per question, a column per model, the better value
-of each row marked — the table a person shows a teammate (``tui/verdict.py`` builds it)."""
+of each row marked — the table a person shows a teammate (``tui/text/verdict.py`` builds it)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tui import verdict
-from tui.safe import safe
+from tui.text import verdict
+from tui.text.safe import safe
 from tui.widgets.footer import Footer
 
 

@@ -1,20 +1,17 @@
-"""The ``abtop`` command line: the TUI by default, and subcommands for headless work.
-
-Each subcommand lives in its own module ``tui/commands/<name>.py`` exposing
-``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
-"""
+"""The ``abtop`` parser (the TUI's options, its help and examples) and how the config file's
+defaults and ``--pair`` are laid under the flags. Shared by ``main`` and the commands that start
+the TUI (``serve``) or show its defaults (``config``); it imports no command."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.metadata
-import os
-import signal
 import sys
 
 from backends.specs import BUNDLED
-from tui.options import add_run_options
+from tui.cli.options import add_run_options
+from tui.files import config
+from tui.text.safe import safe
 
 COMMANDS = ("bench", "info", "models", "replay", "score", "votes", "twin", "config")
 CONFIGURED = ("bench",)
@@ -54,7 +51,7 @@ keys:
 commands: {commands}, serve (abtop COMMAND --help)
 """
 
-def _version() -> str:
+def version() -> str:
     try:
         return importlib.metadata.version("abtop")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
@@ -68,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG.format(aliases=", ".join(BUNDLED), commands=", ".join(COMMANDS)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"abtop {_version()}")
+    p.add_argument("--version", action="version", version=f"abtop {version()}")
     add_run_options(p, bench=False)
     p.add_argument("--record", metavar="FILE.jsonl", default=None, help="record every event to a JSONL file")
     p.add_argument("--results", metavar="DIR", default="abtop-results", help="where e and s write (default ./abtop-results)")
@@ -78,21 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _command_parser(name: str, defaults: dict | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="abtop", formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    importlib.import_module(f"tui.commands.{name}").register(sub)
-    if defaults:
-        sub.choices[name].set_defaults(**defaults)
-    return p
-
-
-def _configured(argv: list[str], parser_for) -> argparse.Namespace | int:
+def configured(argv: list[str], parser_for) -> argparse.Namespace | int:
     """Parse ``argv`` with the config file's defaults under the flags, and ``--pair`` applied;
     a file or a pair that cannot be used is one sentence and exit code 2."""
-    from tui import config
-    from tui.safe import safe
-
     try:
         cfg = config.load()
     except config.ConfigError as exc:
@@ -106,42 +91,6 @@ def _configured(argv: list[str], parser_for) -> argparse.Namespace | int:
     return args
 
 
-def _set_defaults(p: argparse.ArgumentParser, defaults: dict) -> argparse.ArgumentParser:
+def with_defaults(p: argparse.ArgumentParser, defaults: dict) -> argparse.ArgumentParser:
     p.set_defaults(**defaults)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # A dropped SSH link sends SIGHUP; SIGTERM from a supervisor: both end the process through the
-    # normal exit path, so every worker process is closed on the way out.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-    if argv and argv[0] == "serve":  # its own options, then abtop's usual arguments passed on as they are
-        return importlib.import_module("tui.commands.serve").main(argv[1:])
-    if argv and argv[0] in COMMANDS:
-        name = argv[0]
-        if name in CONFIGURED:
-            args = _configured(argv, lambda cfg: _command_parser(name, cfg.argparse_defaults(bench=True)))
-            if isinstance(args, int):
-                return args
-        else:
-            args = _command_parser(name).parse_args(argv)
-        try:
-            return args.func(args)
-        except KeyboardInterrupt:
-            print("abtop: interrupted.", file=sys.stderr)
-            return 130
-        except BrokenPipeError:  # `abtop info X | head`: the reader left, which is no error of ours
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-            return 141
-    args = _configured(argv, lambda cfg: _set_defaults(build_parser(), cfg.argparse_defaults(bench=False)))
-    if isinstance(args, int):
-        return args
-    from tui.app import run_app
-
-    return run_app(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,1 +1,0 @@
-"""``abtop COMMAND``: one module per subcommand, each exposing ``register(subparsers)``."""

@@ -1,0 +1,2 @@
+"""What abtop reads and writes on disk: exports (JSON, CSV, Markdown, SVG), event recordings,
+the config file."""
