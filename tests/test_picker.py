@@ -12,8 +12,10 @@ from textual.command import CommandList, CommandPalette
 from backends import model_list
 from backends.base import GenParams
 from backends.events import Loaded
-from tui.app.app import ABTopApp
+from tui.app.app import ABTopApp, app_for
 from tui.app.picker import ModelsProvider, gather
+from tui.cli.parser import build_parser
+from tui.widgets.card import CardPanel
 
 from .conftest import worker_children
 
@@ -104,3 +106,27 @@ async def test_blind_mode_keeps_its_names_hidden_from_the_picker():
         await pilot.pause()
         assert app.specs == ["smollm2-135m", "gemma3-270m"]
         assert any("Blind mode hides the names" in str(n.message) for n in app._notifications)
+
+
+def _context_row(pane) -> str:
+    return dict((label, value) for label, value, _ in pane.query_one(CardPanel).rows())["context"]
+
+
+async def test_a_picked_model_keeps_the_engine_options():
+    """``--flash-attn off`` applies to the model ``o`` puts in a pane too, not only to the first two:
+    the swap builds its backend the way the load does. llama.cpp's own load log says so (the card's
+    context row)."""
+    app = app_for(build_parser().parse_args(["smollm2-135m", "gemma3-270m", "--ctx", "512", "--flash-attn", "off"]))
+    seen: list = []
+    app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        assert [_context_row(p).startswith("flash attn off") for p in app.panes] == [True, True]
+        n = len(seen)
+        app.swap_model(1, "smollm2-135m")  # what the picker's "B ← smollm2-135m" calls
+        await _until(pilot, lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]))
+        await pilot.pause()
+        assert app.specs[1] == "smollm2-135m"
+        row = _context_row(app.panes[1])
+        assert row.startswith("flash attn off"), f"the picked model lost --flash-attn off: {row}"
+    assert not worker_children()

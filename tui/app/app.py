@@ -15,9 +15,8 @@ from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import Input, Static
 
-from backends import mem_bandwidth_gbs
+from backends import catalog, mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
-from backends.catalog import make_backend
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
@@ -130,7 +129,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         self.working_set = working_set
         """Each Enter ends with a working-set probe run per local model (``--working-set``, ``w``)."""
         self.engine_options = engine_options or {}
-        """Load options for local models (``lazy_ple``, ``repack``)."""
+        """Load options for local models (``lazy_ple``, ``repack``, ``flash_attn``): see make_backend."""
         self._engine = asyncio.Lock()
         """Held while the workers are placed or run: a placement never lands mid-stream."""
         self._last_plan: tuple | None = None
@@ -212,12 +211,17 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
             if rec.error:
                 self.notify(rec.error[0].upper() + rec.error[1:], severity="error", timeout=12)
 
+    def make_backend(self, spec: str) -> Backend:
+        """Every backend of the app is built here, with its context size and engine options: the
+        first two and a model picked with ``o`` alike (blocking: run it in a thread)."""
+        return catalog.make_backend(spec, n_ctx=self.n_ctx, **self.engine_options)
+
     @work(group="load", exit_on_error=False)
     async def _load(self) -> None:
         backends: list[Backend | None] = []
         for i, spec in enumerate(self.specs):
             try:
-                backends.append(await asyncio.to_thread(make_backend, spec, n_ctx=self.n_ctx, **self.engine_options))
+                backends.append(await asyncio.to_thread(self.make_backend, spec))
             except BackendError as exc:
                 self.emit(i, Failed(str(exc)))
                 backends.append(None)

@@ -13,7 +13,6 @@ from textual import work
 from textual.command import CommandPalette
 
 from backends.base import BackendError
-from backends.catalog import make_backend
 from backends.events import Failed
 
 PULL_OFFER = "press p to pull it here"
@@ -55,7 +54,7 @@ class ModelKeys:
             pane.reset(spec)
             self._last_plan = None
             try:
-                backend = await asyncio.to_thread(make_backend, spec, n_ctx=self.n_ctx)
+                backend = await asyncio.to_thread(self.make_backend, spec)  # the app's: its engine options too
             except BackendError as exc:
                 pane.handle(Failed(str(exc)))
                 return
