@@ -40,7 +40,9 @@ from tui.widgets.texts import TextScreen
 from tui.widgets.verdict_screen import VerdictScreen
 
 VOTE = Binding.Group("Vote A/B/tie/bad")
-NARROW = 120  # below this many columns the panes stack (and the host line is shorter)
+NARROW = 120
+"""Below this many columns the panes stack, one above the other (and so do the texts of ``t``),
+and the host line is shorter."""
 
 
 class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
@@ -178,8 +180,14 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         self._layout(event.size.width)
 
     def _layout(self, width: int) -> None:
-        self.query_one("#panes").set_class(width < NARROW, "-stacked")
-        self.query_one(HostBar).set_compact(width < NARROW)
+        narrow = width < NARROW
+        self.query_one("#panes").set_class(narrow, "-stacked")
+        self.query_one(HostBar).set_compact(narrow)
+
+    @property
+    def narrow(self) -> bool:
+        """Too narrow for two panes side by side (``NARROW``)."""
+        return self.size.width < NARROW
 
     async def on_unmount(self) -> None:
         try:

@@ -23,6 +23,7 @@ class ResultsKeys:
     panes: list
     results_dir: Path
     mode: str
+    narrow: bool
 
     def export_params(self, runs: int) -> dict:  # pragma: no cover - the app defines it
         raise NotImplementedError
@@ -81,7 +82,7 @@ class ResultsKeys:
         if not any(text for _, text in texts):
             self.notify("No text yet: run the models first.", severity="warning")
             return
-        self.push_screen(TextScreen(texts, narrow=self.size.width < 120))
+        self.push_screen(TextScreen(texts, narrow=self.narrow))
 
     def action_results(self) -> None:
         if isinstance(self.screen, ResultsScreen):

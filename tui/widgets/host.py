@@ -31,17 +31,18 @@ class HostBar(Static):
     """
 
     compact = False
-    """Set by the app below ``NARROW`` columns."""
+    """Set by the app below ``NARROW`` columns (tui/app/app.py)."""
+    _len = 0
+    """The length of the reading on screen (0: none yet)."""
 
     def set_compact(self, compact: bool) -> None:
         if compact != self.compact:
             self.compact = compact
-            if getattr(self, "_len", 0):  # a reading is on screen: redraw it in the new words
+            if self._len:  # a reading is on screen: redraw it in the new words
                 self.refresh_load()
 
     def on_mount(self) -> None:
         host_load()  # psutil's CPU % counts from the previous call: prime it
-        self._len = 0
         self.update("host …")
         self.set_timer(0.25, self.refresh_load)  # a first reading soon, then one a second
         self.set_interval(1.0, self.refresh_load)
