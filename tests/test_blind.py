@@ -36,7 +36,7 @@ async def test_a_blind_vote_hides_the_names_until_the_vote_and_logs_one_line(tmp
     async with app.run_test(size=(160, 45)) as pilot:
         await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
         await pilot.pause()
-        a_slot, b_slot = app.sides
+        a_slot, b_slot = app.blind.sides
         assert (a_slot, b_slot) == ((1, 0) if expect_swap else (0, 1))
         # side A is the first pane on screen
         assert [p.slot for p in app.query_one("#panes").children] == [a_slot, b_slot]
@@ -103,7 +103,7 @@ async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
 
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
                    autostart=True, results_dir=tmp_path)  # fmt: skip
-    app.score_source = ("Four score and seven years ago our fathers brought forth on this continent a new nation.", "t")
+    app.quality_keys.score_source = ("Four score and seven years ago our fathers brought forth on this continent a new nation.", "t")
     async with app.run_test(size=(80, 24)) as pilot:
         await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
         await pilot.press("S")
@@ -111,7 +111,7 @@ async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
             if w.group == "score":
                 await asyncio.wait_for(w.wait(), TIMEOUT)
         await pilot.pause()
-        assert set(app.scores) == {0, 1} and all(e["bpb"] > 0 for e in app.scores.values())
+        assert set(app.quality_keys.scores) == {0, 1} and all(e["bpb"] > 0 for e in app.quality_keys.scores.values())
         assert "bpb " in str(app.panes[0].border_subtitle)
         await pilot.press("v")
         for _ in range(50):

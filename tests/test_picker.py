@@ -91,7 +91,7 @@ async def test_ctrl_p_holds_the_picker_and_fills_a_pane_whose_model_never_loaded
         await _until(pilot, lambda: palette.query_one(CommandList).option_count >= 1)
         await pilot.press("enter")
         await _until(pilot, lambda: app.session.loaded[-1] is not None and app.session.alive == [True, True])
-        assert app.specs[0] == "gemma3-270m" and not app.panes[0].failed and app._slots == [1, 0]
+        assert app.specs[0] == "gemma3-270m" and not app.panes[0].failed and app.slots == [1, 0]
         app.run_finished.clear()
         await pilot.press("enter")
         await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)

@@ -15,16 +15,16 @@ from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import Input, Static
 
-from backends import catalog, mem_bandwidth_gbs
+from backends import LOG_NAME, catalog, mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui.app import gcpolicy
-from tui.app.blind import BlindVotes, suite_position
+from tui.app.blind import BlindVotes, Suite
 from tui.app.help import HelpScreen
 from tui.app.lifeline import Lifeline
-from tui.app.model_keys import ModelKeys
+from tui.app.model_keys import ModelKeys, offer_pulls
 from tui.app.picker import ModelsProvider
 from tui.app.quality_keys import QualityKeys
 from tui.app.results_keys import ResultsKeys
@@ -44,8 +44,27 @@ NARROW = 120
 """Below this many columns the panes stack, one above the other (and so do the texts of ``t``),
 and the host line is shorter."""
 
+# What check_action opens and closes, as data (the rules themselves are in check_action).
+OPEN_OVER_HELP = frozenset({"shutdown", "screenshot"})
+"""The help screen closes with its own keys; of the app's, only these act behind it."""
+RESULTS_SCREENS = {ResultsScreen: "results", TextScreen: "texts", VerdictScreen: "verdict"}
+"""The screens over the panes, each with the key that opened it (and closes it)."""
+CLOSED_OVER_RESULTS = frozenset({
+    "run", "rerun", "edit_prompt", "mode", "cancel", "leave", "toggle_card", "results", "texts", "pull",
+    "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt", "zoom",
+})  # fmt: skip
+"""Keys about the panes: closed while a results screen covers them (quit, export, screenshot and
+help stay; the screen's own key closes it)."""
+CLOSED_WHILE_TYPING = frozenset({
+    "rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull",
+    "working_set", "pick", "help", "zoom", "score", "verdict", "vote", "blind", "next_prompt",
+})  # fmt: skip
+"""Letters belong to the prompt while it has focus (Enter there submits it, Esc leaves it)."""
+NAME_THE_MODELS = frozenset({"toggle_card", "results", "texts", "export", "verdict"})
+"""Closed in blind mode until the vote: each would tell which model is which."""
 
-class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
+
+class ABTopApp(App):
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {ModelsProvider}  # Ctrl+P: the model picker beside Textual's commands
     TITLE = "abtop"
@@ -113,8 +132,12 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         engine_options: dict | None = None,
     ) -> None:
         super().__init__()
-        self.setup_blind(blind, prompts, rng)
-        self.setup_quality()
+        # the key groups: each holds its own state and uses the app through AppSurface (surface.py)
+        self.blind = BlindVotes(self, blind, rng)
+        self.suite = Suite(self, prompts)
+        self.quality_keys = QualityKeys(self)
+        self.model_keys = ModelKeys(self)
+        self.results_keys = ResultsKeys(self)
         self.specs = specs
         self.prompt = prompt
         self.params = params
@@ -132,7 +155,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         """Each Enter ends with a working-set probe run per local model (``--working-set``, ``w``)."""
         self.engine_options = engine_options or {}
         """Load options for local models (``lazy_ple``, ``repack``, ``flash_attn``): see make_backend."""
-        self._engine = asyncio.Lock()
+        self.engine = asyncio.Lock()
         """Held while the workers are placed or run: a placement never lands mid-stream."""
         self._last_plan: tuple | None = None
         self.session: Session | None = None
@@ -144,7 +167,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
         self._recorder = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._slots: list[int] = []
+        self.slots: list[int] = []
         """The pane of each of the session's models (a spec that could not be made has none)."""
 
     def compose(self) -> ComposeResult:
@@ -154,8 +177,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
                 self.panes.append(pane)
                 yield pane
         with Horizontal(id="bottom"):
-            if self.prompts:  # a suite: which prompt of how many (n steps on)
-                yield Static(suite_position(0, len(self.prompts)), id="suite-pos", markup=False)
+            if self.suite.prompts:  # a suite: which prompt of how many (n steps on)
+                yield Static(self.suite.position(), id="suite-pos", markup=False)
             yield PromptInput(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
             yield HostBar()
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
@@ -233,9 +256,9 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
             except BackendError as exc:
                 self.emit(i, Failed(str(exc)))
                 backends.append(None)
-        self.offer_pulls(backends)
+        offer_pulls(backends)
         live = [(i, b) for i, b in enumerate(backends) if b is not None]
-        slots = self._slots = [i for i, _ in live]
+        slots = self.slots = [i for i, _ in live]
         if self.record_path:
             from tui.files.record import Recorder
 
@@ -286,15 +309,13 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         if self.session.running:
             self.notify("Already running: Esc cancels.")
             return
-        if self._engine.locked():  # a reload or a placement in progress: a second Enter would restart it
+        if self.engine.locked():  # a reload or a placement in progress: a second Enter would restart it
             self.notify("Still loading or placing the models…")
             return
         self.prompt = prompt
-        if self.prompts:  # an edited prompt is no longer the suite's
-            here = self.prompts[self.prompt_index]
-            self.prompt_id = here.id if prompt == here.text else None
+        self.suite.running(prompt)  # an edited prompt is no longer the suite's
         self.set_focus(None)
-        self.blind_before_run(prompt)
+        self.blind.before_run(prompt, self.suite.prompt_id)
         if self._last_plan != (prompt, self.mode):  # the figures on screen share prompt and mode
             self._last_plan = (prompt, self.mode)
             for pane in self.panes:
@@ -308,11 +329,11 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         assert self.session is not None
         self.run_finished.clear()
         try:
-            async with self._engine:
+            async with self.engine:
                 if not all(self.session.alive):  # a server started since, a worker lost: try again
                     for k, ok in enumerate(self.session.alive):
                         if not ok:
-                            self.panes[self._slots[k]].show_reloading()
+                            self.panes[self.slots[k]].show_reloading()
                     await self.session.reload_failed()
                 if not any(self.session.alive):
                     self.notify("No model is loaded; see the panes.", severity="error")
@@ -379,7 +400,66 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         elif self.focused is not None:
             self.set_focus(None)
 
-    # -- mode (the e/s/g keys are in results_keys.py) ---------------------------------------------
+    # -- the key groups' keys: each group in its own module ----------------------------------------
+    def action_vote(self, key: str) -> None:
+        self.blind.vote(key)
+
+    def action_blind(self) -> None:
+        self.blind.toggle()
+
+    def action_next_prompt(self) -> None:
+        self.suite.next()
+
+    def action_pick(self) -> None:
+        self.model_keys.pick()
+
+    def swap_model(self, slot: int, spec: str) -> None:
+        """The picker's choice (tui/app/picker.py): pane ``slot`` gets ``spec``."""
+        self.model_keys.swap(slot, spec)
+
+    def action_pull(self) -> None:
+        self.model_keys.pull()
+
+    def action_score(self) -> None:
+        self.quality_keys.score()
+
+    def action_verdict(self) -> None:
+        self.quality_keys.verdict()
+
+    def action_export(self) -> None:
+        self.results_keys.export()
+
+    def action_screenshot(self) -> None:
+        self.results_keys.screenshot()
+
+    def action_texts(self) -> None:
+        self.results_keys.texts()
+
+    def action_results(self) -> None:
+        self.results_keys.results()
+
+    # -- what the key groups share (AppSurface) -----------------------------------------------------
+    @property
+    def battle_log(self) -> Path:
+        """Where blind votes are appended, and read back for the win rates and the verdict."""
+        return self.results_dir / LOG_NAME
+
+    @property
+    def names_hidden(self) -> bool:
+        return self.blind.on
+
+    def new_comparison(self) -> None:
+        self._last_plan = None
+
+    def results_models(self) -> list[dict]:
+        """The export entries for the runs on screen (``export.model_entry``), each with its
+        model's score and, in a suite, its prompt's id."""
+        models = [export.model_entry(p.spec, p.loaded, list(p.runs)) for p in self.panes]
+        self.quality_keys.add_scores(models)
+        self.suite.tag(models)
+        return models
+
+    # -- mode --------------------------------------------------------------------------------------
     def action_working_set(self) -> None:
         self.working_set = not self.working_set
         self.notify(
@@ -403,7 +483,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     @work(group="mode", exit_on_error=False)
     async def _apply_mode(self, mode: str) -> None:
         await self.models_loaded.wait()  # a placement made mid-load would be undone by the load
-        async with self._engine:
+        async with self.engine:
             if self.session is not None and self.session.mode != mode:
                 await self.session.set_mode(mode)
             if self.mode == mode:
@@ -444,31 +524,26 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
             self.push_screen(HelpScreen())
 
     def check_action(self, action: str, parameters) -> bool | None:
-        if isinstance(self.screen, HelpScreen):  # it closes with its own keys; nothing acts behind it
-            return action in ("shutdown", "screenshot")
-        # Letters belong to the prompt while it has focus; Enter there submits the prompt.
-        if isinstance(self.screen, (ResultsScreen, TextScreen, VerdictScreen)):  # only quit, export, screenshot, back
-            own = {ResultsScreen: "results", TextScreen: "texts"}.get(type(self.screen), "verdict")  # its key closes it
-            if action in ("run", "rerun", "edit_prompt", "mode", "cancel", "leave", "toggle_card", "results", "texts", "pull",
-                          "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt", "zoom"):  # fmt: skip
-                return action == own
+        if isinstance(self.screen, HelpScreen):
+            return action in OPEN_OVER_HELP
+        own = next((key for screen, key in RESULTS_SCREENS.items() if isinstance(self.screen, screen)), None)
+        if own is not None and action in CLOSED_OVER_RESULTS:
+            return action == own
         typing = isinstance(self.focused, Input)
         if action == "cancel":
             return self.in_flight()
-        if action == "pick" and self.in_flight():  # refused mid-run anyway: "esc Stop" takes its place
-            return False
-        if action == "vote":  # the footer offers the vote keys only while a vote is open
-            return not typing and self.can_vote()
-        if action in ("blind", "next_prompt"):
-            return not typing and (action == "blind" or bool(self.prompts))  # n: only with a suite
-        if action in ("score", "verdict") and typing:
-            return False
-        if self.battle is not None and action in ("toggle_card", "results", "texts", "export", "verdict"):
-            return False  # they name the models: after the vote
         if action == "mode":  # show the binding that names the current mode; dim it while typing
             return False if parameters and parameters[0] == self.mode else (None if typing else True)
-        if action in ("rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull", "working_set", "pick", "help", "zoom") and typing:
+        if typing and action in CLOSED_WHILE_TYPING:
             return False
+        if action == "pick":  # refused mid-run anyway: "esc Stop" takes its place
+            return not self.in_flight()
+        if action == "vote":  # the footer offers the vote keys only while a vote is open
+            return self.blind.can_vote()
+        if action == "next_prompt":  # only with a suite
+            return bool(self.suite.prompts)
+        if self.blind.battle is not None and action in NAME_THE_MODELS:
+            return False  # after the vote
         return True
 
 

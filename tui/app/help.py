@@ -90,7 +90,7 @@ class HelpScreen(Screen):
 
     @property
     def text(self) -> str:
-        return help_text(getattr(self.app, "BINDINGS", ()))
+        return help_text(self.app.BINDINGS)
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()  # arrows and PgUp/PgDn scroll it at 80x24

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from backends import model_list
 from tui.text.format import human_bytes
 from tui.text.safe import safe
+
+if TYPE_CHECKING:
+    from tui.app.surface import AppSurface
 
 PANES = "AB"
 
@@ -42,13 +46,10 @@ class ModelsProvider(Provider):
         self.models = await asyncio.to_thread(gather)
 
     def _hits(self):
-        swap = getattr(self.app, "swap_model", None)
-        n = min(len(getattr(self.app, "panes", [])), len(PANES))
-        if swap is None:
-            return
-        for slot in range(n):
+        app = cast("AppSurface", self.app)  # only ABTopApp (and so its replay) lists this provider
+        for slot in range(min(len(app.panes), len(PANES))):
             for where, f in self.models:
-                yield _line(slot, f), partial(swap, slot, f.spec), safe(f"{where} · {f.detail}" if f.detail else where)
+                yield _line(slot, f), partial(app.swap_model, slot, f.spec), safe(f"{where} · {f.detail}" if f.detail else where)
 
     async def discover(self) -> Hits:
         for text, command, help in self._hits():

@@ -38,6 +38,8 @@ from tui.files.record import SCHEMA, Recorder, read_recording
 from tui.text.safe import safe
 from tui.widgets.host import HostBar
 
+RECORDED = frozenset({"mode", "edit_prompt"})
+"""Keys a replay does not offer: the recorded prompt and mode stay."""
 IDLE_MAX = 1.0
 """Seconds of recorded idle time (no stream in flight) kept between runs."""
 FIRST_WAIT = 0.25
@@ -198,7 +200,7 @@ class ReplayApp(ABTopApp):
         self.notify("A replay shows the recorded mode; it cannot be changed.", severity="warning")
 
     def check_action(self, action: str, parameters) -> bool | None:
-        if action in ("mode", "edit_prompt"):  # the recorded prompt and mode stay: not offered
+        if action in RECORDED:
             return False
         return super().check_action(action, parameters)
 
