@@ -1,9 +1,10 @@
 """abtop's engines and measurements, with no UI code (ruff bans textual here).
 
 The public surface for ``tui/``: the top-level modules (``events``, ``base``, ``specs``,
-``catalog``, ``session``, ``stats``) and the names below. The rooms (``engines/``,
-``telemetry/``, ``card/``, ``quality/``, ``fetch/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
-load on first use, so importing ``backends.events`` stays cheap.
+``catalog``, ``session``, ``stats``, ``units``, ``net``, ``userfiles``, ``model_list``) and the
+names below. The rooms (``engines/``, ``telemetry/``, ``card/``, ``quality/``, ``fetch/``,
+``twins/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names load on first
+use, so importing ``backends.events`` stays cheap.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _PUBLIC = {
     "host_load": "backends.telemetry.hardware",
     "mem_bandwidth_gbs": "backends.telemetry.hardware",
     "rapl_note": "backends.telemetry.hardware",
-    "is_loopback": "backends.telemetry.remote",
+    "is_loopback": "backends.net",
     "host_info": "backends.telemetry.process",
     "LOG_NAME": "backends.quality.votes",
     "WINNERS": "backends.quality.votes",

@@ -18,8 +18,8 @@ from backends.card.gguf import read_card
 from backends.engines.httpbase import API_KEY_VARS, api_key
 from backends.engines.ollama import OllamaBackend
 from backends.fetch.hf import hub_cache
+from backends.net import http_client
 from backends.specs import BUNDLED, OLLAMA_DEFAULT_URL, bundled_path, redact_url, twin_card, twin_file
-from backends.telemetry.remote import is_loopback
 from backends.twins.presets import TWIN_PRESETS
 from backends.units import human_count
 
@@ -81,7 +81,8 @@ def _hf_repo(path: Path, hub: Path) -> str:
 def _get(url: str, key_vars: tuple[str, ...] = API_KEY_VARS) -> dict | None:
     headers = {"Authorization": f"Bearer {key}"} if (key := api_key(key_vars)) else {}
     try:
-        r = httpx.get(url, timeout=_TIMEOUT_S, headers=headers, trust_env=not is_loopback(url))
+        with http_client(url, timeout=_TIMEOUT_S, headers=headers) as client:
+            r = client.get(url)
         data = r.json() if r.status_code < 400 else None
     except (httpx.HTTPError, ValueError):
         return None

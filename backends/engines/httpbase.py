@@ -27,8 +27,8 @@ import httpx
 
 from backends.base import Backend, BackendError, GenParams
 from backends.events import Event, Failed, Finished, Loaded, now
+from backends.net import http_client
 from backends.specs import redact_url
-from backends.telemetry.remote import is_loopback
 
 API_KEY_VARS = ("ABTOP_API_KEY", "OPENAI_API_KEY")
 DEFAULT_STALL_S = 30.0
@@ -187,12 +187,13 @@ class HTTPBackend(Backend):
             headers = {"Accept": "application/json, text/event-stream, application/x-ndjson"}
             if key := api_key(self.key_vars):
                 headers["Authorization"] = f"Bearer {key}"
-            self._client = httpx.AsyncClient(
+            self._client = http_client(
+                self.base_url,
+                asynchronous=True,
                 base_url=self.base_url + "/",
                 headers=headers,
                 timeout=httpx.Timeout(self.stall_timeout, connect=self.connect_timeout),
                 follow_redirects=True,
-                trust_env=not is_loopback(self.base_url),  # no proxy between us and this machine
             )
         return self._client
 

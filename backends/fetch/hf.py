@@ -203,8 +203,11 @@ def _reachable(ref: HFRef, url: str) -> None:
     """One quick look before huggingface_hub's own retries (half a minute on a dead network)."""
     import httpx
 
+    from backends.net import http_client
+
     try:
-        httpx.head(url, timeout=httpx.Timeout(8.0, connect=5.0))
+        with http_client(url, timeout=httpx.Timeout(8.0, connect=5.0)) as client:
+            client.head(url)
     except httpx.HTTPError as exc:
         why = type(exc).__name__
         if isinstance(exc, httpx.ConnectError):

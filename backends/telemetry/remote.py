@@ -12,7 +12,6 @@ what the server reports about itself.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import time
 from dataclasses import dataclass
@@ -22,18 +21,9 @@ import httpx
 import psutil
 
 from backends.events import Sample, now
+from backends.net import http_client, is_loopback
 
 # -- this machine ---------------------------------------------------------------------------
-
-
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def url_port(url: str) -> int:
@@ -250,7 +240,7 @@ class RemoteSampler:
         if time.monotonic() < self._dead_until:
             return None
         if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout, trust_env=not is_loopback(self.root))
+            self._client = http_client(self.root, timeout=self.timeout)
         try:
             r = self._client.get(self.root + path)
         except httpx.HTTPError:
