@@ -149,7 +149,7 @@ def test_speed_must_be_positive(tmp_path, capsys):
 
 
 def test_load_raises_replay_error_for_a_directory(tmp_path):
-    with pytest.raises(ReplayError, match="directory"):
+    with pytest.raises(ReplayError, match="is a folder"):
         load(tmp_path)
 
 

@@ -121,7 +121,7 @@ def test_a_vote_cut_short_by_a_kill_is_skipped_and_bad_lines_get_a_sentence(tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.jsonl line 1: not a vote" in err
     assert main(["votes", str(tmp_path / "missing.jsonl")]) == 2
-    assert "missing.jsonl: cannot read it" in capsys.readouterr().err
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
 
 
 def test_append_vote_is_fsynced_lines(tmp_path, monkeypatch):

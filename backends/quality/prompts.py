@@ -4,10 +4,11 @@ and Chinese, Vietnamese and Indonesian, where tokenizers cut text very different
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from backends.userfiles import json_lines, read_user_text
 
 BUNDLED_SUITE = "suite"
 """``--prompts suite``: the bundled suite (``backends/quality/data/suite.jsonl``)."""
@@ -22,14 +23,8 @@ class Prompt:
 
 def _parse_jsonl(lines: list[str], name: str) -> list[Prompt]:
     out = []
-    for no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except ValueError:
-            raise ValueError(f"{name} line {no}: not JSON; a .jsonl suite has one object a line, e.g. "
-                             '{"id": "q1", "prompt": "Why is the sky blue?"}.') from None
+    shape = 'a .jsonl suite has one object a line, e.g. {"id": "q1", "prompt": "Why is the sky blue?"}'
+    for no, d in json_lines(lines, name, shape):
         text = d.get("prompt") if isinstance(d, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f'{name} line {no}: no "prompt" text; each line needs {{"prompt": "..."}} (and an optional "id").')
@@ -45,21 +40,11 @@ def load_prompts(source: str) -> list[Prompt]:
         text = resources.files("backends.quality").joinpath("data/suite.jsonl").read_text(encoding="utf-8")
         return _parse_jsonl(text.splitlines(), "suite.jsonl")
     path = Path(source)
-    name = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"--prompts {source}: no such file; give a .txt (one prompt a line), a .jsonl, "
-                         f"or `{BUNDLED_SUITE}` for the bundled suite.") from None
-    except IsADirectoryError:
-        raise ValueError(f"--prompts {source} is a folder; give a .txt or .jsonl file.") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--prompts {source}: not UTF-8 text.") from None
-    except OSError as exc:
-        raise ValueError(f"--prompts {source}: cannot read it ({exc.strerror}).") from None
+    missing = f"give a .txt (one prompt a line), a .jsonl, or `{BUNDLED_SUITE}` for the bundled suite"
+    text = read_user_text(path, f"--prompts {source}", kind=".txt or .jsonl file", missing=missing)
     lines = text.splitlines()
     if path.suffix.lower() == ".jsonl":
-        prompts = _parse_jsonl(lines, name)
+        prompts = _parse_jsonl(lines, path.name)
     else:
         prompts = [Prompt(f"p{k}", line.strip()) for k, line in enumerate((ln for ln in lines if ln.strip()), start=1)]
     if not prompts:

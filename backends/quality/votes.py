@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.userfiles import json_lines, read_user_text
+
 SCHEMA = "abtop.vote/1"
 WINNERS = {"1": "model_a", "2": "model_b", "=": "tie", "x": "tie (bothbad)"}
 """The vote keys and the ``winner`` each writes."""
@@ -97,25 +99,14 @@ def append_vote(path: str | Path, record: dict) -> None:
 
 
 def read_battles(paths: list[str | Path]) -> list[Battle]:
-    """Every vote in the logs. Raises ``OSError`` for an unreadable file, ``ValueError`` with one
-    sentence naming the file and line for a line that is not a vote (a last line cut short by a
-    kill mid-write is skipped)."""
+    """Every vote in the logs. ``ValueError`` with one sentence naming the file (and line) for a
+    file that cannot be read or a line that is not a vote (a last line cut short by a kill
+    mid-write is skipped)."""
     out: list[Battle] = []
     for path in paths:
         name = Path(path).name
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise ValueError(f"{name}: not an abtop battle log (not UTF-8 text).") from None
-        for no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except ValueError:
-                if no == len(lines):
-                    break
-                raise ValueError(f"{name} line {no}: not JSON; a battle log has one vote per line.") from None
+        lines = read_user_text(path, name, kind="battle log (one vote a line)").splitlines()
+        for no, d in json_lines(lines, name, "a battle log has one vote per line", cut_tail=True):
             if not isinstance(d, dict) or not {"model_a", "model_b", "winner"} <= d.keys():
                 raise ValueError(
                     f"{name} line {no}: not a vote (a vote has model_a, model_b and winner); "

@@ -54,12 +54,6 @@ def load(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:
     """The header and events of ``path``, or ``ReplayError`` saying what is wrong with it."""
     try:
         header, events = read_recording(path)
-    except FileNotFoundError:
-        raise ReplayError(f"{path}: no such file; record one with abtop --record FILE.jsonl.") from None
-    except IsADirectoryError:
-        raise ReplayError(f"{path}: is a directory, not a recording.") from None
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     except ValueError as exc:
         raise ReplayError(str(exc)) from None
     if not events:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from backends.events import Event, from_dict, to_dict
 from backends.specs import public_spec
+from backends.userfiles import json_lines, loads, read_user_text
 
 SCHEMA = "abtop.record/1"
 
@@ -69,18 +70,14 @@ class Recorder:
 
 
 def read_recording(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:
-    """The header and the (slot, event) pairs of a recording.
-
-    Raises ``OSError`` for an unreadable file and ``ValueError`` with one sentence naming the file
-    (and the line) for anything that is not an abtop recording.
+    """The header and the (slot, event) pairs of a recording; ``ValueError`` with one sentence
+    naming the file (and the line) for a file that cannot be read or is not an abtop recording.
     """
     name = Path(path).name
+    missing = "record one with abtop --record FILE.jsonl"
+    lines = read_user_text(path, str(path), kind="recording (abtop --record FILE.jsonl)", missing=missing).splitlines()
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{name}: not an abtop recording (not UTF-8 text).") from None
-    try:
-        header = json.loads(lines[0]) if lines else None
+        header = loads(lines[0]) if lines else None
     except ValueError:
         header = None
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
@@ -89,11 +86,9 @@ def read_recording(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:
         raise ValueError(f"{name}: not an abtop recording ({what}); record one with --record FILE.jsonl.")
     n_slots = len(header.get("specs") or [])
     out = []
-    for no, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
+    shape = "a recording has one event a line"
+    for no, d in json_lines(lines[1:], name, shape, first=2, cut_tail=True):
         try:
-            d = json.loads(line)
             slot = d.pop("slot")
             ev = from_dict(d)
             if not isinstance(ev.t, (int, float)):

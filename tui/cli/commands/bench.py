@@ -398,9 +398,6 @@ def run(args: argparse.Namespace) -> int:
     if args.votes:
         try:
             read_battles(args.votes)
-        except OSError as exc:
-            say(f"abtop: --votes {exc.filename}: cannot read it ({exc.strerror}).")
-            return 2
         except ValueError as exc:
             say(f"abtop: {exc}")
             return 2

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from backends import reference_text, score_document
 from backends.specs import DEFAULT_PAIR
+from backends.userfiles import read_user_text
 from tui.text import format as fmt
 
 EPILOG = """\
@@ -70,20 +71,10 @@ def read_text(path_or_none: str | None) -> tuple[str, str]:
     """(text, name): the file's, or the bundled reference text's; ``ValueError`` with one sentence."""
     if not path_or_none:
         return reference_text(), "bundled reference text"
-    path = Path(path_or_none)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"--text {path_or_none}: no such file.") from None
-    except IsADirectoryError:
-        raise ValueError(f"--text {path_or_none} is a folder; give a text file.") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--text {path_or_none}: not UTF-8 text.") from None
-    except OSError as exc:
-        raise ValueError(f"--text {path_or_none}: cannot read it ({exc.strerror}).") from None
+    text = read_user_text(path_or_none, f"--text {path_or_none}")
     if not text.strip():
         raise ValueError(f"--text {path_or_none}: the file is empty.")
-    return text, path.name
+    return text, Path(path_or_none).name
 
 
 def markdown(doc: dict) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from backends import read_battles, vote_summary
+from backends.userfiles import loads, read_user_text
 from tui.files.export import write_atomic, write_failure
 from tui.text import verdict
 from tui.text.safe import escape_controls
@@ -43,9 +43,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     try:
         battles = read_battles(args.logs)
-    except OSError as exc:
-        print(f"abtop: {Path(exc.filename or '?').name}: cannot read it ({exc.strerror}).", file=sys.stderr)
-        return 2
     except ValueError as exc:
         print(f"abtop: {exc}", file=sys.stderr)
         return 2
@@ -58,12 +55,16 @@ def run(args) -> int:
         if not path:
             continue
         try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            print(f"abtop: {option} {path}: cannot read it as JSON ({getattr(exc, 'strerror', None) or exc}).", file=sys.stderr)
+            text = read_user_text(path, f"{option} {path}", kind=f"{schema} file")
+        except ValueError as exc:
+            print(f"abtop: {exc}", file=sys.stderr)
             return 2
+        try:
+            doc = loads(text)
+        except ValueError:
+            doc = None
         if not isinstance(doc, dict) or doc.get("schema") != schema:
-            print(f"abtop: {option} {path}: not an {schema} file.", file=sys.stderr)
+            print(f"abtop: {option} {path}: not an {schema} file (not JSON, or another schema).", file=sys.stderr)
             return 2
         docs[option] = doc
     bench, score = docs.get("--bench"), docs.get("--score")
