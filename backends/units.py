@@ -3,15 +3,35 @@
 
 from __future__ import annotations
 
+_BYTE_UNITS = ("B", "KB", "MB", "GB", "TB")
 
-def human_bytes(n: float | None) -> str:
+
+def _scaled(n: float, unit: str | None = None) -> tuple[float, str]:
+    """``n`` bytes in ``unit``, or in the largest unit (powers of 1000) it reaches."""
+    for u in _BYTE_UNITS:
+        if u == unit or (unit is None and (abs(n) < 1000 or u == "TB")):
+            return n, u
+        n /= 1000.0
+    return n, "TB"
+
+
+def _figure(x: float, unit: str) -> str:
+    return f"{x:.0f}" if unit == "B" or x >= 100 else f"{x:.1f}"
+
+
+def human_bytes(n: float | None, *, short: bool = False) -> str:
+    """``96.6 MB``; ``short``: ``96.6M``, for a one-line label. ``n/a`` when unknown."""
     if n is None:
         return "n/a"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
-        n /= 1000.0
-    return f"{n:.0f} TB"
+    x, unit = _scaled(n)
+    return _figure(x, unit) + (unit.removesuffix("B") if short else f" {unit}")
+
+
+def human_bytes_of(part: float, whole: float, *, short: bool = False) -> str:
+    """``2.1/25.3 GB``: a part and its whole in the whole's unit; ``short``: ``2.1/25.3G``."""
+    w, unit = _scaled(whole)
+    p, _ = _scaled(part, unit)
+    return f"{p:.1f}/{_figure(w, unit)}" + (unit.removesuffix("B") if short else f" {unit}")
 
 
 def human_count(n: float | None) -> str:

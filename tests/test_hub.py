@@ -19,6 +19,7 @@ from backends.catalog import make_backend
 from backends.events import Finished, Loaded, Note, Progress, Token
 from backends.fetch.hf import HFRef, gguf_models, parse_hf, pick, quant_of
 from backends.session import RunPlan, Session
+from backends.units import human_bytes
 from tui.app.app import ABTopApp
 
 from .conftest import worker_children, write_split_gguf
@@ -103,17 +104,18 @@ async def test_download_with_progress_then_stream(cache, hub, smollm2_path, monk
     session, seen = await _load(f"hf:{REPO}", run=True)
     try:
         assert session.alive == [True]
+        size = os.path.getsize(smollm2_path)
         note = next(ev for ev in seen if isinstance(ev, Note))
-        assert note.text.startswith(f"hf:{REPO}: SmolLM2-135M-Instruct-Q4_K_M.gguf (quant Q4_K_M), 0.10 GB, downloading")
+        said = f"hf:{REPO}: SmolLM2-135M-Instruct-Q4_K_M.gguf (quant Q4_K_M), {human_bytes(size)}"
+        assert note.text.startswith(f"{said}, downloading")
         assert note.text.endswith("also in the repo: Q8_0")
         bars = [ev for ev in seen if isinstance(ev, Progress) and ev.what == NAMES[0]]
-        size = os.path.getsize(smollm2_path)
         assert bars[0].total == size and bars[-1].done == size and bars[-1].finished
         assert any(isinstance(ev, Progress) and ev.what.startswith("checking sha256") for ev in seen)
         loaded = next(ev for ev in seen if isinstance(ev, Loaded))
         assert loaded.info.name == "SmolLM2-135M-Instruct-Q4_K_M"  # named by the file the spec chose
         notes = [ev.text for ev in seen if isinstance(ev, Note)]
-        assert f"hf:{REPO}: SmolLM2-135M-Instruct-Q4_K_M.gguf (quant Q4_K_M), 0.10 GB, downloaded" in notes[-1]
+        assert f"{said}, downloaded" in notes[-1]
         path = Path(loaded.weights_path)
         assert path.name == NAMES[0] and cache in path.parents and path.resolve().stat().st_size == size
         assert any(isinstance(ev, Token) for ev in seen)
@@ -137,7 +139,8 @@ async def test_cached_file_loads_with_the_hub_gone(cache, smollm2_path, monkeypa
         assert session.alive == [True]
         assert not any(isinstance(ev, Progress) for ev in seen)
         note = next(ev for ev in seen if isinstance(ev, Note))
-        assert "SmolLM2-135M-Instruct-Q8_0.gguf (quant Q8_0), 0.10 GB, in the cache" in note.text
+        size = human_bytes(os.path.getsize(smollm2_path))
+        assert f"SmolLM2-135M-Instruct-Q8_0.gguf (quant Q8_0), {size}, in the cache" in note.text
         assert any(isinstance(ev, Token) for ev in seen)
     finally:
         await session.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from backends.base import BackendError
 from backends.events import Event, Note
 from backends.fetch.meter import Cancelled, Meter
+from backends.units import human_bytes
 
 DEFAULT_QUANT = "Q4_K_M"
 NEAR = ("Q4_K_M", "Q4_K_S", "Q4_K_XL", "Q4_0", "Q5_K_M", "IQ4_XS", "Q6_K", "Q8_0")
@@ -272,7 +273,7 @@ def _check_sha(ref: HFRef, path: Path, want: str, meter: Meter) -> None:
 
 
 def describe(ch: Choice, cached_file: bool, state: str | None = None) -> str:
-    size = f"{ch.size / 1e9:.2f} GB" if ch.size else "size unknown"
+    size = human_bytes(ch.size) if ch.size else "size unknown"
     split = f" in {len(ch.parts)} parts" if len(ch.parts) > 1 else ""
     where = state or ("in the cache" if cached_file else "downloading")
     also = f"; also {'cached' if cached_file else 'in the repo'}: {', '.join(ch.others[:10])}" if ch.others else ""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from backends.events import Loaded, ModelInfo, Progress
-from backends.units import human_bytes, human_count
+from backends.units import human_bytes, human_bytes_of, human_count
 
-__all__ = ["human_bytes", "human_count"]  # re-exported: one formatter for both sides
+__all__ = ["human_bytes", "human_bytes_of", "human_count"]  # re-exported: one formatter for both sides
 
 
 def rate(x: float | None, unit: str = "tok/s") -> str:

@@ -38,11 +38,6 @@ _GPU_NOTES = {
 }
 
 
-def short_bytes(n: int | None) -> str:
-    """``96.6M``: bytes for a one-line label."""
-    return fmt.human_bytes(n).replace(" ", "").removesuffix("B") if n is not None else "n/a"
-
-
 MIN_JUDGED_TOKENS = 32
 """Below this many generated tokens a run is too short to judge the box by (start-up dominates)."""
 
@@ -98,7 +93,7 @@ def gpu_label(s: Sample) -> str:
         return f"n/a ({s.note or 'no GPU'})"
     bits = [f"{s.gpu_util:.0f}%"]
     if s.vram_bytes is not None:
-        bits.append(short_bytes(s.vram_bytes))
+        bits.append(fmt.human_bytes(s.vram_bytes, short=True))
     if s.gpu_power_w is not None:
         bits.append(f"{s.gpu_power_w:.0f}W")
     if s.gpu_temp_c is not None:
@@ -109,10 +104,10 @@ def gpu_label(s: Sample) -> str:
 def mem_label(s: Sample) -> str:
     """Resident weights and anonymous memory apart (``w 96.6M + anon 58.2M``), never one RSS."""
     if s.weights_resident_bytes is not None and s.anon_bytes is not None:
-        return f"w {short_bytes(s.weights_resident_bytes)} + anon {short_bytes(s.anon_bytes)}"
+        return f"w {fmt.human_bytes(s.weights_resident_bytes, short=True)} + anon {fmt.human_bytes(s.anon_bytes, short=True)}"
     if s.anon_bytes is not None:
-        return f"anon {short_bytes(s.anon_bytes)} (weights n/a)"
-    return f"RSS {short_bytes(s.rss_bytes)}"
+        return f"anon {fmt.human_bytes(s.anon_bytes, short=True)} (weights n/a)"
+    return f"RSS {fmt.human_bytes(s.rss_bytes, short=True)}"
 
 
 def working_set_text(run: dict) -> str:

@@ -14,10 +14,8 @@ from tui.text import format as fmt
 
 def host_text(cpu: float, used: int, total: int, swap: int, load1: float | None, compact: bool = False) -> str:
     """``compact``: the words a narrow terminal has room for, leaving the prompt bar the rest."""
-    if compact:
-        bits = [f"host {cpu:.0f}%", f"RAM {used / 1e9:.1f}/{total / 1e9:.0f}G"]
-    else:
-        bits = [f"host CPU {cpu:.0f}%", f"RAM {used / 1e9:.1f}/{total / 1e9:.1f} GB"]
+    ram = f"RAM {fmt.human_bytes_of(used, total, short=compact)}"
+    bits = [f"host {cpu:.0f}%", ram] if compact else [f"host CPU {cpu:.0f}%", ram]
     if swap:  # a box that swaps makes every figure on screen slower than the model is
         bits.append(f"swap {fmt.human_bytes(swap)}")
     if load1 is not None:

@@ -21,7 +21,7 @@ from backends.stats import RunCollector, Runs, summarize
 from tui.files import export
 from tui.text import format as fmt
 from tui.text.safe import plain, safe
-from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning, short_bytes
+from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning
 from tui.widgets.metrics import Metric, MetricsStrip
 from tui.widgets.stream_view import StreamView
 
@@ -390,5 +390,5 @@ class ModelPane(Vertical):
 def mem_short(s) -> str:
     """A compact strip's memory label: ``w 96.6M a 58.2M`` (weights, anonymous), never one RSS."""
     if s.weights_resident_bytes is not None and s.anon_bytes is not None:
-        return f"w {short_bytes(s.weights_resident_bytes)} a {short_bytes(s.anon_bytes)}"
+        return f"w {fmt.human_bytes(s.weights_resident_bytes, short=True)} a {fmt.human_bytes(s.anon_bytes, short=True)}"
     return mem_label(s)
