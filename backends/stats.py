@@ -30,6 +30,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from backends.events import Event, Failed, Finished, Sample, Started, Token
 from backends.telemetry.hardware import counter_joules, energy_per_token, roofline_pct
 
@@ -53,13 +55,9 @@ SHARED_ENERGY = (
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0–100) with linear interpolation, as numpy's default."""
-    if not values:
-        return None
-    xs = sorted(values)
-    k = (len(xs) - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+    """numpy's q-th percentile (0–100), linear interpolation between the closest ranks (numpy's
+    default, spelled out); None for no values."""
+    return float(np.percentile(values, q, method="linear")) if values else None
 
 
 def rate(count: float | None, seconds: float | None) -> float | None:
