@@ -26,9 +26,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from backends.base import BackendError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from backends.events import Progress
 
 DEFAULT_PAIR = ("smollm2-135m", "gemma3-270m")
 OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434"
@@ -125,14 +131,15 @@ def parse_twin(text: str) -> tuple[str, str, float]:
     return name, quant, scale
 
 
-def twin_file(text: str, *, build: bool = True) -> Path:
-    """The file of a ``twin:`` spec, written on first use (a progress bar when stderr is a terminal)."""
+def twin_file(text: str, *, build: bool = True, on_progress: Callable[[Progress], None] | None = None) -> Path:
+    """The file of a ``twin:`` spec, written on first use (its ``Progress`` events to ``on_progress``:
+    the caller draws them); ``build=False``: where it is or will be."""
     from backends.twins.writer import ensure, twin_path
 
     name, quant, scale = parse_twin(text)
     if not build:
         return twin_path(name, quant, scale)
-    return ensure(name, quant, scale, show=sys.stderr.isatty())
+    return ensure(name, quant, scale, on_progress=on_progress)
 
 
 def twin_card(text: str):

@@ -71,10 +71,10 @@ olmoe 1 layer with all 64 experts 244 MB, at Q4_K."""
 @pytest.fixture(scope="session")
 def tiny_twins(tmp_path_factory):
     """Small twins of the three architectures (PLE, dense, MoE), written once per session."""
-    from backends.twins.writer import build
+    from backends import build_twin
 
     d = tmp_path_factory.mktemp("twins")
-    return {name: build(name, "Q4_K", scale, path=d / f"{name}.gguf") for name, scale in TINY_TWINS.items()}
+    return {name: build_twin(name, "Q4_K", scale, path=d / f"{name}.gguf") for name, scale in TINY_TWINS.items()}
 def write_split_gguf(src, stem, max_tensors: int = 150) -> list[str]:
     """A real split GGUF (``STEM-00001-of-0000N.gguf``, llama.cpp's gguf-split layout with its
     ``split.*`` keys) rewritten from ``src`` by the ``gguf`` package's writer; tensors are copied

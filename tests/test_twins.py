@@ -8,11 +8,14 @@ import re
 import numpy as np
 import pytest
 
+from backends import build_twin
 from backends.base import BackendError
 from backends.card.gguf import card_from_header, read_card, read_header
+from backends.events import Progress
 from backends.specs import parse_spec
 from backends.twins.presets import PLAN_VERSION, PRESETS
 from backends.twins.writer import plan_header, twin_path
+from backends.units import human_bytes
 from tui.cli.main import main
 
 
@@ -91,6 +94,25 @@ def test_twin_command_writes_and_lists(tmp_path, monkeypatch, capsys):
     assert main(["twin"]) == 0
     listing = capsys.readouterr().out
     assert all(n in listing for n in PRESETS) and "source:" in listing
+
+
+def test_the_writer_tells_its_progress_as_events_and_the_command_draws_them(tmp_path, monkeypatch, capsys):
+    """``backends/`` draws nothing: the writer hands ``Progress`` events (bytes of tensor data, a
+    few a second, the last one finished) to a callback; ``abtop twin`` draws them on stderr (in a
+    log, as here: a line at the start and one at the end), then says where the file went."""
+    seen = []
+    path = build_twin("qwen2.5-3b", "Q4_K", 0.03, path=tmp_path / "t.gguf", on_progress=seen.append)
+    data = sum(t.n_bytes for t in read_header(path).tensors)
+    assert seen and all(isinstance(ev, Progress) and ev.what == "twin qwen2.5-3b Q4_K ×0.03" for ev in seen)
+    assert seen[0].done == 0 and seen[-1].finished and seen[-1].done == seen[-1].total == data
+    assert [ev.done for ev in seen] == sorted(ev.done for ev in seen) and not any(ev.finished for ev in seen[:-1])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["twin", "qwen2.5-3b", "--scale", "0.03"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "abtop: twin qwen2.5-3b Q4_K ×0.03…",
+        f"abtop: twin qwen2.5-3b Q4_K ×0.03: done ({human_bytes(data)}).",
+        f"wrote {twin_path('qwen2.5-3b', 'Q4_K', 0.03)}",
+    ]
 
 
 def test_info_of_an_unbuilt_twin_reads_the_plan_without_writing(tmp_path, monkeypatch, capsys):

@@ -5,14 +5,14 @@ tensor data is then written here in chunks of whole rows, so a multi-GB twin nev
 Quantised tensors are random bytes in llama.cpp's block layout with fixed, sane f16 scales (a
 random f16 scale can be NaN or inf): Q4_K blocks are ``d, dmin, 12 scale bytes, 128 nibble
 bytes``, Q8_0 blocks ``d, 32 int8``. The file is written beside its final name, fsync'd (so its
-pages are clean and can be evicted by the working-set probe) and renamed into place.
+pages are clean and can be evicted by the working-set probe) and renamed into place. How far it
+has got goes out as ``Progress`` events (as a download's do); the caller draws them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +29,8 @@ from backends.card.gguf import (
     read_card,
     read_header,
 )
-from backends.events import ModelInfo
+from backends.events import ModelInfo, Progress
+from backends.fetch.meter import Meter
 from backends.twins.presets import PLAN_VERSION, PRESETS, Preset, TensorPlan
 
 TWIN_QUANTS = QUANTS = {
@@ -58,6 +59,11 @@ def twin_dir() -> Path:
 def twin_path(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> Path:
     tail = "" if scale == 1 else f"-s{scale:g}"
     return twin_dir() / f"{name}-{quant}{tail}.gguf"
+
+
+def twin_label(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> str:
+    """What a twin being written is called in its ``Progress`` events: ``twin qwen2.5-3b Q4_K ×0.25``."""
+    return f"twin {name} {quant}" + ("" if scale == 1 else f" ×{scale:g}")
 
 
 def check(name: str, quant: str, scale: float) -> Preset:
@@ -149,15 +155,16 @@ def _add_kv(w: GGUFWriter, key: str, vtype: GGUFValueType, value) -> None:
         w.add_key_value(key, value, vtype)
 
 
-def build(
+def build_twin(
     name: str,
     quant: str = DEFAULT_QUANT,
     scale: float = 1.0,
     *,
     path: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> Path:
-    """Write the twin (``progress(done_bytes, total_bytes)`` as it goes) and return its path.
+    """Write the twin (``Progress`` events of its tensor bytes to ``on_progress`` as it goes, a few
+    a second and one at the end) and return its path.
 
     Raises ``BackendError`` (one sentence) for a bad name/quant/scale or a disk that fails."""
     preset = check(name, quant, scale)
@@ -169,7 +176,8 @@ def build(
     seed = int.from_bytes(hashlib.sha256(f"{name}/{quant}/{scale}".encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
     types = [_qtype(t, qtype) for t in plan.tensors]
-    total = sum(_nbytes(t, q) for t, q in zip(plan.tensors, types, strict=True))
+    meter = Meter(on_progress)
+    meter.start(twin_label(name, quant, scale), sum(_nbytes(t, q) for t, q in zip(plan.tensors, types, strict=True)))
     try:
         w = GGUFWriter(str(tmp), preset.arch)
         w.add_name(f"{preset.title} twin")
@@ -198,19 +206,17 @@ def build(
         w.write_kv_data_to_file()
         w.write_ti_data_to_file()
         f = w.fout[0]
-        done = 0
         for t, q in zip(plan.tensors, types, strict=True):
             w.write_padding(f, f.tell())
             for chunk in _chunks(t, q, rng):
                 f.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
+                meter.add(len(chunk))
             w.write_padding(f, _nbytes(t, q))
         f.flush()
         os.fsync(f.fileno())  # clean pages: the working-set probe can evict them
         w.close()
         os.replace(tmp, target)
+        meter.finish()
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise BackendError(f"twin:{name}: could not write {target} ({exc.strerror or exc}).") from None
@@ -218,40 +224,6 @@ def build(
         tmp.unlink(missing_ok=True)
         raise
     return target
-
-
-def build_twin(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> Path:
-    """``build`` with a rich progress bar on stderr (what ``abtop twin`` and first use show)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    check(name, quant, scale)
-    target = twin_path(name, quant, scale)
-    console = Console(file=sys.stderr)
-    with Progress(
-        TextColumn(f"twin {name} {quant}" + ("" if scale == 1 else f" ×{scale:g}")),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("write", total=None)
-
-        def show(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        path = build(name, quant, scale, path=target, progress=show)
-    console.print(f"wrote {path}", highlight=False)
-    return path
 
 
 def twin_is_current(path: Path) -> bool:
@@ -268,13 +240,15 @@ def _version(path: Path) -> int | None:
     return int(v) if isinstance(v, int) else None
 
 
-def ensure(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0, *, show: bool = True) -> Path:
-    """The twin's file, built on first use (with a progress bar when ``show``)."""
+def ensure(
+    name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0, *, on_progress: Callable[[Progress], None] | None = None
+) -> Path:
+    """The twin's file, built on first use (telling ``on_progress`` how far it has got)."""
     check(name, quant, scale)
     p = twin_path(name, quant, scale)
     if p.exists() and twin_is_current(p):
         return p
-    return build_twin(name, quant, scale) if show else build(name, quant, scale)
+    return build_twin(name, quant, scale, path=p, on_progress=on_progress)
 
 
 def plan_header(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> GGUFHeader:

@@ -19,7 +19,7 @@ from backends import LOG_NAME, catalog, mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
 from backends.events import Event, Failed
 from backends.session import RunPlan, Session
-from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
+from backends.specs import DEFAULT_PAIR
 from tui.app import gcpolicy
 from tui.app.blind import BlindVotes, Suite
 from tui.app.help import HelpScreen
@@ -586,7 +586,7 @@ def app_for(args: argparse.Namespace) -> ABTopApp:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from tui.cli.options import check_run_options
+    from tui.cli.options import check_run_options, write_twins
 
     problem = check_run_options(args)
     if problem:
@@ -596,13 +596,10 @@ def run_app(args: argparse.Namespace) -> int:
         print("abtop: --blind compares two models; give a second one (or leave both out for the bundled pair).",
               file=sys.stderr)  # fmt: skip
         return 2
-    for spec in args.models:  # a twin is written on first use, with its progress bar, before the screen is taken
-        if spec.startswith(TWIN_PREFIX):
-            try:
-                twin_file(spec)
-            except BackendError as exc:
-                print(safe(f"abtop: {exc}"), file=sys.stderr)
-                return 2
+    problem = write_twins(args.models)  # with its progress bar, before the screen is taken
+    if problem:
+        print(safe(problem), file=sys.stderr)
+        return 2
     app = app_for(args)
 
     def kill_children() -> None:

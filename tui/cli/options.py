@@ -1,11 +1,12 @@
-"""Run options shared by the TUI and ``bench``, so both drive the engine the same way."""
+"""Run options shared by the TUI, ``bench`` and ``score``, so all drive the engine the same way."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from backends.specs import DEFAULT_PAIR
+from backends.base import BackendError
+from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 
@@ -131,3 +132,22 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str |
         (args.warmup >= 0, f"--warmup must be 0 or more (got {args.warmup})."),
     ]
     return next((f"abtop: {why}" for ok, why in checks if not ok), None)
+
+
+def write_twins(specs: list[str]) -> str | None:
+    """Write the shape twins among ``specs`` not yet on disk, each with its bar on stderr, before
+    the run takes the terminal (a loading pane would show nothing for minutes); the sentence when
+    one cannot be."""
+    from backends import twin_is_current
+    from tui.text.progress import written_with_bar
+
+    for spec in specs:
+        if not spec.startswith(TWIN_PREFIX):
+            continue
+        try:
+            path = twin_file(spec, build=False)
+            if not (path.exists() and twin_is_current(path)):
+                written_with_bar(lambda bar, spec=spec: twin_file(spec, on_progress=bar))
+        except BackendError as exc:
+            return f"abtop: {exc}"
+    return None

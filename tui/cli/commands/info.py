@@ -38,9 +38,9 @@ def card_for(spec: str) -> ModelInfo:
     ms = parse_spec(spec)
     if ms.kind == "hf":  # downloaded first (cached: at once), with its progress on stderr
         from backends import fetch_hf
-        from tui.text.progress import StderrFetch
+        from tui.text.progress import StderrProgress
 
-        with StderrFetch() as out:
+        with StderrProgress() as out:
             path = fetch_hf(spec, out)
         return read_card(path)
     if ms.kind != "gguf" or ms.path is None:

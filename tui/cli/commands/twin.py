@@ -13,6 +13,7 @@ import sys
 from backends import TWIN_PRESETS, TWIN_QUANTS, build_twin, twin_is_current, twin_path
 from backends.base import BackendError
 from tui.text.format import human_bytes, human_count
+from tui.text.progress import written_with_bar
 
 
 def register(subparsers) -> None:
@@ -57,7 +58,7 @@ def run(args) -> int:
                 file=sys.stderr,
             )
         else:
-            path = build_twin(args.name, args.quant, args.scale)
+            path = written_with_bar(lambda bar: build_twin(args.name, args.quant, args.scale, on_progress=bar))
     except BackendError as exc:
         print(f"abtop: {exc}", file=sys.stderr)
         return 2
