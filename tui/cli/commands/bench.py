@@ -8,12 +8,8 @@ import dataclasses
 import signal
 import sys
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from backends import mem_bandwidth_gbs, rapl_note, read_battles, score_loaded, text_info, vote_summary
-from backends.base import BackendError, GenParams
+from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Note, Started, Token
 from backends.events import Progress as Fetching
@@ -22,8 +18,7 @@ from backends.specs import DEFAULT_PAIR, public_spec
 from backends.stats import RunCollector, Runs
 from tui.cli.options import backend_options
 from tui.files import export
-from tui.text.format import progress_line
-from tui.text.safe import safe
+from tui.text.progress import StderrProgress, say
 
 EPILOG = """\
 examples:
@@ -95,24 +90,18 @@ def depth_problem(depths: list[int], n_ctx: int, max_tokens: int) -> str | None:
     return None
 
 
-def say(line: str) -> None:
-    """One line on stderr, never wrapped or styled (scripts grep it); a server's or a file's text
-    in it is shown, never obeyed, by the terminal."""
-    print(safe(line), file=sys.stderr, flush=True)
-
-
 class _Collect:
     """The bench's ``emit``: per-model runs, progress, and the last telemetry sample."""
 
-    def __init__(self, n: int, progress: Progress | None, total_tokens: int, recorder=None) -> None:
+    def __init__(self, n: int, bars: StderrProgress, total_tokens: int, recorder=None) -> None:
         self.loaded: list[Loaded | None] = [None] * n
         self.load_error: list[str | None] = [None] * n
         self.feeds = [Runs() for _ in range(n)]
         """Each model's events cut into runs (the same ``stats.Runs`` as the TUI's panes)."""
         self.runs: list[list[dict]] = [[] for _ in range(n)]
         self.failures: list[tuple[int, str]] = []
-        self.progress = progress
-        self.tasks = [progress.add_task("loading", total=total_tokens) if progress else None for _ in range(n)]
+        self.bars = bars
+        self.tasks = [bars.count("loading", total_tokens) for _ in range(n)]
         self.recorder = recorder
         self.last: list[RunCollector | None] = [None] * n
         """Each model's latest counted run (its token times feed ``--plot``)."""
@@ -132,20 +121,19 @@ class _Collect:
             self.recorder.write(slot, ev)
         if isinstance(ev, Loaded):
             self.loaded[slot] = ev
-            if self.progress is not None:
-                self.progress.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
+            self.bars.update(self.tasks[slot], description=f"{ev.info.name}: loaded")
             return
         if isinstance(ev, Note):
             if ev.text and self.loaded[slot] is None:  # the file a spec chose
                 say(f"abtop: {ev.text}")
             return
-        if isinstance(ev, Fetching):
-            self._fetching(slot, ev)
+        if isinstance(ev, Fetching):  # a download before the load: a bar of its own
+            self.bars(ev)
             return
         ended = self.feeds[slot].add(ev, loaded=self.loaded[slot] is not None)
         if isinstance(ev, Token):
-            if self.progress is not None and ev.n and self.feeds[slot].current is not None:
-                self.progress.advance(self.tasks[slot], ev.n)
+            if ev.n and self.feeds[slot].current is not None:
+                self.bars.advance(self.tasks[slot], ev.n)
         elif isinstance(ev, Started):
             self._describe(slot, ev)
         elif isinstance(ev, Failed) and self.loaded[slot] is None:  # failed before any run: loading
@@ -168,20 +156,12 @@ class _Collect:
                 result["lazy_ple"] = lo.lazy_ple
                 result["flash_attn"] = export.flash_attn(lo)
             self.runs[slot].append(result)
-            if self.progress is None and isinstance(ev, Finished):  # a log, not a terminal: a line per run
+            if not self.bars.live and isinstance(ev, Finished):  # a log, not a terminal: a line per run
                 self._log_run(slot, result)
             if not cur.warmup:
                 self.last[slot] = cur
             if isinstance(ev, Failed):
                 self.failures.append((slot, ev.reason))
-
-    def _fetching(self, slot: int, ev: Fetching) -> None:
-        """A download before the load: its bar in the model's progress line, or a line at its start
-        and its end when stderr is a log."""
-        if self.progress is not None:
-            self.progress.update(self.tasks[slot], description=escape(safe(progress_line(ev))))
-        elif ev.finished:
-            say(f"abtop: {progress_line(ev)}")
 
     def _log_run(self, slot: int, r: dict) -> None:
         name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"
@@ -193,13 +173,11 @@ class _Collect:
         say(f"abtop: {name} {what}: {r['gen_tokens']} tokens, gen {gen}, TTFT {ttft}")
 
     def _describe(self, slot: int, ev: Started) -> None:
-        if self.progress is None:
-            return
         name = self.loaded[slot].info.name if self.loaded[slot] else f"model {slot}"
         what = "warm-up" if ev.warmup else f"run {ev.run + 1}"
         if self.prompt is not None and self.prompt.id:
             what += f" · {self.prompt.id}"
-        self.progress.update(self.tasks[slot], description=f"{name}: {what}")
+        self.bars.update(self.tasks[slot], description=f"{name}: {what}")
 
 
 def _document(args, col: _Collect, session: Session, params: GenParams, specs: list[str]) -> dict:
@@ -240,101 +218,98 @@ async def _plot(col: _Collect, doc: dict) -> None:
     await ResultsApp(models, f"{doc['params']['mode']} mode").run_async()
 
 
-async def _bench(args, specs: list[str], err: Console) -> int:
-    # Tokens come in 4 times a second: enough for the progress bar, and the worker's sends wake
-    # this process on the cores the models compute on far less (race mode: one core each).
-    params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, send_every_s=0.25)
+class _Refused(Exception):
+    """A step found bad input and said so on stderr: the bench ends with exit 2."""
+
+
+def _make_backends(args, specs: list[str]) -> list[Backend]:
+    """A backend per spec, each checked against the options before anything loads."""
     backends = []
     for spec in specs:
         try:
             b = make_backend(spec, **backend_options(args))
-            if max(args.depth) and not b.local_process:
-                say(f"abtop: --depth fills a local model's KV cache; {public_spec(spec)} is a server's model: drop --depth.")
-                return 2
-            backends.append(b)
-            if b.can_pull:  # a model the server lacks: pulled only when asked for
-                b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
         except BackendError as exc:
             say(f"abtop: {exc}")
-            return 2
-    recorder = None
-    if args.record:
-        from tui.files.record import Recorder
+            raise _Refused from None
+        if max(args.depth) and not b.local_process:
+            say(f"abtop: --depth fills a local model's KV cache; {public_spec(spec)} is a server's model: drop --depth.")
+            raise _Refused
+        if b.can_pull:  # a model the server lacks: pulled only when asked for
+            b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
+        backends.append(b)
+    return backends
 
-        try:
-            recorder = Recorder(args.record, specs, _params(args, params))
-        except OSError as exc:
-            say(f"abtop: --record {args.record}: cannot be written ({exc.strerror or exc}).")
-            return 2
-    progress = (
-        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
-        if err.is_terminal
-        else None
-    )
-    total = (args.runs * len(args.prompt_list) * len(args.depth) + args.warmup + bool(args.working_set)) * args.max_tokens
-    col = _Collect(len(specs), progress, total, recorder)
-    session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
-    # Ctrl+C, SIGTERM or a dropped SSH link: stop the runs, keep (and write) those already done.
+
+def _open_recorder(args, specs: list[str], params: GenParams):
+    """``--record``'s ``Recorder`` (None without it)."""
+    if not args.record:
+        return None
+    from tui.files.record import Recorder
+
+    try:
+        return Recorder(args.record, specs, _params(args, params))
+    except OSError as exc:
+        say(f"abtop: --record {args.record}: cannot be written ({exc.strerror or exc}).")
+        raise _Refused from None
+
+
+def _cancel_on_signals() -> list[int]:
+    """Ctrl+C, SIGTERM or a dropped SSH link cancel the bench's task: the runs stop, those done
+    are kept (and written). The list fills with the signals that came."""
     signals: list[int] = []
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, lambda sig=sig: (signals.append(sig), main.cancel()))
-    try:
-        if progress:
-            progress.start()
-        else:
-            say(f"abtop: loading {', '.join(public_spec(s) for s in specs)}…")  # no URL's password
-        col.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)  # cached; probed before loads
-        await session.load()
-        col.shared_energy = args.mode == "race" and sum(lo is not None for lo in col.loaded) > 1
-        bad = [e for e in col.load_error if e]
-        if bad:
-            if progress:
-                progress.stop()
-            for e in bad:
-                say(f"abtop: {e}")
-            return 2
-        plans = [(prompt, d) for prompt in args.prompt_list for d in args.depth]
-        for k, (prompt, depth) in enumerate(plans):  # every prompt x depth x runs; the warm-up once, first
-            col.prompt, col.depth = (prompt if args.prompts else None), depth
-            await session.run(
-                RunPlan(
-                    prompt.text,
-                    dataclasses.replace(params, depth=depth),
-                    mode=args.mode,
-                    runs=args.runs,
-                    warmup=args.warmup if k == 0 else 0,
-                    working_set=args.working_set and k == len(plans) - 1,  # one probe per model, after every speed run
-                )
+    return signals
+
+
+async def _load(args, session: Session, col: _Collect) -> None:
+    """The host's bandwidth (cached; probed before the models take the memory bus), then the models."""
+    col.bandwidth_gbs = await asyncio.to_thread(mem_bandwidth_gbs)
+    await session.load()
+    col.shared_energy = args.mode == "race" and sum(lo is not None for lo in col.loaded) > 1
+    bad = [e for e in col.load_error if e]
+    if bad:
+        col.bars.close()  # the sentences after the bars, not among them
+        for e in bad:
+            say(f"abtop: {e}")
+        raise _Refused
+
+
+async def _run_plans(args, session: Session, col: _Collect, params: GenParams) -> None:
+    """Every prompt x depth x ``--runs``; the warm-up once, first; the working-set probe once, last."""
+    plans = [(prompt, d) for prompt in args.prompt_list for d in args.depth]
+    for k, (prompt, depth) in enumerate(plans):
+        col.prompt, col.depth = (prompt if args.prompts else None), depth
+        await session.run(
+            RunPlan(
+                prompt.text,
+                dataclasses.replace(params, depth=depth),
+                mode=args.mode,
+                runs=args.runs,
+                warmup=args.warmup if k == 0 else 0,
+                working_set=args.working_set and k == len(plans) - 1,  # one probe per model, after every speed run
             )
-            if not any(session.alive):  # every worker lost: the next prompt has no one to run it
-                break
-        if args.score:  # with the loaded workers, one at a time with all cores
-            await session.set_mode("alternate")
-            for slot, b in enumerate(session.backends):
-                if session.alive[slot]:
-                    say(f"abtop: scoring {col.loaded[slot].info.name if col.loaded[slot] else b.spec} on {args.score_text[1]}…")
-                    col.scores[slot] = await score_loaded(b, args.score_text[0])
-    except asyncio.CancelledError:
-        if not signals:
-            raise
-    finally:
-        if progress:
-            progress.stop()
-        await session.close()
-        if recorder is not None:
-            recorder.close()
-    first_failure: dict[int, tuple[bool, str]] = {}
-    for slot, reason in col.failures:  # one sentence per model, however many runs failed
-        streamed = any(r["gen_tokens"] for r in col.runs[slot])  # it worked at least once: not bad input
-        first_failure.setdefault(slot, (streamed, reason))
-    nothing_ran = bool(first_failure) and not any(r["gen_tokens"] for runs in col.runs for r in runs)
-    doc = _document(args, col, session, params, specs)
-    table = export.markdown(doc)
-    # Each export is written whole or not at all, on its own: one that fails (a full disk) is a
-    # sentence and exit 1, never a lost table or a lost other file. The JSON is written even when
-    # every run failed: the errors are in it, for the CI step after.
+        )
+        if not any(session.alive):  # every worker lost: the next prompt has no one to run it
+            return
+
+
+async def _score(args, session: Session, col: _Collect) -> None:
+    """``--score``: bits per byte with the loaded workers, one at a time with all cores."""
+    await session.set_mode("alternate")
+    for slot, b in enumerate(session.backends):
+        if session.alive[slot]:
+            say(f"abtop: scoring {col.loaded[slot].info.name if col.loaded[slot] else b.spec} on {args.score_text[1]}…")
+            col.scores[slot] = await score_loaded(b, args.score_text[0])
+
+
+def _write_exports(args, doc: dict, table: str, recorder) -> tuple[list[str], list[str]]:
+    """(written paths, sentences for those that were not). Each export is written whole or not at
+    all, on its own: one that fails (a full disk) is a sentence and exit 1, never a lost table or a
+    lost other file. The JSON is written even when every run failed: the errors are in it, for the
+    CI step after."""
     unwritten: list[str] = []
     written: list[str] = []
     for option, path, text in (("--json", args.json, export.json_text), ("--csv", args.csv, export.csv_text),
@@ -347,6 +322,32 @@ async def _bench(args, specs: list[str], err: Console) -> int:
                 unwritten.append(export.write_failure(path, exc, option))
     if recorder is not None and recorder.error:
         unwritten.append(recorder.error)
+    return written, unwritten
+
+
+def _say_context_full(args, col: _Collect, specs: list[str]) -> None:
+    """A full context ends runs early: say so, once per model."""
+    for i, runs in enumerate(col.runs):
+        short = [r for r in runs if r.get("stop") == "context full"]
+        if short:
+            name = col.loaded[i].info.name if col.loaded[i] else specs[i]
+            say(
+                f"abtop: {name}: the context (--ctx {args.ctx}) filled after {short[0]['gen_tokens']} generated "
+                f"tokens, before --max-tokens {args.max_tokens}; raise --ctx to compare full runs."
+            )
+
+
+async def _report(args, col: _Collect, session: Session, params: GenParams, specs: list[str], recorder,
+                  signals: list[int]) -> int:  # fmt: skip
+    """The table on stdout, the exports, the sentences on stderr; the exit code."""
+    first_failure: dict[int, tuple[bool, str]] = {}
+    for slot, reason in col.failures:  # one sentence per model, however many runs failed
+        streamed = any(r["gen_tokens"] for r in col.runs[slot])  # it worked at least once: not bad input
+        first_failure.setdefault(slot, (streamed, reason))
+    nothing_ran = bool(first_failure) and not any(r["gen_tokens"] for runs in col.runs for r in runs)
+    doc = _document(args, col, session, params, specs)
+    table = export.markdown(doc)
+    written, unwritten = _write_exports(args, doc, table, recorder)
     if not nothing_ran or signals:  # nothing ran: no table of n/a, only the sentences below
         sys.stdout.write(table)
         sys.stdout.flush()
@@ -359,14 +360,7 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     if signals:
         say(f"abtop: interrupted by {signal.Signals(signals[0]).name}; the runs finished so far are above.")
         return 128 + signals[0]
-    for i, runs in enumerate(col.runs):  # a full context ends runs early: say so, once per model
-        short = [r for r in runs if r.get("stop") == "context full"]
-        if short:
-            name = col.loaded[i].info.name if col.loaded[i] else specs[i]
-            say(
-                f"abtop: {name}: the context (--ctx {args.ctx}) filled after {short[0]['gen_tokens']} generated "
-                f"tokens, before --max-tokens {args.max_tokens}; raise --ctx to compare full runs."
-            )
+    _say_context_full(args, col, specs)
     if first_failure:
         for _after, reason in first_failure.values():
             say(f"abtop: {reason}")
@@ -374,11 +368,44 @@ async def _bench(args, specs: list[str], err: Console) -> int:
     return 1 if unwritten else 0  # the runs went well, but a result could not be kept
 
 
+async def _bench(args, specs: list[str]) -> int:
+    # Tokens come in 4 times a second: enough for the progress bar, and the worker's sends wake
+    # this process on the cores the models compute on far less (race mode: one core each).
+    params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, send_every_s=0.25)
+    try:
+        backends = _make_backends(args, specs)
+        recorder = _open_recorder(args, specs, params)
+    except _Refused:
+        return 2
+    total = (args.runs * len(args.prompt_list) * len(args.depth) + args.warmup + bool(args.working_set)) * args.max_tokens
+    with StderrProgress() as bars:
+        col = _Collect(len(specs), bars, total, recorder)
+        session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
+        signals = _cancel_on_signals()
+        try:
+            if not bars.live:
+                say(f"abtop: loading {', '.join(public_spec(s) for s in specs)}…")  # no URL's password
+            await _load(args, session, col)
+            await _run_plans(args, session, col, params)
+            if args.score:
+                await _score(args, session, col)
+        except _Refused:
+            return 2
+        except asyncio.CancelledError:
+            if not signals:
+                raise
+        finally:
+            bars.close()
+            await session.close()
+            if recorder is not None:
+                recorder.close()
+    return await _report(args, col, session, params, specs, recorder, signals)
+
+
 def run(args: argparse.Namespace) -> int:
-    from tui.cli.options import check_run_options, default_prompt, prompt_list
+    from tui.cli.options import check_run_options, default_prompt, prompt_list, write_twins
 
     specs = list(args.models) or list(DEFAULT_PAIR)
-    err = Console(stderr=True)
     problem = check_run_options(args) or depth_problem(args.depth, args.ctx, args.max_tokens)
     if problem:
         say(problem)
@@ -403,4 +430,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.prompt is None and not args.prompts:
         args.prompt = default_prompt(args)
-    return asyncio.run(_bench(args, specs, err))
+    problem = write_twins(specs)  # before the bars of the run, each with its own
+    if problem:
+        say(problem)
+        return 2
+    return asyncio.run(_bench(args, specs))

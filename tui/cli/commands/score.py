@@ -13,13 +13,14 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 
 from backends import reference_text, score_document
 from backends.specs import DEFAULT_PAIR
 from backends.userfiles import read_user_text
+from tui.cli.options import write_twins
 from tui.text import format as fmt
+from tui.text.progress import StderrProgress
 
 EPILOG = """\
 examples:
@@ -105,19 +106,20 @@ def run(args) -> int:
         print(f"abtop: {problem}", file=sys.stderr)
         return 2
     specs = list(args.models) or list(DEFAULT_PAIR)
-    err = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, disable=not err.is_terminal)  # fmt: skip
-    tasks: dict[int, int] = {}
+    problem = write_twins(specs)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    with StderrProgress() as bars:
+        tasks: dict[int, TaskID | None] = {}
 
-    def on_progress(slot: int, label: str, done: int, total: int) -> None:
-        if slot not in tasks:
-            tasks[slot] = progress.add_task(f"{label}: loading", total=None)
-        if total:
-            progress.update(tasks[slot], description=f"{label}: scoring", completed=done, total=total)
+        def on_progress(slot: int, label: str, done: int, total: int) -> None:
+            if slot not in tasks:
+                tasks[slot] = bars.count(f"{label}: loading")
+            if total:
+                bars.update(tasks[slot], description=f"{label}: scoring", completed=done, total=total)
 
-    with progress:
-        if not err.is_terminal:
+        if not bars.live:
             print(f"abtop: scoring {', '.join(specs)} on {name}…", file=sys.stderr)
         doc = asyncio.run(score_document(specs, text, name, n_ctx=args.ctx, stride=args.stride, threads=args.threads,
                                          progress=on_progress))  # fmt: skip
