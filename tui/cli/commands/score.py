@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-from rich.progress import TaskID
-
 from backends import reference_text, score_document
 from backends.specs import DEFAULT_PAIR
 from backends.userfiles import read_user_text
@@ -111,7 +109,7 @@ def run(args) -> int:
         print(problem, file=sys.stderr)
         return 2
     with StderrProgress() as bars:
-        tasks: dict[int, TaskID | None] = {}
+        tasks: dict = {}  # slot → its bar
 
         def on_progress(slot: int, label: str, done: int, total: int) -> None:
             if slot not in tasks:
