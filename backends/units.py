@@ -28,10 +28,13 @@ def human_bytes(n: float | None, *, short: bool = False) -> str:
 
 
 def human_bytes_of(part: float, whole: float, *, short: bool = False) -> str:
-    """``2.1/25.3 GB``: a part and its whole in the whole's unit; ``short``: ``2.1/25.3G``."""
+    """``2.1/25.3 GB``: a part and its whole in the whole's unit; ``short``: ``2.1/25G`` (the
+    whole to the unit: a narrow line's room)."""
     w, unit = _scaled(whole)
     p, _ = _scaled(part, unit)
-    return f"{p:.1f}/{_figure(w, unit)}" + (unit.removesuffix("B") if short else f" {unit}")
+    if short:
+        return f"{p:.1f}/{w:.0f}{unit.removesuffix('B')}"
+    return f"{p:.1f}/{_figure(w, unit)} {unit}"
 
 
 def human_count(n: float | None) -> str:

@@ -215,7 +215,7 @@ async def test_enter_loads_again_a_server_that_was_not_there():
 def test_host_line_names_swap_only_when_the_box_swaps():
     assert host_text(50.0, 2_100_000_000, 25_300_000_000, 0, 1.25) == "host CPU 50% · RAM 2.1/25.3 GB · load 1.2"
     assert "swap 512 MB" in host_text(99.0, 1, 2, 512_000_000, None)
-    assert host_text(50.0, 2_100_000_000, 25_300_000_000, 0, 1.25, compact=True) == "host 50% RAM 2.1/25.3G ld 1.2"
+    assert host_text(50.0, 2_100_000_000, 25_300_000_000, 0, 1.25, compact=True) == "host 50% RAM 2.1/25G ld 1.2"
 
 
 async def test_a_run_shorter_than_the_sampling_interval_exports_its_memory(tmp_path):
