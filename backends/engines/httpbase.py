@@ -9,6 +9,10 @@ Failures become one sentence naming the server (its URL without credentials):
 - ``httpx.ConnectError``: refused, or the host name does not resolve (``socket.gaierror``).
 - ``httpx.ReadTimeout``: no bytes for ``stall_timeout`` seconds (httpx's read timeout is exactly
   "no bytes on the socket for N s", headers included).
+- a stream that sends only keep-alives (SSE ``:`` comments, blank lines) for ``stall_timeout``
+  seconds stalls too: ``lines()`` keeps its own clock of the last line that carried data.
+- a line longer than ``LINE_LIMIT`` (a server streaming bytes with no line break) ends the
+  stream: ``lines()`` never holds more than that in memory.
 - ``httpx.RemoteProtocolError``: not HTTP, or the connection closed mid-response.
 - ``StreamError``: everything we find wrong ourselves (a status code, a line we cannot parse).
 """
@@ -33,6 +37,11 @@ from backends.specs import redact_url
 API_KEY_VARS = ("ABTOP_API_KEY", "OPENAI_API_KEY")
 DEFAULT_STALL_S = 30.0
 _BODY_LIMIT = 120  # characters of a server's error text quoted in a sentence
+LINE_LIMIT = 4 << 20
+"""The longest line a stream may send, in bytes: an event is a few hundred bytes, a final one
+with usage a few kB; a server that streams without line breaks would otherwise grow our memory
+without bound (~170 MB/s on loopback)."""
+_EOL = re.compile(rb"\r\n|\r|\n")  # what ends a line in an event stream (and httpx's aiter_lines)
 
 
 class StreamError(Exception):
@@ -133,6 +142,43 @@ def server_says(body: bytes | str) -> str:
     line = next((ln for ln in scrub(text).splitlines() if ln.strip()), "")
     line = " ".join(line.split())
     return line[:_BODY_LIMIT] + ("…" if len(line) > _BODY_LIMIT else "")
+
+
+async def lines(
+    resp: httpx.Response,
+    sentence: Callable[[str], str],
+    stall_s: float,
+    is_data: Callable[[str], bool] = bool,
+) -> AsyncIterator[str]:
+    """The response's lines (``\\n``, ``\\r\\n`` or ``\\r`` ends one), decoded as UTF-8.
+
+    Raises ``StreamError`` (``sentence(clause)``) for a line longer than ``LINE_LIMIT`` bytes, and
+    when no line that ``is_data`` has come for ``stall_s`` seconds while other bytes did (SSE
+    keep-alive comments, blank lines): httpx's read timeout sees only a socket with no bytes at
+    all. The clock is read as each chunk arrives, so a keep-alive every second is caught within
+    a second of the deadline."""
+    buf = bytearray()
+    last_data = now()
+    async for chunk in resp.aiter_bytes():
+        buf += chunk
+        start = 0
+        for m in _EOL.finditer(buf):
+            if m.end() == len(buf) and buf[-1:] == b"\r":
+                break  # a "\r\n" may be cut between two chunks: the next one says
+            line = buf[start : m.start()].decode("utf-8", "replace")
+            start = m.end()
+            if is_data(line):
+                last_data = now()
+            yield line
+        del buf[:start]
+        if len(buf) > LINE_LIMIT:
+            raise StreamError(sentence(
+                f"sent more than {LINE_LIMIT >> 20} MB without a line break, which is not an event stream; check the URL"
+            ))  # fmt: skip
+        if now() - last_data > stall_s:
+            raise StreamError(sentence(f"the stream stalled: no data for {stall_s:g} s, only keep-alives"))
+    if buf:
+        yield buf.rstrip(b"\r").decode("utf-8", "replace")
 
 
 class _Run:

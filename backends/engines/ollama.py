@@ -26,6 +26,7 @@ from backends.engines.httpbase import (
     StreamError,
     _Run,
     describe_transport_error,
+    lines,
     server_says,
 )
 from backends.events import EngineTimings, Finished, ModelInfo, Started, Token, now
@@ -149,7 +150,7 @@ class OllamaBackend(HTTPBackend):
         async with self.client.stream("POST", path, json=body) as resp:
             if resp.status_code >= 400:
                 raise StreamError(self.sentence(self.status_clause(resp.status_code, await resp.aread(), what)))
-            async for line in resp.aiter_lines():
+            async for line in lines(resp, self.sentence, self.stall_timeout, is_data=str.strip):
                 t = now()
                 if not line.strip():
                     continue

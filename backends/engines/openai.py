@@ -28,13 +28,18 @@ import os
 import httpx
 
 from backends.base import BackendError, GenParams
-from backends.engines.httpbase import Emit, HTTPBackend, StreamError, _Run, server_says
+from backends.engines.httpbase import Emit, HTTPBackend, StreamError, _Run, lines, server_says
 from backends.events import EngineTimings, Finished, ModelInfo, Started, Token, now
 from backends.specs import ModelSpec
 from backends.telemetry.remote import gguf_of, server_pid
 
 _STOP = {"stop": "eos", "eos": "eos", "length": "length"}
 _SSE_FIELDS = ("event:", "id:", "retry:")
+
+
+def _is_data(line: str) -> bool:
+    """A line that carries an event's data (not a ``:`` keep-alive comment or a blank line)."""
+    return line.startswith("data:")
 
 
 class OpenAIBackend(HTTPBackend):
@@ -184,7 +189,7 @@ class OpenAIBackend(HTTPBackend):
         finish = None
         finish_t = None
         done = False
-        async for line in resp.aiter_lines():
+        async for line in lines(resp, self.sentence, self.stall_timeout, is_data=_is_data):
             t = now()
             if not line or line.startswith(":") or line.startswith(_SSE_FIELDS):
                 continue

@@ -28,7 +28,12 @@ async def pull(
     connect_s: float,
 ) -> None:
     """Pull ``model``; ``sentence(clause)`` makes the one sentence a failure raises."""
-    from backends.engines.httpbase import describe_transport_error, server_says  # the engine's wording
+    from backends.engines.httpbase import (  # the engine's wording
+        StreamError,
+        describe_transport_error,
+        lines,
+        server_says,
+    )
 
     meter = Meter(report)
     digest = None
@@ -40,7 +45,7 @@ async def pull(
             if resp.status_code >= 400:
                 said = server_says(await resp.aread())
                 raise BackendError(sentence(f"Ollama refused the pull ({resp.status_code}{': ' + said if said else ''})"))
-            async for line in resp.aiter_lines():
+            async for line in lines(resp, sentence, stall_s, is_data=str.strip):
                 if not line.strip():
                     continue
                 try:
@@ -73,4 +78,6 @@ async def pull(
                     report(Note(f"{model}: {status}"))
     except httpx.HTTPError as exc:
         raise BackendError(sentence(describe_transport_error(exc, stall_s, "start it with `ollama serve`"))) from None
+    except StreamError as exc:  # a line without end, or only keep-alives
+        raise BackendError(str(exc)) from None
     raise BackendError(sentence("the pull ended before Ollama said success; try again"))
