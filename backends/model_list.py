@@ -84,7 +84,7 @@ def _get(url: str, key_vars: tuple[str, ...] = API_KEY_VARS) -> dict | None:
         with http_client(url, timeout=_TIMEOUT_S, headers=headers) as client:
             r = client.get(url)
         data = r.json() if r.status_code < 400 else None
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

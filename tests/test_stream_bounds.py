@@ -141,3 +141,18 @@ async def test_every_line_ending_an_event_stream_may_use(chunks):
         async with httpx.AsyncClient() as client, client.stream("GET", srv.url + "/events") as resp:
             got = [line async for line in httpbase.lines(resp, str, 30.0)]
     assert [g for g in got if g] == ["data: a", "data: b"]
+
+
+async def test_an_event_nested_deeper_than_python_recurses_is_a_sentence():
+    routes = {
+        ("GET", "/v1/models"): json_route(200, MODELS),
+        ("POST", "/v1/chat/completions"): lambda h: (h.start_stream("text/event-stream"), h.write_line("data: " + "[" * 200_000)),
+    }
+    with ReplayServer(routes) as srv:
+        backend = backend_for(srv.url)
+        await backend.load()
+        events = await events_of(backend)
+        await backend.close()
+    assert [type(e) for e in events] == [Started, Failed]
+    assert_sentence(events[-1].reason, srv.url)
+    assert "sent an event that is not JSON" in events[-1].reason

@@ -122,7 +122,7 @@ def server_says(body: bytes | str) -> str:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         data = None
     if isinstance(data, dict):
         err = data.get("error", data.get("detail", data.get("message")))
@@ -279,7 +279,7 @@ class HTTPBackend(Backend):
             raise BackendError(self.sentence(self.status_clause(r.status_code, r.content, what)))
         try:
             data = r.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BackendError(self.sentence(f"the answer to the {what} is not JSON; is this the right URL?")) from None
         if not isinstance(data, dict):
             raise BackendError(self.sentence(f"the answer to the {what} is not a JSON object"))
@@ -290,7 +290,7 @@ class HTTPBackend(Backend):
         try:
             r = await self.client.request(method, path, json=json, timeout=timeout)
             return r.json() if r.status_code < 400 else None
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError, RecursionError):
             return None
 
     # -- the stream pump --------------------------------------------------------------------

@@ -156,7 +156,7 @@ class OllamaBackend(HTTPBackend):
                     continue
                 try:
                     obj = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise StreamError(self.sentence(f"sent a line that is not JSON ({line[:60]!r})")) from None
                 if not isinstance(obj, dict):
                     raise StreamError(self.sentence(f"sent a line that is not a JSON object ({line[:60]!r})"))

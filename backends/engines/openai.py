@@ -201,7 +201,7 @@ class OpenAIBackend(HTTPBackend):
                 break
             try:
                 obj = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise StreamError(self.sentence(f"sent an event that is not JSON ({payload[:60]!r})")) from None
             if not isinstance(obj, dict):
                 raise StreamError(self.sentence(f"sent an event that is not a JSON object ({payload[:60]!r})"))

@@ -50,7 +50,7 @@ async def pull(
                     continue
                 try:
                     obj = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise BackendError(sentence(f"the pull sent a line that is not JSON ({line[:60]!r})")) from None
                 if not isinstance(obj, dict):
                     continue

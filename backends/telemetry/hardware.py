@@ -111,7 +111,7 @@ def mem_bandwidth_gbs(*, refresh: bool = False) -> float | None:
                     if not cached.get("contended"):
                         return float(cached["gbs"])
                     best = float(cached["gbs"])
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):
                 pass
         try:
             gbs, contended = probe_quietly()

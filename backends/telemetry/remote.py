@@ -289,7 +289,7 @@ class RemoteSampler:
             return None
         try:
             entry = ollama_entry(r.json().get("models"), self.model or "")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return None
         if entry is None:
             return ServerMetrics(source="Ollama /api/ps", placement="not loaded")

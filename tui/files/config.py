@@ -100,6 +100,8 @@ def load(path: Path | None = None) -> Config:
     text = raw.decode("utf-8", "replace")
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"abtop: {path}: not valid TOML (nested deeper than it can be read).") from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)

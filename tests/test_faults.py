@@ -1,0 +1,71 @@
+"""Faults found by trying abtop as an adversary would (issue 24): each is one sentence or the
+right word, never a traceback or a claim the figures contradict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tui.cli.main import main
+
+NESTED = "[" * 200_000
+"""A line of JSON nested deeper than Python's parser recurses (RecursionError, not ValueError)."""
+
+
+def one_sentence(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and "RecursionError" not in err, err
+    return lines[0]
+
+
+def test_deeply_nested_votes_log_is_a_sentence(tmp_path, capsys):
+    log = tmp_path / "battles.jsonl"
+    log.write_text(NESTED + "\n" + json.dumps({"model_a": "a", "model_b": "b", "winner": "a"}) + "\n")
+    assert main(["votes", str(log)]) == 2
+    assert "battles.jsonl line 1: not JSON" in one_sentence(capsys.readouterr().err)
+
+
+def test_deeply_nested_bench_file_given_to_votes_is_a_sentence(tmp_path, capsys):
+    log = tmp_path / "battles.jsonl"
+    log.write_text(json.dumps({"model_a": "a", "model_b": "b", "winner": "model_a"}) + "\n")
+    bench = tmp_path / "bench.json"
+    bench.write_text(NESTED)
+    assert main(["votes", str(log), "--bench", str(bench)]) == 2
+    assert "cannot read it as JSON (nested too deep to read)" in one_sentence(capsys.readouterr().err)
+
+
+def test_deeply_nested_prompts_jsonl_is_a_sentence(tmp_path, capsys):
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text(json.dumps({"prompt": "hi"}) + "\n" + NESTED + "\n")
+    assert main(["bench", "--prompts", str(suite), "smollm2-135m"]) == 2
+    assert "suite.jsonl line 2: not JSON" in one_sentence(capsys.readouterr().err)
+
+
+def test_deeply_nested_recording_is_a_sentence(tmp_path, capsys):
+    rec = tmp_path / "run.jsonl"
+    header = {"schema": "abtop.record/1", "specs": ["smollm2-135m"], "params": {}}
+    rec.write_text(json.dumps(header) + "\n" + NESTED + "\n" + json.dumps({"slot": 0, "ev": "note"}) + "\n")
+    assert main(["replay", str(rec)]) == 2
+    assert "run.jsonl line 2: not an abtop event" in one_sentence(capsys.readouterr().err)
+    rec.write_text(NESTED + "\n")  # the header itself
+    assert main(["replay", str(rec)]) == 2
+    assert "not an abtop recording" in one_sentence(capsys.readouterr().err)
+
+
+def test_deeply_nested_config_is_a_sentence(tmp_path, monkeypatch, capsys):
+    (tmp_path / "abtop").mkdir()
+    (tmp_path / "abtop" / "config.toml").write_text("max_tokens = " + "[" * 100_000 + "\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["bench", "smollm2-135m"]) == 2
+    assert "config.toml: not valid TOML" in one_sentence(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("wall", "engine", "said"),
+    [(8.6, 6.0, " (wall 43% above engine)"), (5.0, 10.0, " (wall 50% below engine)"), (9.8, 10.0, "")],
+)
+def test_engine_gap_says_above_when_the_wall_rate_is_above(wall, engine, said):
+    from tui.text.format import engine_gap
+
+    assert engine_gap(wall, engine) == said
