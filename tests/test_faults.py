@@ -69,3 +69,35 @@ def test_engine_gap_says_above_when_the_wall_rate_is_above(wall, engine, said):
     from tui.text.format import engine_gap
 
     assert engine_gap(wall, engine) == said
+
+
+def test_a_killed_twin_write_is_cleared_by_the_next_and_said(tmp_path):
+    """``kill -9`` during ``abtop twin`` leaves its hidden ``.NAME.PID.tmp``; the next write
+    removes it and says how much it freed. A temp file whose writer is alive stays."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    cmd = [sys.executable, "-m", "tui.cli.main", "twin", "qwen2.5-3b", "--scale", "0.03"]
+    folder = tmp_path / "abtop" / "twins"
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    left = []
+    while not left:  # the writer is mid-write once its temp file has data
+        assert first.poll() is None, "the twin was written before it could be killed"
+        assert time.monotonic() < deadline, "abtop twin never started writing"
+        left = [p for p in folder.glob(".*.tmp") if p.stat().st_size > 1 << 20] if folder.is_dir() else []
+        time.sleep(0.01)  # polling a file another process writes: nothing to wait on
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert left[0].exists()
+    busy = folder / f".other.gguf.{os.getpid()}.tmp"  # a live writer's file (this process's, just written)
+    busy.write_bytes(b"x")
+    second = subprocess.run([*cmd, "--force"], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "removed " in second.stderr and f"left in {folder} by a write that was killed" in second.stderr
+    assert not left[0].exists() and busy.exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([busy.name, "qwen2.5-3b-Q4_K-s0.03.gguf"])

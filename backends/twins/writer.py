@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from backends.card.gguf import (
     read_card,
     read_header,
 )
-from backends.events import ModelInfo, Progress
+from backends.events import Event, ModelInfo, Note
 from backends.fetch.meter import Meter
 from backends.twins.presets import PLAN_VERSION, PRESETS, Preset, TensorPlan
+from backends.units import human_bytes
 
 TWIN_QUANTS = QUANTS = {
     # Every matrix in one type; llama.cpp's Q4_K_S recipe is the closest named file type.
@@ -155,16 +157,53 @@ def _add_kv(w: GGUFWriter, key: str, vtype: GGUFValueType, value) -> None:
         w.add_key_value(key, value, vtype)
 
 
+_TMP = re.compile(r"^\.(.+)\.(\d+)\.tmp$")
+"""A twin being written: ``.NAME.PID.tmp`` beside its final name, PID the writer's."""
+
+
+def clear_stale(folder: Path) -> tuple[int, int]:
+    """Remove the temporary files of writers that died mid-write (``kill -9``, a power cut): no
+    later run uses or removes them, and a twin's is gigabytes. A file whose PID is alive and was
+    started before the file's last write may be a writer at work, and stays. Returns (files,
+    bytes freed)."""
+    import psutil
+
+    files = freed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0, 0
+    for entry in entries:
+        m = _TMP.match(entry.name)
+        if not m or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            try:
+                writing = psutil.Process(int(m.group(2))).create_time() <= st.st_mtime + 1
+            except psutil.Error:  # no such process (or not ours to ask): its writer is gone
+                writing = False
+            if writing:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        files += 1
+        freed += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+    return files, freed
+
+
 def build_twin(
     name: str,
     quant: str = DEFAULT_QUANT,
     scale: float = 1.0,
     *,
     path: Path | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[Event], None] | None = None,
 ) -> Path:
     """Write the twin (``Progress`` events of its tensor bytes to ``on_progress`` as it goes, a few
-    a second and one at the end) and return its path.
+    a second and one at the end) and return its path. What a killed earlier write left beside it
+    is removed first, and a ``Note`` says how much.
 
     Raises ``BackendError`` (one sentence) for a bad name/quant/scale or a disk that fails."""
     preset = check(name, quant, scale)
@@ -172,6 +211,10 @@ def build_twin(
     plan = preset.plan(scale)
     target = path or twin_path(name, quant, scale)
     target.parent.mkdir(parents=True, exist_ok=True)
+    files, freed = clear_stale(target.parent)
+    if files and on_progress is not None:
+        what = "a write that was killed" if files == 1 else f"{files} writes that were killed"
+        on_progress(Note(f"twin:{name}: removed {human_bytes(freed)} left in {target.parent} by {what}."))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     seed = int.from_bytes(hashlib.sha256(f"{name}/{quant}/{scale}".encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
@@ -241,7 +284,7 @@ def _version(path: Path) -> int | None:
 
 
 def ensure(
-    name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0, *, on_progress: Callable[[Progress], None] | None = None
+    name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0, *, on_progress: Callable[[Event], None] | None = None
 ) -> Path:
     """The twin's file, built on first use (telling ``on_progress`` how far it has got)."""
     check(name, quant, scale)
