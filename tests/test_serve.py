@@ -94,3 +94,4 @@ def test_serve_on_every_address_says_there_is_no_authentication():
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     assert f"listening on 0.0.0.0:{port} with no authentication" in p.stderr
     assert p.returncode == 2 and f"abtop serve: cannot listen on 0.0.0.0:{port}" in p.stderr and "Traceback" not in p.stderr
+    assert "Serving" not in p.stdout + p.stderr and "Press Ctrl+C" not in p.stdout + p.stderr  # no banner before the error

@@ -73,6 +73,10 @@ def make_server(command: str, host: str, port: int):
                 print=lambda *_: print(f"abtop serve: listening; open {shown} in a browser (Ctrl+C stops)", flush=True),
             )
 
+        async def on_startup(self, app: web.Application) -> None:
+            """Nothing: textual-serve prints its "Serving … Press Ctrl+C" banner here, before the port
+            is bound, so a busy port printed it above the error. ``serve`` says when it listens."""
+
         async def handle_index(self, request: web.Request):
             if host in WILDCARD:  # the page's websocket goes back to where the browser came from
                 self.public_url = f"{request.scheme}://{request.host}"
