@@ -450,9 +450,8 @@ class Model:
                     break
         finally:
             lc.llama_sampler_free(chain)
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            emit("tok", s=tail, t=time.monotonic(), n=0, run=run)
+        # Bytes still held by the decoder are a character cut by the run's end (max tokens mid-way
+        # through a multi-byte piece): dropped, never shown or exported as U+FFFD.
         perf = lc.llama_perf_context(ctx)
         working_set = None
         if probe is not None:
