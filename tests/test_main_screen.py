@@ -250,7 +250,7 @@ async def test_notifications_sit_on_the_footer_line_and_cover_no_text():
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await _ready(app, pilot)
         app.notify("first")
-        app.notify("Exported 3 runs to\nabtop-results/abtop-20261201.json, .csv, .md", timeout=8)
+        app.notify("Could not write run.csv (No space left on device)\nWritten: run.json, run.md", timeout=8)
         await pilot.pause()
         await pilot.pause()
         holders = app.screen.get_child_by_type(ToastRack).children  # a holder per toast
@@ -258,7 +258,7 @@ async def test_notifications_sit_on_the_footer_line_and_cover_no_text():
         assert len(holders) == 2 and len(shown) == 1  # the newest only
         toast = shown[0]
         assert toast.region.y == 23 and toast.region.height == 1  # the footer's row
-        assert "Exported 3 runs to · abtop-results/abtop-20261201.json" in str(toast.render())
+        assert "Could not write run.csv (No space left on device) · Written: run.json" in str(toast.render())
         for pane in app.panes:
             assert pane.region.bottom <= 22
 

@@ -62,6 +62,9 @@ CLOSED_WHILE_TYPING = frozenset({
 """Letters belong to the prompt while it has focus (Enter there submits it, Esc leaves it)."""
 NAME_THE_MODELS = frozenset({"toggle_card", "results", "texts", "export", "verdict"})
 """Closed in blind mode until the vote: each would tell which model is which."""
+FOOTER_ROOM = 120
+"""From this many columns the footer also lists ``?`` and ``q`` (its widest set of keys, a run in
+flight or a vote open, is under 100 columns with them)."""
 
 
 class ABTopApp(App):
@@ -83,7 +86,6 @@ class ABTopApp(App):
         Binding("escape", "leave", "Leave", show=False),
         Binding("r", "rerun", "Rerun", show=False),  # Enter does the same; the footer needs the room
         Binding("slash", "edit_prompt", "Edit", show=False),  # in --help and the README: the footer is full
-        Binding("q", "quit", "Quit", show=False),  # as in top; in ?, --help and the README: the footer is full
         Binding("c", "toggle_card", "Card"),
         # One key, two bindings: the footer shows the one whose label names the current mode.
         Binding("m", "mode('alternate')", "Mode: race"),
@@ -105,9 +107,14 @@ class ABTopApp(App):
         Binding("x", "vote('x')", "Both bad", group=VOTE),
         Binding("b", "blind", "Blind", show=False),
         Binding("n", "next_prompt", "Next", show=False),  # the suite's place in the prompt bar says "n next"
-        Binding("question_mark", "help", "Help", show=False),  # the footer is full; ? is in --help
         Binding("S", "score", "Score", show=False),  # bits per byte of the bundled text
         Binding("v", "verdict", "Verdict"),
+        # ? and q, last: in the footer where it has room for them (FOOTER_ROOM), else unlisted (in ?,
+        # --help and the README). One key, two bindings: the footer shows the first one allowed.
+        Binding("question_mark", "help('footer')", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("q", "quit('footer')", "Quit"),  # as in top
+        Binding("q", "quit", "Quit", show=False),
     ]
 
     def __init__(
@@ -201,6 +208,7 @@ class ABTopApp(App):
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width)
+        self.refresh_bindings()  # ? and q come and go with the footer's room
 
     def _layout(self, width: int) -> None:
         narrow = width < NARROW
@@ -498,7 +506,8 @@ class ABTopApp(App):
         n = self.n_runs if runs is None else runs
         return export.run_params(self.prompt, self.params, runs=n, warmup=self.n_warmup, mode=self.mode, n_ctx=self.n_ctx)
 
-    async def action_quit(self) -> None:
+    async def action_quit(self, _where: str = "") -> None:
+        """``_where``: "footer" for the binding the footer lists (see FOOTER_ROOM)."""
         await self._close()
         self.exit()
 
@@ -518,8 +527,8 @@ class ABTopApp(App):
             for pane in self.panes:
                 pane.tick()
 
-    def action_help(self) -> None:
-        """``?``: every key on one screen."""
+    def action_help(self, _where: str = "") -> None:
+        """``?``: every key on one screen (``_where``: as ``action_quit``'s)."""
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
@@ -530,6 +539,8 @@ class ABTopApp(App):
         if own is not None and action in CLOSED_OVER_RESULTS:
             return action == own
         typing = isinstance(self.focused, Input)
+        if action in ("help", "quit") and parameters == ("footer",):
+            return not typing and self.size.width >= FOOTER_ROOM
         if action == "cancel":
             return self.in_flight()
         if action == "mode":  # show the binding that names the current mode; dim it while typing

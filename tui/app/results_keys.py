@@ -54,7 +54,7 @@ class ResultsKeys:
             app.notify(f"Could not write {what} in {where}.{kept}", severity="error", timeout=12)
             return
         n = sum(len(m["runs"]) for m in models)
-        app.notify(f"Exported {n} runs to\n{written[0].with_suffix('')}.json, .csv, .md", timeout=8)
+        app.notify(f"Exported {n} run{'s' if n != 1 else ''}: {written[0].with_suffix('')}.json, .csv, .md", timeout=8)
 
     def screenshot(self) -> None:
         """``s``: the screen as an SVG."""

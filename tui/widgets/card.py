@@ -29,7 +29,8 @@ MAX_SHARE = "40%"
 """The most of a pane's height the card takes; a taller card scrolls in it."""
 FAR_BELOW_PCT = 30.0
 """llama.cpp reaches 84–91 % of the measured read bandwidth on some CPUs; under this, say so."""
-LABEL = 9
+LABEL = 10
+"""The label column: the longest label ("gguf name") and a space."""
 
 _GPU_NOTES = {
     "no GPU": "no GPU (no NVIDIA driver or device found)",

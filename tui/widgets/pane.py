@@ -80,6 +80,9 @@ class ModelPane(Vertical):
         """The status in a few words, for a compact pane's bottom border."""
         self._moved: list[tuple[str, str]] = []
         """The header and stats rows a compact pane shows on its card."""
+        self._status_text = ""
+        self._waiting: tuple[str, str] | None = None
+        """The status line (and its short form) a "waiting" note replaced, until the note ends."""
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -109,6 +112,7 @@ class ModelPane(Vertical):
             self.set_class(False, "-failed")
             self.failed = False
             self._last_tokens = 0
+            self._waiting = None  # its turn: the live figures are its own
         elif isinstance(ev, Finished):
             self._finish(ev, ended)
         elif isinstance(ev, Failed):
@@ -133,6 +137,13 @@ class ModelPane(Vertical):
             if self.blind and text.startswith("waiting:"):  # "waiting: <name> runs alone" names the other
                 text = "waiting: the other model runs alone (alternate mode)"
             self.query_one(StreamView).set_message(text, "italic")
+            if text.startswith("waiting:"):  # the stats line held an earlier run's figures (race mode's)
+                if self._waiting is None:
+                    self._waiting = (self._status_text, self._short)
+                self._status("waiting for its turn", short="waiting")
+            elif not text and self._waiting is not None:  # nobody waits any more: the line as it was
+                self._status(self._waiting[0], short=self._waiting[1])
+                self._waiting = None
         elif isinstance(ev, Progress):  # a download or a pull before the model loads
             self._status(fmt.progress_line(ev), live=not ev.finished)
 
@@ -248,6 +259,7 @@ class ModelPane(Vertical):
         lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
         stats.update(text, layout=not live or lines != self._stats_lines)
         self._stats_lines = lines
+        self._status_text = text
         self._short = text.split("\n")[0] if short is None else short
         self._show_subtitle()
 
