@@ -101,3 +101,16 @@ def test_a_killed_twin_write_is_cleared_by_the_next_and_said(tmp_path):
     assert "removed " in second.stderr and f"left in {folder} by a write that was killed" in second.stderr
     assert not left[0].exists() and busy.exists()
     assert sorted(p.name for p in folder.iterdir()) == sorted([busy.name, "qwen2.5-3b-Q4_K-s0.03.gguf"])
+
+
+def test_the_license_is_an_spdx_string_setuptools_reads_without_a_warning():
+    """``license = { text = ... }`` made every install print setuptools' deprecation block
+    (PEP 639); a plain SPDX expression needs setuptools 77 or later to build."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    doc = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert doc["project"]["license"] == "Apache-2.0"
+    (floor,) = [r for r in doc["build-system"]["requires"] if r.startswith("setuptools")]
+    assert int(re.search(r">=\s*(\d+)", floor).group(1)) >= 77
