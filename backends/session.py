@@ -110,7 +110,7 @@ class Session:
 
     async def _load_one(self, i: int) -> None:
         b = self.backends[i]
-        b.report = lambda ev: self.emit(i, ev)  # a download's progress, the file it chose
+        b.report = lambda ev: self._reported(i, ev)  # a download's progress, the file it chose, a loss
         try:
             loaded = await b.load()
         except BackendError as exc:
@@ -183,6 +183,16 @@ class Session:
             await old.close()
         self._oom.discard(i)
         return i in await self.reload_failed()
+
+    def _reported(self, i: int, ev: Event) -> None:
+        """What an engine says outside a run: a worker lost while idle is no longer alive (the
+        next run loads it again), and its sampler stops reading a process that is gone."""
+        if isinstance(ev, Failed) and ev.lost and self.alive[i]:
+            self.alive[i] = False
+            self._stop_sampler(i)
+            if "out-of-memory" in ev.reason:  # loading it again would only do it again
+                self._oom.add(i)
+        self.emit(i, ev)
 
     def _sample(self, i: int, s: Sample) -> None:
         if self.alive[i]:

@@ -107,8 +107,9 @@ def test_the_license_is_an_spdx_string_setuptools_reads_without_a_warning():
     """``license = { text = ... }`` made every install print setuptools' deprecation block
     (PEP 639); a plain SPDX expression needs setuptools 77 or later to build."""
     import re
-    import tomllib
     from pathlib import Path
+
+    from tui.files.config import tomllib  # tomllib, or tomli before Python 3.11
 
     doc = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert doc["project"]["license"] == "Apache-2.0"

@@ -125,3 +125,38 @@ async def test_a_character_cut_by_max_tokens_is_held_back_not_replaced():
     text = "".join(ev.text for ev in short if isinstance(ev, Token))
     assert "\ufffd" not in text and "".join(pieces).startswith(text) and text, (text, pieces)
     assert short[-1].gen_tokens == cut
+
+
+async def test_a_worker_killed_while_idle_is_said_at_once_and_one_enter_reloads_and_runs():
+    """kill -9 of an idle worker: the pane says "worker lost" when it happens (not "ready" until
+    the next run), and a single Enter loads it again and runs it."""
+    import os
+    import signal
+
+    from backends.events import Failed
+    from tui.app.app import ABTopApp
+
+    from .conftest import worker_children
+
+    app = ABTopApp(["smollm2-135m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=256)
+    lost = asyncio.Event()
+    app.hooks.append(lambda slot, ev: isinstance(ev, Failed) and ev.lost and lost.set())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        pane = app.panes[0]
+        first = pane.loaded.pid
+        os.kill(first, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(lost.wait(), 30)
+        except asyncio.TimeoutError:
+            pytest.fail("the pane was never told its idle worker was lost")
+        await pilot.pause()
+        assert pane.failed
+        assert "worker lost" in str(pane.query_one(".stats").render())
+        assert "smollm2-135m: worker lost (killed by SIGKILL)" in pane.query_one("StreamView")._message.plain
+        await pilot.press("enter")
+        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await pilot.pause()
+        assert not pane.failed and pane.loaded.pid != first
+        assert pane.runs and pane.runs[-1]["gen_tokens"] > 0 and not pane.runs[-1]["error"]
+    assert not worker_children()

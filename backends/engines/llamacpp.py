@@ -2,7 +2,8 @@
 
 The worker (``llamacpp_worker.py``) owns the model; this side speaks JSON lines to it and turns
 its lines into events. If the worker dies (killed, OOM), the stream ends with
-``Failed(lost=True)`` and nothing else is affected.
+``Failed(lost=True)`` and nothing else is affected; one that dies between runs is reported at once,
+through ``report``, with the same ``Failed(lost=True)``.
 
 Every run has an id: the worker's stream lines carry it, replies to ``load``/``place`` carry the
 command's id instead, and a reader task routes each line to whoever waits for it. A run whose
@@ -104,6 +105,8 @@ class LlamaCppBackend(Backend):
         self._hung = False
         """The worker stopped answering: ``close()`` kills it rather than ask it to quit."""
         self._ps: psutil.Process | None = None
+        self._closing = False
+        """``close()`` or ``kill_now()`` ends the worker: its end is no loss to report."""
         self._tasks: list[asyncio.Task] = []
         self._oom_kills: int | None = None
         """The kernel's OOM-kill count when the worker started, to tell an OOM kill from ``kill -9``."""
@@ -113,6 +116,7 @@ class LlamaCppBackend(Backend):
         self._oom_kills = oom_kills()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._replies, self._run_q, self._eof, self._hung, self._ps = asyncio.Queue(), None, False, False, None
+        self._closing = False
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",  # isolated: no cwd, PYTHONPATH or user site on sys.path (the worker finds abtop)
@@ -146,6 +150,11 @@ class LlamaCppBackend(Backend):
         self._replies.put_nowait(None)
         if self._run_q is not None:
             self._run_q.put_nowait(None)
+        elif self.loaded is not None and not self._closing:  # it died while idle: say so now
+            run = self._run
+            reason = await self._death_sentence()
+            if self._run == run and not self._closing:  # a run started meanwhile said it itself
+                self.report(Failed(reason, lost=True))
 
     async def _reply(self, cmd_id: int, timeout: float | None = None) -> dict | None:
         """The worker's answer to command ``cmd_id``; None if it is gone (or silent for ``timeout``)."""
@@ -417,6 +426,7 @@ class LlamaCppBackend(Backend):
                 self._cancel_at = time.monotonic()
 
     async def close(self) -> None:
+        self._closing = True
         if self._meter is not None:  # a download in flight stops at its next chunk
             self._meter.cancel()
         proc, self.proc = self.proc, None
@@ -443,6 +453,7 @@ class LlamaCppBackend(Backend):
 
     def kill_now(self) -> None:
         """Synchronous last resort for exit paths where no event loop is left to await on."""
+        self._closing = True
         if self.proc is not None and self.proc.returncode is None:
             try:
                 self.proc.kill()
