@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -34,8 +35,9 @@ import psutil
 
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.card.gguf import read_card
+from backends.engines.blocking import off_loop
 from backends.engines.httpbase import default_stall_timeout
-from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Started, Token
+from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Note, Started, Token
 from backends.fetch.meter import Cancelled, Meter
 from backends.specs import BUNDLED, TWIN_PREFIX
 
@@ -45,6 +47,8 @@ _TICK_S = 0.25
 """How often a stream with nothing to read looks at the worker (CPU time, a pending cancel)."""
 CANCEL_GRACE_S = 1.0
 """A cancel not answered within this while the worker burns no CPU: it is killed."""
+OPEN_SLOW_S = 10.0
+"""A model file whose header is still not read after this is said to be stuck opening."""
 
 
 def oom_kills() -> int | None:
@@ -212,8 +216,9 @@ class LlamaCppBackend(Backend):
         if self.fetch is not None:
             self.path = str(await self._fetch())
         # A missing, foreign or truncated file fails here, in one sentence; in a thread: a GGUF on
-        # a slow disk must not hold the event loop (the other pane's tokens, the screen).
-        info = await asyncio.to_thread(read_card, self.path)
+        # a slow disk must not hold the event loop (the other pane's tokens, the screen), and one
+        # that never opens (a FIFO, a hung network filesystem) must not hold quitting (off_loop).
+        info = await self._read_card()
         if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
             info.name = self.spec
         elif not self.spec.startswith(TWIN_PREFIX):  # a path, or the file an hf: spec chose: by its name
@@ -257,6 +262,23 @@ class LlamaCppBackend(Backend):
         except psutil.Error:
             self._ps = None
         return self.loaded
+
+    async def _read_card(self):
+        """The file's card, read off the loop; a read still blocked after ``OPEN_SLOW_S`` is said."""
+        path, seen = self.path, {}
+
+        def read():
+            with contextlib.suppress(OSError):  # a stat that blocks too leaves "fifo" unknown
+                seen["fifo"] = stat.S_ISFIFO(os.stat(path).st_mode)
+            return read_card(path)
+
+        def slow() -> None:
+            why = {True: "it is a FIFO: is anything writing to it?", False: "a slow or hung disk?"}
+            clause = why.get(seen.get("fifo"), "a hung network filesystem?")
+            who = "" if self.spec == path else f"{self.spec}: "  # a path spec names itself
+            self.report(Note(f"{who}still opening {path} after {OPEN_SLOW_S:g} s ({clause})"))
+
+        return await off_loop(read, slow_s=OPEN_SLOW_S, on_slow=slow)
 
     async def _fetch(self):
         """Run ``fetch`` in a thread; its events reach ``report`` on this loop's thread."""
@@ -432,7 +454,9 @@ class LlamaCppBackend(Backend):
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.returncode is None and (self._hung or _stopped(self._ps)):  # it would not hear "quit"
+        # A worker that would not hear "quit" (stopped, hung), or one still loading (a load can block
+        # for good, and there is nothing of it to keep): killed at once.
+        if proc.returncode is None and (self._hung or self.loaded is None or _stopped(self._ps)):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()

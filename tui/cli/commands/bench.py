@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import signal
 import sys
+import threading
 
 from backends import mem_bandwidth_gbs, rapl_note, read_battles, score_loaded, text_info, vote_summary
 from backends.base import Backend, BackendError, GenParams
@@ -253,14 +255,42 @@ def _open_recorder(args, specs: list[str], params: GenParams):
         raise _Refused from None
 
 
-def _cancel_on_signals() -> list[int]:
+EXIT_GRACE_S = 15.0
+"""After Ctrl+C, SIGTERM or SIGHUP the bench writes what it has and exits; if something still
+holds it this long after (a call that never returns), it kills the workers and exits anyway."""
+_deadlines: list[threading.Timer] = []
+"""Armed by the first signal, disarmed once ``run`` has returned (the bench may run in a test's process)."""
+
+
+def _exit_after(seconds: float, code: int, kill_children) -> None:
+    def hard_exit() -> None:
+        try:
+            kill_children()
+        finally:
+            os._exit(code)
+
+    timer = threading.Timer(seconds, hard_exit)
+    timer.daemon = True  # a bench that ends in time never waits for it
+    timer.start()
+    _deadlines.append(timer)
+
+
+def _cancel_on_signals(backends: list[Backend]) -> list[int]:
     """Ctrl+C, SIGTERM or a dropped SSH link cancel the bench's task: the runs stop, those done
-    are kept (and written). The list fills with the signals that came."""
+    are kept (and written). The list fills with the signals that came. Whatever still holds the
+    way out ``EXIT_GRACE_S`` after the first is cut off: the workers are killed, the process exits."""
     signals: list[int] = []
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
+
+    def interrupted(sig: int) -> None:
+        if not signals:
+            _exit_after(EXIT_GRACE_S, 128 + sig, lambda: [b.kill_now() for b in backends])
+        signals.append(sig)
+        main.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, lambda sig=sig: (signals.append(sig), main.cancel()))
+        loop.add_signal_handler(sig, interrupted, sig)
     return signals
 
 
@@ -381,7 +411,7 @@ async def _bench(args, specs: list[str]) -> int:
     with StderrProgress() as bars:
         col = _Collect(len(specs), bars, total, recorder)
         session = Session(backends, col, mode=args.mode, threads=args.threads, interval=args.interval)
-        signals = _cancel_on_signals()
+        signals = _cancel_on_signals(backends)
         try:
             if not bars.live:
                 say(f"abtop: loading {', '.join(public_spec(s) for s in specs)}…")  # no URL's password
@@ -434,4 +464,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         say(problem)
         return 2
-    return asyncio.run(_bench(args, specs))
+    try:
+        return asyncio.run(_bench(args, specs))
+    finally:
+        while _deadlines:
+            _deadlines.pop().cancel()
