@@ -6,9 +6,13 @@ never runs. Two guards that do not need the event loop:
 
 - a thread blocked in ``poll()`` on the terminal with an empty event mask: it wakes only on
   POLLHUP/POLLERR, costs nothing meanwhile, and then kills the workers and exits;
-- plain ``signal.signal`` handlers: SIGHUP does the same at once (the terminal is gone, nothing
-  to restore); SIGTERM asks the app to exit cleanly and hard-exits if that has not happened
-  within a few seconds.
+- plain ``signal.signal`` handlers: SIGHUP does the same at once; SIGTERM asks the app to exit
+  cleanly and hard-exits if that has not happened within a few seconds.
+
+A hard exit restores the terminal first, as Textual's own exit does (alternate screen, mouse
+reporting, the cursor, raw mode): a SIGHUP does not always mean the terminal is gone (``kill -HUP``,
+a tmux detach race, some SSH multiplexers), and a terminal left in the app's modes is unusable.
+Where the terminal is gone the writes fail, and that is no error.
 """
 
 from __future__ import annotations
@@ -20,24 +24,66 @@ import sys
 import threading
 from collections.abc import Callable
 
+try:
+    import termios
+except ImportError:  # no POSIX terminal: nothing to restore
+    termios = None  # type: ignore[assignment]
+
 GRACE_S = 4.0
+RESTORE = (
+    "\x1b[?1000l\x1b[?1003l\x1b[?1015l\x1b[?1006l"  # mouse reporting off
+    "\x1b[?2004l\x1b[?1004l\x1b[?2048l"  # bracketed paste, focus events, in-band resize off
+    "\x1b[<u"  # the kitty keyboard protocol off, before leaving the alternate screen (as Textual)
+    "\x1b[0m\x1b[?1049l\x1b[?25h\x1b[?7h"  # plain text, the main screen, the cursor, line wrap
+)
+"""What Textual's driver writes when the app stops (``LinuxDriver.stop_application_mode``)."""
 
 
 class Lifeline:
     def __init__(self, kill_children: Callable[[], None], request_exit: Callable[[], None]) -> None:
         self.kill_children = kill_children
         self.request_exit = request_exit
+        self.fd: int | None = None
+        """The terminal the app draws on."""
+        self.attrs: list | None = None
+        """Its termios settings before the app put it in raw mode."""
 
     def hard_exit(self, code: int) -> None:
         try:
             self.kill_children()
         finally:
-            os._exit(code)
+            try:
+                self.restore_terminal()
+            finally:
+                os._exit(code)
+
+    def restore_terminal(self) -> None:
+        """Leave the terminal as the app found it; a terminal that is gone (EIO) or will not take
+        the bytes at once (a full buffer: never block on the way out) is left as it is."""
+        fd = self.fd
+        if fd is None:
+            return
+        try:
+            os.set_blocking(fd, False)
+            os.write(fd, RESTORE.encode())
+        except OSError:
+            pass
+        if self.attrs is not None and termios is not None:
+            try:
+                termios.tcsetattr(fd, termios.TCSANOW, self.attrs)
+            except (OSError, termios.error):
+                pass
 
     def install(self) -> None:
+        """Call before the app takes the terminal (its settings are saved here)."""
+        self.fd = fd = _terminal_fd()
+        if fd is not None and termios is not None:
+            try:
+                self.attrs = termios.tcgetattr(fd)
+            except (OSError, termios.error):
+                self.attrs = None
         signal.signal(signal.SIGHUP, lambda *_: self.hard_exit(128 + signal.SIGHUP))
         signal.signal(signal.SIGTERM, lambda *_: self._terminate())
-        fd = _terminal_fd()
         if fd is not None and hasattr(select, "poll"):
             threading.Thread(target=self._watch, args=(fd,), name="abtop-hangup", daemon=True).start()
 
