@@ -162,6 +162,8 @@ def context_params(**fields):
 
 
 class Model:
+    """One GGUF loaded by llama.cpp: its context, vocabulary and the steps of a run."""
+
     def __init__(
         self,
         path: str,
@@ -176,16 +178,22 @@ class Model:
 
         self.lc = llama_cpp
         self.path = path
+        self.threads = threads
         place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
-        from backends.engines.llamalog import (
-            Capture,
-            lazy_tensors,
-            parse_buffers,
-            parse_context,
-            repacked_tensors,
-        )
-
         t0 = time.monotonic()
+        log = self._load_llama(n_ctx, lazy_ple, repack, flash_attn)
+        self._read_load_log(log)
+        self.load_s = time.monotonic() - t0
+        self._read_vocab()
+        self._set_up_abort()
+        self._warm_up()
+        self.load_s = time.monotonic() - t0
+
+    def _load_llama(self, n_ctx: int, lazy_ple: str | None, repack: bool | None, flash_attn: str | None) -> list[str]:
+        """``self.llm``, built with llama.cpp's own tools' settings where ``Llama()`` differs;
+        llama.cpp's load log, captured (what it built is read from it)."""
+        from backends.engines.llamalog import Capture
+
         fa = FLASH_ATTN[flash_attn or "auto"]
         with (
             Capture() as log,
@@ -195,33 +203,41 @@ class Model:
             # leaves llama_context_default_params' full size: gemma3-270m's 30 MiB at 2048 vs 15 MiB)
             context_params(flash_attn_type=fa, swa_full=False),
         ):
-            self.llm = llama_cpp.Llama(
-                model_path=path,
+            self.llm = self.lc.Llama(
+                model_path=self.path,
                 n_ctx=n_ctx,
                 n_batch=N_BATCH,
                 n_ubatch=N_UBATCH,
-                n_threads=threads,
-                n_threads_batch=threads,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
                 n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")),
                 verbose=True,
             )
-        self.buffers = parse_buffers(log.lines)
-        self.context = parse_context(log.lines)
+        return log.lines
+
+    def _read_load_log(self, lines: list[str]) -> None:
+        """What llama.cpp says it built: buffers, context, repacked and lazily read tensors."""
+        from backends.engines.llamalog import lazy_tensors, parse_buffers, parse_context, repacked_tensors
+
+        self.buffers = parse_buffers(lines)
+        self.context = parse_context(lines)
         """What llama.cpp built (``llamalog.parse_context``): flash attention as set and as resolved,
         n_batch, n_ubatch, KV types, KV bytes per token and in all, the window cache's cells,
         mmap/mlock."""
-        self.repacked = repacked_tensors(log.lines)
-        self.lazy = lazy_tensors(log.lines)
+        self.repacked = repacked_tensors(lines)
+        self.lazy = lazy_tensors(lines)
         mp = self.llm.model_params
         self.lazy_ple = next((k for k, v in LAZY_MODES.items() if v == getattr(mp, "lazy_mode", -1)), None)
         self.repack = bool(getattr(mp, "use_extra_bufts", True))
-        self.load_s = time.monotonic() - t0
+
+    def _read_vocab(self) -> None:
+        """The context, the vocabulary, the chat template, and a twin's banned end-of-text tokens."""
+        llama_cpp = self.lc
         self.ctx = self.llm.ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = self.llm.n_ctx()
         self.n_batch = max(1, min(self.llm.n_batch, self.n_ctx))
-        self.threads = threads
         meta = self.llm.metadata
         self.template = meta.get("tokenizer.chat_template")
         self._formatter = None
@@ -232,6 +248,9 @@ class Model:
             dtype=np.int64,
         )
         self._piece = ctypes.create_string_buffer(256)
+
+    def _set_up_abort(self) -> None:
+        """llama.cpp's abort callback, set only around abortable batches (``_abortable``)."""
         self._abort_when: list = [None]
         """[(cancels, run)] while an abortable batch runs, else [None]: the callback answers
         cancelled(run). A list the callback closes over, not ``self``: a bound method in the
@@ -242,10 +261,8 @@ class Model:
             w = when[0]
             return w is not None and w[0](w[1])
 
-        self._abort_cb = llama_cpp.ggml_abort_callback(should_abort)  # kept: llama.cpp holds the pointer
-        self._no_abort = llama_cpp.ggml_abort_callback()  # NULL
-        self._warm_up()
-        self.load_s = time.monotonic() - t0
+        self._abort_cb = self.lc.ggml_abort_callback(should_abort)  # kept: llama.cpp holds the pointer
+        self._no_abort = self.lc.ggml_abort_callback()  # NULL
 
     def _warm_up(self) -> None:
         """One short decode at load, as llama.cpp's own tools do (``common_init_from_params``): the
@@ -363,14 +380,39 @@ class Model:
         return True
 
     def generate(self, cmd: dict, cancelled: Cancels) -> None:
+        """A ``gen`` command: ``started``, the tokens, then one ``finished`` (or ``failed``)."""
         global _flush_s
-        lc = self.lc
         run = int(cmd["run"])
         _flush_s = min(max(float(cmd.get("send_every_s") or TOKEN_FLUSH_S), 0.0), 1.0)
         depth = int(cmd.get("depth") or 0)
         t_start = time.monotonic()
         tokens, completion = self.format_prompt(cmd["prompt"])
-        n_prompt = len(tokens)
+        max_tokens = self._room(cmd, run, depth, len(tokens), t_start)
+        if max_tokens is None:
+            return
+        self._clear_cache()  # no prompt cache between runs: every run pays its prompt
+        if depth:  # context already in the KV cache, untimed (llama-bench -d); the run starts after it
+            if not self._fill(depth, run, cancelled):
+                return
+            t_start = time.monotonic()
+        emit("started", t=t_start, prompt_tokens=len(tokens), run=run)
+        probe, ws_note = self._probe_start() if cmd.get("working_set") else (None, None)
+        self.lc.llama_perf_context_reset(self.ctx)
+        temperature = float(cmd.get("temperature", 0.0))
+        chain = self._sampler(temperature, int(cmd.get("seed", 42)))
+        try:
+            stop = self._eval_prompt(tokens, run, cancelled)
+            if stop is None:
+                return
+            stop, n_gen, curve = self._sample_tokens(chain, temperature <= 0, max_tokens, int(cmd["max_tokens"]),
+                                                     stop, run, cancelled, probe)  # fmt: skip
+        finally:
+            self.lc.llama_sampler_free(chain)
+        self._finish(run, stop, n_gen, completion, probe, curve, ws_note)
+
+    def _room(self, cmd: dict, run: int, depth: int, n_prompt: int, t_start: float) -> int | None:
+        """The tokens the run may generate (``max_tokens``, or what the context leaves); None, and
+        the run's end sent, when the prompt (after ``depth``) does not fit the context at all."""
         if depth + n_prompt >= self.n_ctx:
             emit("started", t=t_start, prompt_tokens=n_prompt, run=run)
             reason = (
@@ -380,79 +422,81 @@ class Model:
                 else f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}; shorten the prompt or raise --ctx."
             )
             emit("failed", run=run, t=time.monotonic(), reason=reason)
-            return
-        max_tokens = min(int(cmd["max_tokens"]), self.n_ctx - depth - n_prompt)
-        self._clear_cache()  # no prompt cache between runs: every run pays its prompt
-        if depth:  # context already in the KV cache, untimed (llama-bench -d); the run starts after it
-            if not self._fill(depth, run, cancelled):
-                return
-            t_start = time.monotonic()
-        emit("started", t=t_start, prompt_tokens=n_prompt, run=run)
-        from backends.card.workingset import curve_points
-        from backends.card.workingset import note as ws_notes
+            return None
+        return min(int(cmd["max_tokens"]), self.n_ctx - depth - n_prompt)
 
-        probe, ws_note = self._probe_start() if cmd.get("working_set") else (None, None)
+    def _eval_prompt(self, tokens: list[int], run: int, cancelled: Cancels) -> str | None:
+        """Decode the prompt in n_batch pieces: "length" (go on generating), "cancelled", or None
+        (and ``failed`` sent) when a decode fails."""
+        lc, ctx, n_prompt = self.lc, self.ctx, len(tokens)
+        arr = (lc.llama_token * n_prompt)(*tokens)
+        step = self.n_batch  # llama.cpp aborts on a batch larger than n_batch
+        for i in range(0, n_prompt, step):
+            if cancelled(run):  # a long prompt stops between its batches
+                return "cancelled"
+            n = min(step, n_prompt - i)
+            view = (lc.llama_token * n).from_buffer(arr, i * ctypes.sizeof(lc.llama_token))
+            with self._abortable(cancelled, run, on=n >= ABORTABLE_FROM):
+                rc = lc.llama_decode(ctx, lc.llama_batch_get_one(view, n))
+            if rc != 0 and cancelled(run):  # stopped mid-batch (Esc): the run ends as cancelled
+                return "cancelled"
+            if rc != 0:
+                emit("failed", run=run, t=time.monotonic(), reason="llama.cpp could not evaluate the prompt (decode failed).")
+                return None
+        return "length"
+
+    def _sample_tokens(self, chain, greedy: bool, max_tokens: int, asked: int, stop: str, run: int,
+                       cancelled: Cancels, probe) -> tuple[str, int, list[list[int]]]:  # fmt: skip
+        """Sample, send and decode one token at a time until end of text, ``max_tokens``, a full
+        context or a cancel: (stop, tokens generated, the working-set curve). ``asked``: the run's
+        --max-tokens (less room than that means the context ended the run)."""
+        from backends.card.workingset import curve_points
+
+        lc = self.lc
         points = set(curve_points(max_tokens)) if probe else set()
         curve: list[list[int]] = []
-        lc.llama_perf_context_reset(self.ctx)
-        temperature = float(cmd.get("temperature", 0.0))
-        chain = self._sampler(temperature, int(cmd.get("seed", 42)))
-        greedy, argmax = temperature <= 0, self._argmax
+        argmax = self._argmax
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         piece, vocab, ctx = self._piece, self.vocab, self.ctx
-        arr = (lc.llama_token * n_prompt)(*tokens)
-        stop = "length"
         n_gen = 0
-        try:
-            step = self.n_batch  # llama.cpp aborts on a batch larger than n_batch
-            for i in range(0, n_prompt, step):
-                if cancelled(run):  # a long prompt stops between its batches
-                    stop = "cancelled"
-                    break
-                n = min(step, n_prompt - i)
-                view = (lc.llama_token * n).from_buffer(arr, i * ctypes.sizeof(lc.llama_token))
-                with self._abortable(cancelled, run, on=n >= ABORTABLE_FROM):
-                    rc = lc.llama_decode(ctx, lc.llama_batch_get_one(view, n))
-                if rc != 0 and cancelled(run):  # stopped mid-batch (Esc): the run ends as cancelled
-                    stop = "cancelled"
-                    break
-                if rc != 0:
-                    emit("failed", run=run, t=time.monotonic(), reason="llama.cpp could not evaluate the prompt (decode failed).")
-                    return
-            one = (lc.llama_token * 1)()
-            while n_gen < max_tokens and stop != "cancelled":
-                if greedy:
-                    tok = argmax(ctx)
-                else:
-                    if self.banned.size:
-                        self._logits(ctx)
-                    tok = lc.llama_sampler_sample(chain, ctx, -1)
-                t = time.monotonic()
-                if lc.llama_vocab_is_eog(vocab, tok):
-                    stop = "eos"
-                    break
-                n = lc.llama_token_to_piece(vocab, tok, piece, 256, 0, False)
-                text = decoder.decode(piece.raw[: max(n, 0)])
-                n_gen += 1
-                emit_token(text, t, n_gen == 1, run)
-                if n_gen in points:
-                    curve.append([n_gen, sum(g["touched_bytes"] for g in probe.groups().values())])
-                if cancelled(run):
-                    stop = "cancelled"
-                    break
-                if n_gen >= max_tokens:
-                    if max_tokens < int(cmd["max_tokens"]):  # the context, not --max-tokens, ended it
-                        stop = "context full"
-                    break
-                one[0] = tok
-                if lc.llama_decode(ctx, lc.llama_batch_get_one(one, 1)) != 0:
+        one = (lc.llama_token * 1)()
+        while n_gen < max_tokens and stop != "cancelled":
+            if greedy:
+                tok = argmax(ctx)
+            else:
+                if self.banned.size:
+                    self._logits(ctx)
+                tok = lc.llama_sampler_sample(chain, ctx, -1)
+            t = time.monotonic()
+            if lc.llama_vocab_is_eog(vocab, tok):
+                stop = "eos"
+                break
+            n = lc.llama_token_to_piece(vocab, tok, piece, 256, 0, False)
+            text = decoder.decode(piece.raw[: max(n, 0)])
+            n_gen += 1
+            emit_token(text, t, n_gen == 1, run)
+            if n_gen in points:
+                curve.append([n_gen, sum(g["touched_bytes"] for g in probe.groups().values())])
+            if cancelled(run):
+                stop = "cancelled"
+                break
+            if n_gen >= max_tokens:
+                if max_tokens < asked:  # the context, not --max-tokens, ended it
                     stop = "context full"
-                    break
-        finally:
-            lc.llama_sampler_free(chain)
+                break
+            one[0] = tok
+            if lc.llama_decode(ctx, lc.llama_batch_get_one(one, 1)) != 0:
+                stop = "context full"
+                break
         # Bytes still held by the decoder are a character cut by the run's end (max tokens mid-way
         # through a multi-byte piece): dropped, never shown or exported as U+FFFD.
-        perf = lc.llama_perf_context(ctx)
+        return stop, n_gen, curve
+
+    def _finish(self, run: int, stop: str, n_gen: int, completion: bool, probe, curve: list, ws_note) -> None:
+        """The run's ``finished``: llama.cpp's own timings, and the working set when probed."""
+        from backends.card.workingset import note as ws_notes
+
+        perf = self.lc.llama_perf_context(self.ctx)
         working_set = None
         if probe is not None:
             groups = probe.groups()
