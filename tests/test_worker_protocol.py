@@ -82,7 +82,7 @@ async def test_cancel_right_after_start_is_not_lost(smollm2_path):
     b = LlamaCppBackend("smollm2-135m", smollm2_path, n_ctx=1024, placement=Placement(threads=1))
     try:
         await b.load()
-        send = b._send
+        send = b.worker.send
 
         def send_then_cancel(**cmd):
             ok = send(**cmd)
@@ -90,9 +90,9 @@ async def test_cancel_right_after_start_is_not_lost(smollm2_path):
                 send(cmd="cancel", run=cmd.get("run"))
             return ok
 
-        b._send = send_then_cancel
+        b.worker.send = send_then_cancel
         events = await collect(b, STORY, max_tokens=400)
-        b._send = send
+        b.worker.send = send
         again = await collect(b, max_tokens=4)  # a cancel for the last run does not touch this one
     finally:
         await b.close()
@@ -172,7 +172,7 @@ async def test_cancel_on_a_stopped_worker_ends_the_run(smollm2_path, monkeypatch
         last = events[-1]
         assert isinstance(last, Failed) and last.lost
         assert "smollm2-135m" in last.reason and "killed" in last.reason
-        assert await asyncio.wait_for(b.proc.wait(), 10) == -signal.SIGKILL
+        assert await asyncio.wait_for(b.worker.proc.wait(), 10) == -signal.SIGKILL
     finally:
         await b.close()
 

@@ -1,13 +1,9 @@
-"""Local GGUF models through llama-cpp-python, one worker process per model.
+"""Local GGUF models through llama-cpp-python, one worker process per model: the engine's side.
 
-The worker (``llamacpp_worker.py``) owns the model; this side speaks JSON lines to it and turns
-its lines into events. If the worker dies (killed, OOM), the stream ends with
-``Failed(lost=True)`` and nothing else is affected; one that dies between runs is reported at once,
-through ``report``, with the same ``Failed(lost=True)``.
-
-Every run has an id: the worker's stream lines carry it, replies to ``load``/``place`` carry the
-command's id instead, and a reader task routes each line to whoever waits for it. A run whose
-consumer walked away (raised mid-stream) is cancelled and whatever it still sends is dropped.
+The worker (``llamacpp_worker.py``) owns the model; ``llamacpp_process.WorkerProcess`` starts it,
+speaks JSON lines to it and routes its lines; this adapter turns them into events. If the worker
+dies (killed, OOM), the stream ends with ``Failed(lost=True)`` and nothing else is affected; one
+that dies between runs is reported at once, through ``report``, with the same ``Failed(lost=True)``.
 
 A worker that stops answering (SIGSTOP, a hang in C) sends nothing and burns no CPU: after
 ``$ABTOP_STALL_TIMEOUT`` seconds (30) of that the run fails with "worker not responding" and
@@ -19,14 +15,10 @@ within a second while it burns no CPU kills it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import json
 import os
 import re
-import signal
 import stat
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,30 +29,17 @@ from backends.base import Backend, BackendError, GenParams, Placement
 from backends.card.gguf import read_card
 from backends.engines.blocking import off_loop
 from backends.engines.httpbase import default_stall_timeout
+from backends.engines.llamacpp_process import WorkerProcess, stopped
 from backends.events import EngineTimings, Event, Failed, Finished, Loaded, Note, Started, Token
 from backends.fetch.meter import Cancelled, Meter
 from backends.specs import BUNDLED, TWIN_PREFIX
 
-_STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
-WORKER = str(Path(__file__).with_name("llamacpp_worker.py"))
 _TICK_S = 0.25
 """How often a stream with nothing to read looks at the worker (CPU time, a pending cancel)."""
 CANCEL_GRACE_S = 1.0
 """A cancel not answered within this while the worker burns no CPU: it is killed."""
 OPEN_SLOW_S = 10.0
 """A model file whose header is still not read after this is said to be stuck opening."""
-
-
-def oom_kills() -> int | None:
-    """How many processes the kernel's OOM killer has killed since boot (``/proc/vmstat``), or None."""
-    try:
-        with open("/proc/vmstat", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 class LlamaCppBackend(Backend):
@@ -93,122 +72,25 @@ class LlamaCppBackend(Backend):
         self.flash_attn = flash_attn
         """``on``/``off``/``auto`` for llama.cpp's flash attention; None: auto, as llama.cpp's tools."""
         self.placement = placement or Placement()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.log: collections.deque[str] = collections.deque(maxlen=400)
-        """llama.cpp's own log lines (stderr of the worker), newest last."""
-        self._replies: asyncio.Queue[dict | None] = asyncio.Queue()
-        """Answers to ``load`` and ``place`` (lines without a run id); None: the worker is gone."""
-        self._run = 0
-        """The id of the latest run; lines of older runs are dropped."""
-        self._run_q: asyncio.Queue[dict | None] | None = None
-        """The lines of run ``_run`` while it streams."""
-        self._eof = False
-        self._cmd_id = 0
+        self.worker = WorkerProcess()
+        """The worker process: started by ``load()``, ended by ``close()``."""
+        self.worker.on_idle_death = self._lost_while_idle
         self._cancel_at: float | None = None
         """When the run in flight was cancelled (``time.monotonic()``), None if it was not."""
-        self._hung = False
-        """The worker stopped answering: ``close()`` kills it rather than ask it to quit."""
-        self._ps: psutil.Process | None = None
-        self._closing = False
-        """``close()`` or ``kill_now()`` ends the worker: its end is no loss to report."""
-        self._tasks: list[asyncio.Task] = []
-        self._oom_kills: int | None = None
-        """The kernel's OOM-kill count when the worker started, to tell an OOM kill from ``kill -9``."""
 
-    # -- process plumbing -------------------------------------------------------------------
-    async def _spawn(self) -> None:
-        self._oom_kills = oom_kills()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._replies, self._run_q, self._eof, self._hung, self._ps = asyncio.Queue(), None, False, False, None
-        self._closing = False
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",  # isolated: no cwd, PYTHONPATH or user site on sys.path (the worker finds abtop)
-            "-u",
-            WORKER,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            limit=_STREAM_LIMIT,
-        )
-        self._tasks = [
-            asyncio.create_task(self._read_stdout(self.proc.stdout)),
-            asyncio.create_task(self._read_stderr(self.proc.stderr)),
-        ]
-
-    async def _read_stdout(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                self.log.append(line.decode("utf-8", "replace").rstrip())
-                continue
-            run = msg.get("run")
-            if run is None:
-                self._replies.put_nowait(msg)
-            elif run == self._run and self._run_q is not None:
-                self._run_q.put_nowait(msg)
-            # else: a run nobody reads any more (its consumer walked away): dropped
-        self._eof = True  # the worker is gone
-        self._replies.put_nowait(None)
-        if self._run_q is not None:
-            self._run_q.put_nowait(None)
-        elif self.loaded is not None and not self._closing:  # it died while idle: say so now
-            run = self._run
-            reason = await self._death_sentence()
-            if self._run == run and not self._closing:  # a run started meanwhile said it itself
-                self.report(Failed(reason, lost=True))
-
-    async def _reply(self, cmd_id: int, timeout: float | None = None) -> dict | None:
-        """The worker's answer to command ``cmd_id``; None if it is gone (or silent for ``timeout``)."""
-        while True:
-            try:
-                msg = await asyncio.wait_for(self._replies.get(), timeout)
-            except asyncio.TimeoutError:
-                return None
-            if msg is None:
-                self._replies.put_nowait(None)  # every later wait learns it too
-                return None
-            if msg.get("id") == cmd_id:
-                return msg
-
-    def _command(self, cmd: str, **fields) -> int | None:
-        """Send a command that gets a reply; its id, or None when the worker cannot be written to."""
-        self._cmd_id += 1
-        return self._cmd_id if self._send(cmd=cmd, id=self._cmd_id, **fields) else None
-
-    async def _read_stderr(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            self.log.append(line.decode("utf-8", "replace").rstrip())
-
-    def _send(self, **cmd) -> bool:
-        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
-            return False
-        try:
-            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        except (BrokenPipeError, ConnectionResetError, RuntimeError):
-            return False
-        return True
+    def _name(self) -> str:
+        """The model as a lost worker's sentence names it."""
+        return self.spec if self.spec in BUNDLED else os.path.basename(self.path)
 
     async def _death_sentence(self) -> str:
-        """Why the worker is gone, in words."""
-        assert self.proc is not None
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 2.0)
-        except asyncio.TimeoutError:
-            code = None
-        name = self.spec if self.spec in BUNDLED else os.path.basename(self.path)
-        if code is not None and code < 0:
-            try:
-                sig = signal.Signals(-code).name
-            except ValueError:
-                sig = f"signal {-code}"
-            oom = sig == "SIGKILL" and self._oom_kills is not None and (oom_kills() or 0) > self._oom_kills
-            why = f"killed by {sig}" + (" by the kernel's out-of-memory killer" if oom else "")
-        else:
-            why = f"exit code {code}"
-        return f"{name}: worker lost ({why})."
+        return await self.worker.death_sentence(self._name())
+
+    async def _lost_while_idle(self, run: int) -> None:
+        if self.loaded is None:  # a load in flight hears it from its own reply
+            return
+        reason = await self._death_sentence()
+        if self.worker.run_id == run and not self.worker.closing:  # a run started meanwhile said it itself
+            self.report(Failed(reason, lost=True))
 
     # -- Backend ----------------------------------------------------------------------------
     async def load(self) -> Loaded:
@@ -226,16 +108,17 @@ class LlamaCppBackend(Backend):
             info.name, info.gguf_name = stem, info.name
         threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
-        await self._spawn()
-        cmd_id = self._command(
+        w = self.worker
+        await w.spawn()
+        cmd_id = w.command(
             "load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus, lazy_ple=self.lazy_ple, repack=self.repack,
             flash_attn=self.flash_attn,
         )
-        msg = None if cmd_id is None else await self._reply(cmd_id)
+        msg = None if cmd_id is None else await w.reply(cmd_id)
         if msg is None or msg.get("ev") != "loaded":
             if msg is None:
                 reason = (await self._death_sentence()).rstrip(".")
-                last = next((ln for ln in reversed(self.log) if "error" in ln.lower()), "")
+                last = next((ln for ln in reversed(w.log) if "error" in ln.lower()), "")
                 raise BackendError(f"{reason}{': ' + last.strip() if last else ''}.")
             await self.close()
             raise BackendError(f"{info.name}: {msg.get('reason', 'the worker could not load the model.')}")
@@ -258,9 +141,9 @@ class LlamaCppBackend(Backend):
         self.lazy_tensors = msg.get("lazy_tensors") or []
         """Tensors llama.cpp reads on demand (its load log), e.g. a PLE table with ``--lazy-ple on``."""
         try:
-            self._ps = psutil.Process(msg["pid"])
+            w.ps = psutil.Process(msg["pid"])
         except psutil.Error:
-            self._ps = None
+            w.ps = None
         return self.loaded
 
     async def _read_card(self):
@@ -300,9 +183,9 @@ class LlamaCppBackend(Backend):
         self.placement = placement
         if self.loaded is None:
             return
-        cmd_id = self._command("place", threads=placement.threads, cpus=list(placement.cpus or ()) or None)
+        cmd_id = self.worker.command("place", threads=placement.threads, cpus=list(placement.cpus or ()) or None)
         if cmd_id is not None:
-            msg = await self._reply(cmd_id, default_stall_timeout())  # a hung worker does not hold us
+            msg = await self.worker.reply(cmd_id, default_stall_timeout())  # a hung worker does not hold us
             if msg is not None and msg.get("ev") == "placed":
                 self.loaded.threads = msg["threads"]
                 self.loaded.cpus = list(placement.cpus) if placement.cpus else None
@@ -311,18 +194,15 @@ class LlamaCppBackend(Backend):
         if self.loaded is None:
             yield Failed(f"{self.label}: not ready (load it first).")
             return
-        if self._run_q is not None:  # an earlier run's consumer walked away without closing it
-            self._send(cmd="cancel", run=self._run)
-            self._run_q.put_nowait({"ev": "superseded"})
-        self._run += 1
-        run = self._run
-        q = self._run_q = asyncio.Queue()
+        w = self.worker
+        if w.run_q is not None:  # an earlier run's consumer walked away without closing it
+            w.send(cmd="cancel", run=w.run_id)
+            w.run_q.put_nowait({"ev": "superseded"})
+        run, q = w.open_run()
         self._cancel_at = None
-        if self._eof:
-            q.put_nowait(None)
         done = False
         try:
-            sent = self._send(
+            sent = w.send(
                 cmd="gen",
                 run=run,
                 prompt=prompt,
@@ -337,7 +217,7 @@ class LlamaCppBackend(Backend):
                 done = True
                 yield Failed(await self._death_sentence(), lost=True)
                 return
-            watch = _Watch(self._ps, default_stall_timeout())
+            watch = _Watch(w.ps, default_stall_timeout())
             while True:
                 if q.empty():
                     try:
@@ -381,10 +261,8 @@ class LlamaCppBackend(Backend):
                     yield Failed(f"{self.label}: a newer run took the worker; this one was cancelled.")
                     return
         finally:
-            if self._run == run:
-                if not done:  # the consumer walked away mid-run: stop the worker's generation
-                    self._send(cmd="cancel", run=run)
-                self._run_q = None
+            if w.run_id == run:  # not done: the consumer walked away mid-run; the worker stops it
+                w.close_run(run, cancel=not done)
                 self._cancel_at = None
 
     async def score(self, text: str, *, window: int | None = None, stride: int | None = None, progress=None) -> dict:
@@ -393,16 +271,13 @@ class LlamaCppBackend(Backend):
         sentence) when it cannot be scored or the worker is lost."""
         if self.loaded is None:
             raise BackendError(f"{self.label}: not ready (load it first).")
-        if self._run_q is not None:
+        w = self.worker
+        if w.run_q is not None:
             raise BackendError(f"{self.label}: busy with a run; score it after.")
-        self._run += 1
-        run = self._run
-        q = self._run_q = asyncio.Queue()
-        if self._eof:
-            q.put_nowait(None)
+        run, q = w.open_run()
         done = False
         try:
-            if not self._send(cmd="score", run=run, text=text, window=window, stride=stride):
+            if not w.send(cmd="score", run=run, text=text, window=window, stride=stride):
                 done = True
                 raise BackendError(await self._death_sentence())
             while True:
@@ -420,10 +295,7 @@ class LlamaCppBackend(Backend):
                     done = True
                     raise BackendError(f"{self.label}: {msg['reason']}")
         finally:
-            if self._run == run:
-                if not done:  # interrupted: stop the worker's scoring
-                    self._send(cmd="cancel", run=run)
-                self._run_q = None
+            w.close_run(run, cancel=not done)  # interrupted: the worker stops scoring
 
     def _unresponsive(self, verdict: str, watch: _Watch) -> Failed:
         """The run's end when the worker stopped answering: a stall, or a cancel it ignored."""
@@ -435,62 +307,29 @@ class LlamaCppBackend(Backend):
                 f"(pid {pid}).",
                 lost=True,
             )
-        self._hung = True
+        self.worker.hung = True
         return Failed(
             f"{self.label}: worker not responding (pid {pid}: no token and no CPU time for {watch.stall_s:g} s).",
             lost=True,
         )
 
     async def cancel(self) -> None:
-        if self._run_q is not None:
-            self._send(cmd="cancel", run=self._run)
+        w = self.worker
+        if w.run_q is not None:
+            w.send(cmd="cancel", run=w.run_id)
             if self._cancel_at is None:
                 self._cancel_at = time.monotonic()
 
     async def close(self) -> None:
-        self._closing = True
         if self._meter is not None:  # a download in flight stops at its next chunk
             self._meter.cancel()
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        # A worker that would not hear "quit" (stopped, hung), or one still loading (a load can block
-        # for good, and there is nothing of it to keep): killed at once.
-        if proc.returncode is None and (self._hung or self.loaded is None or _stopped(self._ps)):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        if proc.returncode is None:
-            try:
-                proc.stdin.write(b'{"cmd":"cancel"}\n{"cmd":"quit"}\n')
-                proc.stdin.close()
-            except (BrokenPipeError, ConnectionResetError, RuntimeError):
-                pass
-            try:
-                await asyncio.wait_for(proc.wait(), 3.0)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        self._tasks = []
+        # A worker still loading is killed at once: a load can block for good, and there is
+        # nothing of it to keep.
+        await self.worker.close(kill=self.loaded is None)
 
     def kill_now(self) -> None:
         """Synchronous last resort for exit paths where no event loop is left to await on."""
-        self._closing = True
-        if self.proc is not None and self.proc.returncode is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-
-
-
-def _stopped(ps: psutil.Process | None) -> bool:
-    try:
-        return ps is not None and ps.status() == psutil.STATUS_STOPPED
-    except psutil.Error:
-        return False
+        self.worker.kill_now()
 
 
 class _Watch:
@@ -514,7 +353,7 @@ class _Watch:
         """After a quiet tick: "cancel" (a cancel unanswered and no CPU spent for the grace),
         "stall" (no line and no CPU for ``stall_s``), or None."""
         now, cpu = time.monotonic(), self._cpu()
-        if cpu is not None and self.cpu is not None and cpu - self.cpu > 0.005 and not _stopped(self.ps):
+        if cpu is not None and self.cpu is not None and cpu - self.cpu > 0.005 and not stopped(self.ps):
             self.progress = now
         self.cpu = cpu
         if cancel_at is not None and now - max(cancel_at, self.progress) >= CANCEL_GRACE_S:

@@ -1,0 +1,218 @@
+"""The worker process of a local GGUF model, seen from the parent: start it, speak JSON lines to
+it, route what it says, and end it.
+
+Every run has an id: the worker's stream lines carry it, replies to ``load``/``place`` carry the
+command's id instead, and a reader task routes each line to whoever waits for it (``reply`` for a
+command, the queue of the run in flight). A run whose consumer walked away (raised mid-stream) is
+cancelled and whatever it still sends is dropped. The engine's side (``llamacpp.LlamaCppBackend``)
+turns those lines into events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import psutil
+
+_STREAM_LIMIT = 1 << 20  # a single token line is tiny, but keep room for long error texts
+WORKER = str(Path(__file__).with_name("llamacpp_worker.py"))
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed since boot (``/proc/vmstat``), or None."""
+    try:
+        with open("/proc/vmstat", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def stopped(ps: psutil.Process | None) -> bool:
+    """The process is stopped (SIGSTOP): it would not hear a command."""
+    try:
+        return ps is not None and ps.status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
+
+
+class WorkerProcess:
+    """One ``llamacpp_worker.py`` process and the routing of its lines."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log: collections.deque[str] = collections.deque(maxlen=400)
+        """llama.cpp's own log lines (stderr of the worker), newest last."""
+        self.ps: psutil.Process | None = None
+        """The worker as psutil sees it, once it has loaded (CPU time, stopped or not)."""
+        self.hung = False
+        """The worker stopped answering: ``close()`` kills it rather than ask it to quit."""
+        self.closing = False
+        """``close()`` or ``kill_now()`` ends the worker: its end is no loss to report."""
+        self.on_idle_death: Callable[[int], Awaitable[None]] | None = None
+        """Called (with the latest run's id) when the worker ends while no run is in flight."""
+        self.run_id = 0
+        """The id of the latest run; lines of older runs are dropped."""
+        self.run_q: asyncio.Queue[dict | None] | None = None
+        """The lines of run ``run_id`` while it streams; None (in it) once the worker is gone."""
+        self._replies: asyncio.Queue[dict | None] = asyncio.Queue()
+        """Answers to ``load`` and ``place`` (lines without a run id); None: the worker is gone."""
+        self._eof = False
+        self._cmd_id = 0
+        self._tasks: list[asyncio.Task] = []
+        self._oom_kills: int | None = None
+        """The kernel's OOM-kill count when the worker started, to tell an OOM kill from ``kill -9``."""
+
+    # -- starting and talking ---------------------------------------------------------------
+    async def spawn(self) -> None:
+        self._oom_kills = oom_kills()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._replies, self.run_q, self._eof, self.hung, self.ps = asyncio.Queue(), None, False, False, None
+        self.closing = False
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",  # isolated: no cwd, PYTHONPATH or user site on sys.path (the worker finds abtop)
+            "-u",
+            WORKER,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=_STREAM_LIMIT,
+        )
+        self._tasks = [
+            asyncio.create_task(self._read_stdout(self.proc.stdout)),
+            asyncio.create_task(self._read_stderr(self.proc.stderr)),
+        ]
+
+    async def _read_stdout(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                self.log.append(line.decode("utf-8", "replace").rstrip())
+                continue
+            run = msg.get("run")
+            if run is None:
+                self._replies.put_nowait(msg)
+            elif run == self.run_id and self.run_q is not None:
+                self.run_q.put_nowait(msg)
+            # else: a run nobody reads any more (its consumer walked away): dropped
+        self._eof = True  # the worker is gone
+        self._replies.put_nowait(None)
+        if self.run_q is not None:
+            self.run_q.put_nowait(None)
+        elif not self.closing and self.on_idle_death is not None:  # it died while idle
+            await self.on_idle_death(self.run_id)
+
+    async def _read_stderr(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            self.log.append(line.decode("utf-8", "replace").rstrip())
+
+    async def reply(self, cmd_id: int, timeout: float | None = None) -> dict | None:
+        """The worker's answer to command ``cmd_id``; None if it is gone (or silent for ``timeout``)."""
+        while True:
+            try:
+                msg = await asyncio.wait_for(self._replies.get(), timeout)
+            except asyncio.TimeoutError:
+                return None
+            if msg is None:
+                self._replies.put_nowait(None)  # every later wait learns it too
+                return None
+            if msg.get("id") == cmd_id:
+                return msg
+
+    def command(self, cmd: str, **fields) -> int | None:
+        """Send a command that gets a reply; its id, or None when the worker cannot be written to."""
+        self._cmd_id += 1
+        return self._cmd_id if self.send(cmd=cmd, id=self._cmd_id, **fields) else None
+
+    def send(self, **cmd) -> bool:
+        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
+            return False
+        try:
+            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            return False
+        return True
+
+    # -- runs ---------------------------------------------------------------------------------
+    def open_run(self) -> tuple[int, asyncio.Queue]:
+        """A new run's id and the queue its lines arrive on (None first if the worker is gone)."""
+        self.run_id += 1
+        q = self.run_q = asyncio.Queue()
+        if self._eof:
+            q.put_nowait(None)
+        return self.run_id, q
+
+    def close_run(self, run: int, *, cancel: bool) -> None:
+        """Run ``run`` is over for its consumer; ``cancel``: it walked away mid-run, so the worker
+        stops generating for it."""
+        if self.run_id == run:
+            if cancel:
+                self.send(cmd="cancel", run=run)
+            self.run_q = None
+
+    async def death_sentence(self, name: str) -> str:
+        """Why the worker is gone, in words."""
+        assert self.proc is not None
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), 2.0)
+        except asyncio.TimeoutError:
+            code = None
+        if code is not None and code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            oom = sig == "SIGKILL" and self._oom_kills is not None and (oom_kills() or 0) > self._oom_kills
+            why = f"killed by {sig}" + (" by the kernel's out-of-memory killer" if oom else "")
+        else:
+            why = f"exit code {code}"
+        return f"{name}: worker lost ({why})."
+
+    # -- ending -------------------------------------------------------------------------------
+    async def close(self, *, kill: bool = False) -> None:
+        """End the worker: asked to quit (3 s, then killed), or killed at once when ``kill``, when
+        it is hung or when it is stopped (it would not hear "quit")."""
+        self.closing = True
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.returncode is None and (kill or self.hung or stopped(self.ps)):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if proc.returncode is None:
+            try:
+                proc.stdin.write(b'{"cmd":"cancel"}\n{"cmd":"quit"}\n')
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError, RuntimeError):
+                pass
+            try:
+                await asyncio.wait_for(proc.wait(), 3.0)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    def kill_now(self) -> None:
+        """Synchronous last resort for exit paths where no event loop is left to await on."""
+        self.closing = True
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
