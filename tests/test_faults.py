@@ -32,7 +32,7 @@ def test_deeply_nested_bench_file_given_to_votes_is_a_sentence(tmp_path, capsys)
     bench = tmp_path / "bench.json"
     bench.write_text(NESTED)
     assert main(["votes", str(log), "--bench", str(bench)]) == 2
-    assert "cannot read it as JSON (nested too deep to read)" in one_sentence(capsys.readouterr().err)
+    assert "not an abtop.bench/1 file (not JSON" in one_sentence(capsys.readouterr().err)
 
 
 def test_deeply_nested_prompts_jsonl_is_a_sentence(tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_deeply_nested_recording_is_a_sentence(tmp_path, capsys):
     header = {"schema": "abtop.record/1", "specs": ["smollm2-135m"], "params": {}}
     rec.write_text(json.dumps(header) + "\n" + NESTED + "\n" + json.dumps({"slot": 0, "ev": "note"}) + "\n")
     assert main(["replay", str(rec)]) == 2
-    assert "run.jsonl line 2: not an abtop event" in one_sentence(capsys.readouterr().err)
+    assert "run.jsonl line 2: not JSON" in one_sentence(capsys.readouterr().err)
     rec.write_text(NESTED + "\n")  # the header itself
     assert main(["replay", str(rec)]) == 2
     assert "not an abtop recording" in one_sentence(capsys.readouterr().err)
