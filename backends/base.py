@@ -80,6 +80,13 @@ class Backend(abc.ABC):
         self.pull = False
         self.missing = False
         self.pull_offer: str | None = None
+        self.settings: tuple[tuple[str, str], ...] = ()
+        """The spec's own settings (``SPEC,key=value``), as ``specs.split_settings`` gives them."""
+
+    @property
+    def full_spec(self) -> str:
+        """The spec as given, its own settings included (``gemma3-270m,kv=q8_0``)."""
+        return ",".join([self.spec, *(f"{k}={v}" for k, v in self.settings)])
 
     @property
     def label(self) -> str:

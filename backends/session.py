@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
+from backends.specs import distinct_names
 from backends.telemetry.process import ProcessSampler, sample_every
 from backends.telemetry.remote import remote_sampler
 
@@ -119,7 +120,11 @@ class Session:
         except Exception as exc:  # an engine bug must not take the other model down
             self.emit(i, Failed(f"{b.spec}: could not load ({type(exc).__name__}: {exc})."))
             return
-        same = sum(1 for j in range(i) if self.backends[j].spec == b.spec)
+        specs = [x.full_spec for x in self.backends]
+        differs = distinct_names(specs)[i]
+        if differs:  # one file with other settings: named by what differs (gemma3-270m kv=q8_0)
+            loaded.info.name = f"{loaded.info.name} {differs}"
+        same = sum(1 for j in range(i) if specs[j] == specs[i])
         if same:  # the same model twice: two rows, two titles, told apart
             loaded.info.name = f"{loaded.info.name} #{same + 1}"
         self.loaded[i] = loaded

@@ -6,14 +6,23 @@ import argparse
 import os
 
 from backends.base import BackendError
-from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
+from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, check_settings, public_spec, split_settings, twin_file
 
+MAX_PANES = 2
+"""Models the TUI shows at once (a 2x2 grid at 160x45)."""
+MAX_BENCH = 8
+"""Models ``abtop bench`` runs at once (a column each in its tables and verdict)."""
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 
 
 def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     """Options shared by the TUI and ``bench``, so both drive the engine the same way."""
-    p.add_argument("models", nargs="*", metavar="MODEL", help=f"two models (default: {' '.join(DEFAULT_PAIR)})")
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=f"up to {MAX_BENCH if bench else MAX_PANES} models, each SPEC[,key=value...] (default: {' '.join(DEFAULT_PAIR)})",
+    )
     p.add_argument("--pair", metavar="NAME", default=None, help="the two models of [pairs.NAME] in the config file (abtop config)")
     p.add_argument("-p", "--prompt", default=None, help="the prompt both models get")
     p.add_argument(
@@ -86,7 +95,7 @@ def default_prompt(args: argparse.Namespace) -> str:
     return getattr(args, "config_prompt", None) or DEFAULT_PROMPT
 
 
-def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str | None:
+def check_run_options(args: argparse.Namespace, *, max_models: int = MAX_PANES) -> str | None:
     """The sentence that says what is wrong with the run options, or None when they are usable.
 
     Checked before anything loads, so a typo costs nothing: the TUI and ``bench`` share it.
@@ -95,7 +104,16 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str |
 
     n_cpus = len(available_cpus())
     if len(args.models) > max_models:
-        return f"abtop: at most two models can be compared at once; {len(args.models)} were given ({', '.join(args.models)})."
+        where = "abtop bench takes" if max_models >= MAX_BENCH else f"the TUI shows {max_models} panes at most; bench takes"
+        return (
+            f"abtop: {len(args.models)} models were given ({', '.join(public_spec(m) for m in args.models)}); "
+            f"{where} up to {MAX_BENCH}."
+        )
+    for spec in args.models:
+        try:
+            check_settings(spec)
+        except BackendError as exc:
+            return f"abtop: {exc}"
     for option in ("record", "json", "csv", "md"):  # a typo in a path must not cost a whole bench
         path = getattr(args, option, None)
         if path:
@@ -141,7 +159,7 @@ def write_twins(specs: list[str]) -> str | None:
     from backends import twin_is_current
     from tui.text.progress import written_with_bar
 
-    for spec in specs:
+    for spec in (split_settings(s)[0] for s in specs):  # a twin's settings are the engine's, not the file's
         if not spec.startswith(TWIN_PREFIX):
             continue
         try:

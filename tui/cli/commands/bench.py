@@ -26,8 +26,13 @@ examples:
   abtop bench A.gguf B.gguf -p "Write a haiku" -n 128 --runs 3 --json out.json
   abtop bench smollm2-135m gemma3-270m --mode race --csv runs.csv --md table.md
   abtop bench my-model.gguf -n 256 --runs 5         one model alone: a sanity check on new hardware
+  abtop bench twin:gemma-4-e2b twin:qwen2.5-3b twin:olmoe-1b-7b --working-set   up to 8 models
+  abtop bench gemma3-270m gemma3-270m,kv=q8_0,ctx=8192   one model two ways (settings below)
   abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
   abtop bench --score --votes abtop-results/battles.jsonl --md verdict.md   speed, bpb and votes: the verdict
+
+per-model settings: SPEC,key=value[,key=value...] (the global flags stay the defaults):
+{settings}
 
 exit codes: 0 done; 1 a model failed after it started streaming, or an export could not be
 written (the others and the table are still written); 2 bad input (a model that cannot be
@@ -37,12 +42,13 @@ loaded or fails before its first token), with one sentence on stderr.
 
 def register(sub: argparse._SubParsersAction) -> None:
     from tui.cli.options import add_run_options
+    from tui.cli.parser import settings_help
 
     p = sub.add_parser(
         "bench",
         help="run both models headless and export the figures",
         description="Run two models on the same prompt, headless: progress on stderr, a Markdown table on stdout.",
-        epilog=EPILOG,
+        epilog=EPILOG.format(settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_options(p, bench=True)
@@ -403,10 +409,10 @@ async def _bench(args, specs: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.cli.options import check_run_options, default_prompt, prompt_list, write_twins
+    from tui.cli.options import MAX_BENCH, check_run_options, default_prompt, prompt_list, write_twins
 
     specs = list(args.models) or list(DEFAULT_PAIR)
-    problem = check_run_options(args) or depth_problem(args.depth, args.ctx, args.max_tokens)
+    problem = check_run_options(args, max_models=MAX_BENCH) or depth_problem(args.depth, args.ctx, args.max_tokens)
     if problem:
         say(problem)
         return 2
