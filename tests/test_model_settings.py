@@ -90,3 +90,48 @@ def test_bench_carries_each_models_settings_to_its_engine(tmp_path):
     assert "| question | gemma3-270m | gemma3-270m kv=q8_0 ngl=4 n-cpu-moe=2 |" in md  # the verdict's columns
     rows = list(csv.DictReader(io.StringIO(runs.read_text())))
     assert [r["settings"] for r in rows] == ["", "kv=q8_0 ngl=4 n-cpu-moe=2"]
+
+
+def _sweep(models, sweep):
+    import argparse
+
+    from tui.cli.options import expand_sweep
+
+    args = argparse.Namespace(models=list(models), sweep=sweep)
+    return expand_sweep(args), args.models
+
+
+def test_sweep_makes_a_model_per_value_keeping_the_specs_own_settings():
+    assert _sweep(["twin:gemma-4-e2b"], "lazy-ple=on,off") == (None, ["twin:gemma-4-e2b,lazy-ple=on", "twin:gemma-4-e2b,lazy-ple=off"])
+    assert _sweep(["g,ctx=4096"], "KV=f16,q8_0")[1] == ["g,ctx=4096,kv=f16", "g,ctx=4096,kv=q8_0"]
+
+
+@pytest.mark.parametrize(
+    "models, sweep, words",
+    [
+        (["a", "b"], "kv=f16,q8_0", "give exactly one (got 2)"),
+        (["a"], "kv=f16", "two values or more"),
+        (["a"], "kvv=f16,q8_0", "unknown setting 'kvv'"),
+        (["a"], "kv=f16,q5", "kv='q5'"),
+        (["a,kv-k=q8_0"], "kv=f16,q8_0", "sets it already"),
+        (["a"], "kv=f16,F16", "all the same"),
+        (["openai:m@http://127.0.0.1:9/v1"], "ctx=512,1024", "server's model"),
+    ],
+)
+def test_a_sweep_that_cannot_be_is_one_sentence(models, sweep, words):
+    problem, _ = _sweep(models, sweep)
+    assert problem is not None and words in problem and "\n" not in problem
+
+
+def test_bench_sweep_gives_a_column_per_value(tmp_path):
+    out = tmp_path / "out.json"
+    p = subprocess.run(
+        [*ABTOP, "bench", "smollm2-135m", "--sweep", "repack=on,off", "-p", "Hi", "-n", "2", "--warmup", "0",
+         "--ctx", "512", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    models = json.loads(out.read_text())["models"]
+    assert [m["info"]["name"] for m in models] == ["smollm2-135m repack=on", "smollm2-135m repack=off"]
+    assert [m["repack"] for m in models] == [True, False]
+    assert "| question | smollm2-135m repack=on | smollm2-135m repack=off |" in p.stdout

@@ -6,7 +6,16 @@ import argparse
 import os
 
 from backends.base import BackendError
-from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, check_settings, public_spec, split_settings, twin_file
+from backends.specs import (
+    DEFAULT_PAIR,
+    SERVER_PREFIXES,
+    TWIN_PREFIX,
+    check_setting,
+    check_settings,
+    public_spec,
+    split_settings,
+    twin_file,
+)
 
 MAX_PANES = 2
 """Models the TUI shows at once (a 2x2 grid at 160x45)."""
@@ -63,6 +72,13 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
         help="llama.cpp's copy of quantised weights into CPU_REPACK buffers (default: the engine's, on)",
     )
     p.add_argument(
+        "--sweep",
+        metavar="KEY=V1,V2[,..]",
+        default=None,
+        help="one model, a column per value of one of its settings (as llama-bench's comma lists), "
+        "e.g. --sweep lazy-ple=on,off or --sweep kv=f16,q8_0,q4_0",
+    )
+    p.add_argument(
         "--flash-attn",
         choices=("on", "off", "auto"),
         default="auto",
@@ -95,6 +111,36 @@ def default_prompt(args: argparse.Namespace) -> str:
     return getattr(args, "config_prompt", None) or DEFAULT_PROMPT
 
 
+def expand_sweep(args: argparse.Namespace) -> str | None:
+    """``--sweep KEY=V1,V2``: the one model becomes a model per value (``SPEC,KEY=V``), in
+    ``args.models``; the sentence when that cannot be. Checked before anything loads."""
+    sweep = getattr(args, "sweep", None)
+    if not sweep:
+        return None
+    key, sep, values = sweep.partition("=")
+    vals = [v for v in values.split(",") if v.strip()]
+    if not sep or not key.strip() or len(vals) < 2:
+        return f"abtop: --sweep {sweep}: write KEY=V1,V2[,..] with two values or more, e.g. --sweep kv=f16,q8_0."
+    if len(args.models) != 1:
+        return f"abtop: --sweep varies one model; give exactly one (got {len(args.models)})."
+    spec = args.models[0]
+    try:
+        base, settings = check_settings(spec)
+        pairs = [check_setting(key, v, "--sweep") for v in vals]
+    except BackendError as exc:
+        return f"abtop: {exc}"
+    if base.startswith(SERVER_PREFIXES):
+        return f"abtop: --sweep {pairs[0][0]}: {public_spec(spec)} is a server's model; its settings are the server's to set."
+    k = pairs[0][0]
+    if k == "kv" and any(s in ("kv-k", "kv-v") for s, _ in settings) or any(s == k for s, _ in settings):
+        return f"abtop: --sweep {k}: {spec} sets it already; drop it there or sweep another key."
+    own = ",".join(f"{s}={v}" for s, v in settings)
+    args.models = [",".join(filter(None, [base, own, f"{k}={v}"])) for v in dict.fromkeys(v for _, v in pairs)]
+    if len(args.models) < 2:
+        return f"abtop: --sweep {sweep}: the values are all the same; give two different ones."
+    return None
+
+
 def check_run_options(args: argparse.Namespace, *, max_models: int = MAX_PANES) -> str | None:
     """The sentence that says what is wrong with the run options, or None when they are usable.
 
@@ -103,6 +149,9 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = MAX_PANES) 
     from backends.session import available_cpus  # psutil: only when checking
 
     n_cpus = len(available_cpus())
+    problem = expand_sweep(args)
+    if problem:
+        return problem
     if len(args.models) > max_models:
         where = "abtop bench takes" if max_models >= MAX_BENCH else f"the TUI shows {max_models} panes at most; bench takes"
         return (

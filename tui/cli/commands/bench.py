@@ -411,11 +411,11 @@ async def _bench(args, specs: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     from tui.cli.options import MAX_BENCH, check_run_options, default_prompt, prompt_list, write_twins
 
-    specs = list(args.models) or list(DEFAULT_PAIR)
     problem = check_run_options(args, max_models=MAX_BENCH) or depth_problem(args.depth, args.ctx, args.max_tokens)
     if problem:
         say(problem)
         return 2
+    specs = list(args.models) or list(DEFAULT_PAIR)  # after the check: --sweep has made its models
     args.prompt_list = prompt_list(args)
     if args.score:
         from tui.cli.commands.score import read_text
