@@ -8,8 +8,8 @@ Modes (see ``placements``):
 
 - ``race``: all models at once; the cores are split between the local ones (threads and
   affinity), so each gets its share and neither collapses.
-- ``alternate``: one model at a time with all cores, A then B, run after run; the waiting pane
-  gets a ``Note``. The uncontended figure a person should quote.
+- ``alternate``: one model at a time with all cores, A then B, then B then A (each run another
+  model goes first), run after run; the waiting pane gets a ``Note``. The uncontended figure a person should quote.
 """
 
 from __future__ import annotations
@@ -41,18 +41,31 @@ def placements(mode: str, local: list[bool], threads: int | None = None) -> list
     n_local = sum(local)
     out: list[Placement] = []
     if mode == "race" and n_local > 1 and len(cpus) >= n_local:
-        size = len(cpus) // n_local
-        i = 0
+        size, extra = divmod(len(cpus), n_local)  # 3 models on 4 cores: 2, 1, 1
+        start = i = 0
         for is_local in local:
             if not is_local:
                 out.append(Placement())
                 continue
-            part = tuple(cpus[i * size : (i + 1) * size])
+            part = tuple(cpus[start : start + size + (i < extra)])
+            start += len(part)
             i += 1
             out.append(Placement(threads=threads or len(part), cpus=part))
         return out
-    # alternate, or a single local model, or fewer cores than models: all cores each
+    # alternate, or a single local model, or more local models than cores (race shares them: see
+    # ``race_shares_cores``): all cores each
     return [Placement(threads=threads or len(cpus), cpus=tuple(cpus)) if loc else Placement() for loc in local]
+
+
+def race_shares_cores(local: list[bool]) -> str | None:
+    """The sentence when race mode cannot give each local model cores of its own, else None."""
+    n_local, n_cpus = sum(local), len(available_cpus())
+    if n_local <= n_cpus:
+        return None
+    return (
+        f"race mode: {n_local} local models on {n_cpus} cores share them (no core of their own), so each "
+        "one's speed depends on the others'; alternate mode (one at a time, all cores) is the fair figure."
+    )
 
 
 @dataclass
@@ -223,7 +236,9 @@ class Session:
                 if plan.mode == "race":
                     await asyncio.gather(*(self._stream(i, plan, run, warm) for i in self._runnable()))
                 else:
-                    for i in self._runnable():
+                    order = self._runnable()
+                    shift = k % len(order)  # each run another model goes first: none always has the cold box
+                    for i in order[shift:] + order[:shift]:
                         if self._cancelled:
                             break
                         waiting.discard(i)

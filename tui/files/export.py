@@ -270,6 +270,7 @@ def markdown(doc: dict) -> str:
         f"\n{p['runs']} run(s) after {p.get('warmup', 0)} warm-up, {p['max_tokens']} max tokens, "
         f"temperature {p['temperature']}, seed {p['seed']}. Host: {cpu}, "
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
+        + (f"\n\n{escape_controls(p['race_note'][:1].upper() + p['race_note'][1:])}" if p.get("race_note") else "")
     )
     out = head + "\n".join(rows) + "\n" + foot + "\n"
     cols = verdict.columns(bench=doc, votes=doc.get("votes"))

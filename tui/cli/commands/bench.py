@@ -13,7 +13,7 @@ from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Note, Started, Token
 from backends.events import Progress as Fetching
-from backends.session import RunPlan, Session
+from backends.session import RunPlan, Session, race_shares_cores
 from backends.specs import DEFAULT_PAIR, public_spec
 from backends.stats import RunCollector, Runs
 from tui.cli.options import backend_options
@@ -205,6 +205,8 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
 def _params(args, params: GenParams) -> dict:
     out = export.run_params(args.prompt, params, runs=args.runs, warmup=args.warmup, mode=args.mode, n_ctx=args.ctx)
     out["depths"] = list(args.depth)
+    if getattr(args, "race_note", None):
+        out["race_note"] = args.race_note
     if args.prompts:
         out["prompts"] = [{"id": p.id, "prompt": p.text} for p in args.prompt_list]
     return out
@@ -243,6 +245,10 @@ def _make_backends(args, specs: list[str]) -> list[Backend]:
         if b.can_pull:  # a model the server lacks: pulled only when asked for
             b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
         backends.append(b)
+    shared = race_shares_cores([b.local_process for b in backends]) if args.mode == "race" else None
+    if shared:  # said before the runs, and kept in the table's foot
+        say(f"abtop: {shared}")
+        args.race_note = shared
     return backends
 
 
