@@ -17,7 +17,7 @@ from backends.specs import (
     twin_file,
 )
 
-MAX_PANES = 2
+MAX_PANES = 4
 """Models the TUI shows at once (a 2x2 grid at 160x45)."""
 MAX_BENCH = 8
 """Models ``abtop bench`` runs at once (a column each in its tables and verdict)."""

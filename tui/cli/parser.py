@@ -74,7 +74,8 @@ def version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="abtop",
-        description="Two LLMs side by side on the same prompt: live tokens/s, latency, CPU, GPU and memory per model.",
+        description="Two to four LLMs side by side on the same prompt: live tokens/s, latency, CPU, GPU and memory "
+        "per model.",
         epilog=EPILOG.format(aliases=", ".join(BUNDLED), commands=", ".join(COMMANDS), settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
