@@ -107,6 +107,10 @@ class Backend(abc.ABC):
     async def place(self, placement: Placement) -> None:  # noqa: B027 - optional capability
         """Move the engine onto ``placement``; engines we do not own ignore it."""
 
+    async def share_pages(self, release: bool) -> None:  # noqa: B027 - optional capability
+        """``release``: drop this process's mapping of its weights file (another process maps the
+        same file for a working-set probe); False: read it back in. Engines without one ignore it."""
+
     def kill_now(self) -> None:  # noqa: B027 - optional capability
         """Kill the engine's own process at once, synchronously; engines that own none do nothing."""
 

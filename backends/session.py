@@ -249,18 +249,36 @@ class Session:
                         await self._stream(i, plan, run, warm)
             if plan.working_set:  # alone, after the speed runs: it starts from evicted pages
                 probe = dataclasses.replace(plan, params=dataclasses.replace(plan.params, working_set=True))
-                for i in self._runnable():
-                    if self._cancelled:
-                        break
-                    for j in self._runnable():
-                        if j != i:
-                            self.emit(j, Note(f"waiting: {self._name(i)} runs its working-set probe alone"))
-                            waiting.add(j)
-                    await self._stream(i, probe, plan.runs, False)
+                released: set[int] = set()
+                try:
+                    for i in self._runnable():
+                        if self._cancelled:
+                            break
+                        for j in self._runnable():
+                            if j != i:
+                                self.emit(j, Note(f"waiting: {self._name(i)} runs its working-set probe alone"))
+                                waiting.add(j)
+                        # one file in several columns (a sweep): a page another worker maps cannot be
+                        # evicted, so the others drop their mapping's pages for this probe
+                        for j in self._same_file(i):
+                            await self.backends[j].share_pages(release=True)
+                            released.add(j)
+                        await self._stream(i, probe, plan.runs, False)
+                finally:
+                    for j in sorted(released):  # their next runs are not cold
+                        if self.alive[j]:
+                            await self.backends[j].share_pages(release=False)
         finally:
             self._running = False
             for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
                 self.emit(i, Note(""))
+
+    def _same_file(self, i: int) -> list[int]:
+        """The other live models whose worker maps model ``i``'s weights file."""
+        path = self.loaded[i].weights_path if self.loaded[i] else None
+        return [
+            j for j in self._live() if j != i and path and self.loaded[j] and self.loaded[j].weights_path == path
+        ]
 
     def _live(self) -> list[int]:
         return [i for i, ok in enumerate(self.alive) if ok]

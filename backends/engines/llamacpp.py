@@ -295,6 +295,13 @@ class LlamaCppBackend(Backend):
                 self.loaded.threads = msg["threads"]
                 self.loaded.cpus = list(placement.cpus) if placement.cpus else None
 
+    async def share_pages(self, release: bool) -> None:
+        if self.loaded is None:
+            return
+        cmd_id = self._command("pages", release=release)
+        if cmd_id is not None:
+            await self._reply(cmd_id, default_stall_timeout())  # a hung worker does not hold us
+
     async def stream(self, prompt: str, params: GenParams) -> AsyncIterator[Event]:
         if self.loaded is None:
             yield Failed(f"{self.label}: not ready (load it first).")

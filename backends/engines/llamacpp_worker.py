@@ -609,6 +609,19 @@ def main() -> None:
                 repacked_tensors=len(model.repacked),
                 synthetic=model.synthetic,
             )
+        elif kind == "pages" and model is not None:  # another worker probes the same file
+            try:
+                from backends.card.workingset import Probe
+
+                probe = Probe(model.path, model.repacked, model.lazy)
+                if cmd.get("release"):
+                    probe.release()
+                else:
+                    probe.restore()
+            except Exception as exc:  # never fatal: the probe then says the pages stayed
+                emit("pages", id=cmd.get("id"), error=str(exc))
+                continue
+            emit("pages", id=cmd.get("id"))
         elif kind == "place" and model is not None:
             place(cmd.get("threads"), cmd.get("cpus"), model.llm)
             if cmd.get("threads"):
