@@ -80,6 +80,13 @@ class Backend(abc.ABC):
         self.pull = False
         self.missing = False
         self.pull_offer: str | None = None
+        self.settings: tuple[tuple[str, str], ...] = ()
+        """The spec's own settings (``SPEC,key=value``), as ``specs.split_settings`` gives them."""
+
+    @property
+    def full_spec(self) -> str:
+        """The spec as given, its own settings included (``gemma3-270m,kv=q8_0``)."""
+        return ",".join([self.spec, *(f"{k}={v}" for k, v in self.settings)])
 
     @property
     def label(self) -> str:
@@ -99,6 +106,10 @@ class Backend(abc.ABC):
 
     async def place(self, placement: Placement) -> None:  # noqa: B027 - optional capability
         """Move the engine onto ``placement``; engines we do not own ignore it."""
+
+    async def share_pages(self, release: bool) -> None:  # noqa: B027 - optional capability
+        """``release``: drop this process's mapping of its weights file (another process maps the
+        same file for a working-set probe); False: read it back in. Engines without one ignore it."""
 
     def kill_now(self) -> None:  # noqa: B027 - optional capability
         """Kill the engine's own process at once, synchronously; engines that own none do nothing."""

@@ -112,6 +112,11 @@ class Loaded:
     (the setting: auto/enabled/disabled) and ``flash_attn_on`` (what it resolved to), ``n_batch``,
     ``n_ubatch``, ``type_k``, ``type_v``, ``kv_layers``, ``kv_bytes_per_token``, ``kv_bytes``,
     ``swa_cells``, ``swa_full``, ``mmap``, ``mlock``; None for a server."""
+    settings: dict | None = None
+    """Every load setting the engine took, whether the spec's own or a default, by the spec keys
+    (``ctx``, ``threads``, ``flash-attn``, ``lazy-ple``, ``repack``, ``kv-k``, ``kv-v``, ``ngl``,
+    ``n-cpu-moe``, ``mmap``, ``mlock``), and ``gpu_offload``: whether this build can offload at
+    all (without it ``ngl``/``n-cpu-moe`` are recorded, all layers stay on the CPU); None: a server."""
 
 
 @dataclass(slots=True)

@@ -8,8 +8,8 @@ Modes (see ``placements``):
 
 - ``race``: all models at once; the cores are split between the local ones (threads and
   affinity), so each gets its share and neither collapses.
-- ``alternate``: one model at a time with all cores, A then B, run after run; the waiting pane
-  gets a ``Note``. The uncontended figure a person should quote.
+- ``alternate``: one model at a time with all cores, A then B, then B then A (each run another
+  model goes first), run after run; the waiting pane gets a ``Note``. The uncontended figure a person should quote.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
+from backends.specs import distinct_names
 from backends.telemetry.process import ProcessSampler, sample_every
 from backends.telemetry.remote import remote_sampler
 
@@ -40,18 +41,31 @@ def placements(mode: str, local: list[bool], threads: int | None = None) -> list
     n_local = sum(local)
     out: list[Placement] = []
     if mode == "race" and n_local > 1 and len(cpus) >= n_local:
-        size = len(cpus) // n_local
-        i = 0
+        size, extra = divmod(len(cpus), n_local)  # 3 models on 4 cores: 2, 1, 1
+        start = i = 0
         for is_local in local:
             if not is_local:
                 out.append(Placement())
                 continue
-            part = tuple(cpus[i * size : (i + 1) * size])
+            part = tuple(cpus[start : start + size + (i < extra)])
+            start += len(part)
             i += 1
             out.append(Placement(threads=threads or len(part), cpus=part))
         return out
-    # alternate, or a single local model, or fewer cores than models: all cores each
+    # alternate, or a single local model, or more local models than cores (race shares them: see
+    # ``race_shares_cores``): all cores each
     return [Placement(threads=threads or len(cpus), cpus=tuple(cpus)) if loc else Placement() for loc in local]
+
+
+def race_shares_cores(local: list[bool]) -> str | None:
+    """The sentence when race mode cannot give each local model cores of its own, else None."""
+    n_local, n_cpus = sum(local), len(available_cpus())
+    if n_local <= n_cpus:
+        return None
+    return (
+        f"race mode: {n_local} local models on {n_cpus} cores share them (no core of their own), so each "
+        "one's speed depends on the others'; alternate mode (one at a time, all cores) is the fair figure."
+    )
 
 
 @dataclass
@@ -119,7 +133,11 @@ class Session:
         except Exception as exc:  # an engine bug must not take the other model down
             self.emit(i, Failed(f"{b.spec}: could not load ({type(exc).__name__}: {exc})."))
             return
-        same = sum(1 for j in range(i) if self.backends[j].spec == b.spec)
+        specs = [x.full_spec for x in self.backends]
+        differs = distinct_names(specs)[i]
+        if differs:  # one file with other settings: named by what differs (gemma3-270m kv=q8_0)
+            loaded.info.name = f"{loaded.info.name} {differs}"
+        same = sum(1 for j in range(i) if specs[j] == specs[i])
         if same:  # the same model twice: two rows, two titles, told apart
             loaded.info.name = f"{loaded.info.name} #{same + 1}"
         self.loaded[i] = loaded
@@ -228,7 +246,9 @@ class Session:
                 if plan.mode == "race":
                     await asyncio.gather(*(self._stream(i, plan, run, warm) for i in self._runnable()))
                 else:
-                    for i in self._runnable():
+                    order = self._runnable()
+                    shift = k % len(order)  # each run another model goes first: none always has the cold box
+                    for i in order[shift:] + order[:shift]:
                         if self._cancelled:
                             break
                         waiting.discard(i)
@@ -239,18 +259,36 @@ class Session:
                         await self._stream(i, plan, run, warm)
             if plan.working_set:  # alone, after the speed runs: it starts from evicted pages
                 probe = dataclasses.replace(plan, params=dataclasses.replace(plan.params, working_set=True))
-                for i in self._runnable():
-                    if self._cancelled:
-                        break
-                    for j in self._runnable():
-                        if j != i:
-                            self.emit(j, Note(f"waiting: {self._name(i)} runs its working-set probe alone"))
-                            waiting.add(j)
-                    await self._stream(i, probe, plan.runs, False)
+                released: set[int] = set()
+                try:
+                    for i in self._runnable():
+                        if self._cancelled:
+                            break
+                        for j in self._runnable():
+                            if j != i:
+                                self.emit(j, Note(f"waiting: {self._name(i)} runs its working-set probe alone"))
+                                waiting.add(j)
+                        # one file in several columns (a sweep): a page another worker maps cannot be
+                        # evicted, so the others drop their mapping's pages for this probe
+                        for j in self._same_file(i):
+                            await self.backends[j].share_pages(release=True)
+                            released.add(j)
+                        await self._stream(i, probe, plan.runs, False)
+                finally:
+                    for j in sorted(released):  # their next runs are not cold
+                        if self.alive[j]:
+                            await self.backends[j].share_pages(release=False)
         finally:
             self._running = False
             for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
                 self.emit(i, Note(""))
+
+    def _same_file(self, i: int) -> list[int]:
+        """The other live models whose worker maps model ``i``'s weights file."""
+        path = self.loaded[i].weights_path if self.loaded[i] else None
+        return [
+            j for j in self._live() if j != i and path and self.loaded[j] and self.loaded[j].weights_path == path
+        ]
 
     def _live(self) -> list[int]:
         return [i for i, ok in enumerate(self.alive) if ok]

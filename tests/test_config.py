@@ -25,6 +25,9 @@ results = "~/abtop-out"
 [pairs.tiny]
 a = "smollm2-135m"
 b = "gemma3-270m"
+
+[pairs.kv]
+models = ["gemma3-270m", "gemma3-270m,kv=q8_0", "smollm2-135m"]
 """
 
 
@@ -47,6 +50,7 @@ def test_defaults_sit_under_the_flags_and_a_pair_names_the_models(xdg, monkeypat
     assert (args.max_tokens, args.ctx, args.mode, args.interval) == (6, 512, "alternate", 0.5)
     assert args.results == "/home/someone/abtop-out" and args.config_prompt == "Name three colours."
     assert args.prompt is None  # a configured prompt is prefilled, not run at once
+    assert parse(["--pair", "kv"]).models == ["gemma3-270m", "gemma3-270m,kv=q8_0", "smollm2-135m"]
     args = parse(["-n", "64", "--mode", "race", "a.gguf"])
     assert (args.max_tokens, args.mode, args.models, args.pair) == (64, "race", ["a.gguf"], None)
 
@@ -69,8 +73,10 @@ def test_no_file_is_abtops_own_defaults(xdg, capsys):
         ("[defaults]\n\nctx = '4096'\n", "line 3: defaults.ctx must be a whole number, not str '4096'."),
         ("[defaults]\nmode = 'racing'\n", "line 2: defaults.mode must be \"race\" or \"alternate\", not 'racing'."),
         ("[defaults]\ninterval = true\n", "line 2: defaults.interval must be seconds, a number, not bool True."),
-        ("[pairs.edge]\na = 'x'\nc = 'y'\n", "line 3: pairs.edge.c is not a or b; a pair names two models, a and b."),
+        ("[pairs.edge]\na = 'x'\nc = 'y'\n", "line 3: pairs.edge.c is not a or b; a pair names two models, a and b (or all of them: models = [...])."),
         ("[pairs.edge]\na = 'x'\n", "line 1: pairs.edge.b must be a model spec in quotes."),
+        ("[pairs.edge]\nmodels = 'x'\n", "line 2: pairs.edge.models must be a list of model specs in quotes"),
+        ("[pairs.edge]\nmodels = ['x']\na = 'y'\n", "line 3: pairs.edge.a cannot sit beside models = [...], which names them all."),
         ("colour = 'blue'\n", "line 1: colour is not a setting abtop knows; the file has [defaults] and [pairs.NAME] tables."),
     ],
 )
@@ -86,7 +92,7 @@ def test_a_bad_file_is_one_sentence_with_file_line_and_key(xdg, capsys, text, sa
 def test_pair_mistakes(xdg, capsys):
     xdg.write_text(GOOD)
     assert main(["--pair", "edge"]) == 2
-    assert capsys.readouterr().err.strip() == f"abtop: --pair edge: no [pairs.edge] in {xdg} (it has: tiny)."
+    assert capsys.readouterr().err.strip() == f"abtop: --pair edge: no [pairs.edge] in {xdg} (it has: kv, tiny)."
     assert main(["bench", "--pair", "tiny", "a.gguf"]) == 2
     assert "give either --pair or models, not both" in capsys.readouterr().err
 

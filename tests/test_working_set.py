@@ -175,3 +175,14 @@ async def test_probe_works_across_the_holes_repacking_leaves_in_the_mapping(tiny
         )
     finally:
         await b.close()
+
+
+def test_a_sweep_of_one_file_probes_each_column(tiny_twins, tmp_path):
+    """Two workers map one file (a sweep): each probe finds its pages evicted, because the other
+    worker drops its own mapping's pages for it (a page another process maps stays in memory)."""
+    doc, table = _bench(tmp_path, str(tiny_twins["qwen2.5-3b"]), "--sweep", "kv=f16,q8_0", "-n", "8")
+    for m in doc["models"]:
+        _, probe = _split(m)
+        assert probe["working_set"] is not None, probe.get("working_set_note")
+        assert _pct(probe["working_set"], "attention") >= 0.9 and _pct(probe["working_set"], "ffn") >= 0.9
+    assert "could not evict" not in table

@@ -29,7 +29,7 @@ import numpy as np
 from backends.card.gguf import PLE_TENSOR, read_header
 
 GROUPS = ("token_embd", "ple", "experts", "output", "attention", "ffn", "other")
-MADV_RANDOM, MADV_NORMAL, MADV_WILLNEED, MADV_PAGEOUT = 1, 0, 3, 21
+MADV_RANDOM, MADV_NORMAL, MADV_WILLNEED, MADV_DONTNEED, MADV_PAGEOUT = 1, 0, 3, 4, 21
 EVICT_LEFT_MAX = 0.02
 """Eviction counts as done when at most this share of the file's pages stayed resident."""
 PAGE = mmap.PAGESIZE
@@ -181,6 +181,15 @@ class Probe:
                 "after a write, mapped by another process, or a file this user may not write)."
             )
         return None
+
+    def release(self) -> None:
+        """Unmap this process's pages of the file (``MADV_DONTNEED``: the mapping stays, the next
+        touch faults the page back from the file): ``MADV_PAGEOUT`` leaves a page that another
+        process maps, so a process probing the same file needs the others' mappings released
+        (``restore`` after)."""
+        if self.base is not None:
+            self._advise(self.lo, self.hi, MADV_RANDOM)
+            self._advise(self.lo, self.hi, MADV_DONTNEED)
 
     def touched_total(self, res: np.ndarray | None = None) -> int:
         res = self.resident() if res is None else res

@@ -57,8 +57,26 @@ class LlamaCppBackend(Backend):
         lazy_ple: str | None = None,
         repack: bool | None = None,
         flash_attn: str | None = None,
+        threads: int | None = None,
+        type_k: str | None = None,
+        type_v: str | None = None,
+        n_gpu_layers: int | None = None,
+        n_cpu_moe: int | None = None,
+        use_mmap: bool | None = None,
+        use_mlock: bool | None = None,
     ) -> None:
         super().__init__(spec)
+        self.threads = threads
+        """This model's own thread count (``SPEC,threads=N``): it wins over the session's placement."""
+        self.engine = {
+            "type_k": type_k,
+            "type_v": type_v,
+            "n_gpu_layers": n_gpu_layers,
+            "n_cpu_moe": n_cpu_moe,
+            "use_mmap": use_mmap,
+            "use_mlock": use_mlock,
+        }
+        """Per-model llama.cpp load options (None: the engine's default), passed to the worker."""
         self.path = str(path or "")
         self.fetch = fetch
         """``(report, meter) -> Path``, run in a thread before each load: the file comes from
@@ -106,13 +124,13 @@ class LlamaCppBackend(Backend):
         elif not self.spec.startswith(TWIN_PREFIX):  # a path, or the file an hf: spec chose: by its name
             stem = re.sub(r"-\d{5}-of-\d{5}$", "", Path(self.path).stem)  # a split: the model, not its part
             info.name, info.gguf_name = stem, info.name
-        threads = self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
+        threads = self.threads or self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         w = self.worker
         await w.spawn()
         cmd_id = w.command(
             "load", path=self.path, n_ctx=self.n_ctx, threads=threads, cpus=cpus, lazy_ple=self.lazy_ple, repack=self.repack,
-            flash_attn=self.flash_attn,
+            flash_attn=self.flash_attn, **self.engine,
         )
         msg = None if cmd_id is None else await w.reply(cmd_id)
         if msg is None or msg.get("ev") != "loaded":
@@ -137,6 +155,7 @@ class LlamaCppBackend(Backend):
             lazy_ple=msg.get("lazy_ple"),
             repack=msg.get("repack"),
             context=msg.get("context"),
+            settings=msg.get("settings"),
         )
         self.lazy_tensors = msg.get("lazy_tensors") or []
         """Tensors llama.cpp reads on demand (its load log), e.g. a PLE table with ``--lazy-ple on``."""
@@ -183,12 +202,19 @@ class LlamaCppBackend(Backend):
         self.placement = placement
         if self.loaded is None:
             return
-        cmd_id = self.worker.command("place", threads=placement.threads, cpus=list(placement.cpus or ()) or None)
+        cmd_id = self.worker.command("place", threads=self.threads or placement.threads, cpus=list(placement.cpus or ()) or None)
         if cmd_id is not None:
             msg = await self.worker.reply(cmd_id, default_stall_timeout())  # a hung worker does not hold us
             if msg is not None and msg.get("ev") == "placed":
                 self.loaded.threads = msg["threads"]
                 self.loaded.cpus = list(placement.cpus) if placement.cpus else None
+
+    async def share_pages(self, release: bool) -> None:
+        if self.loaded is None:
+            return
+        cmd_id = self.worker.command("pages", release=release)
+        if cmd_id is not None:
+            await self.worker.reply(cmd_id, default_stall_timeout())  # a hung worker does not hold us
 
     async def stream(self, prompt: str, params: GenParams) -> AsyncIterator[Event]:
         if self.loaded is None:

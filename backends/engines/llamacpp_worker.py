@@ -161,6 +161,32 @@ def context_params(**fields):
         lcc.llama_init_from_model = orig
 
 
+KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}
+"""ggml's type ids for the KV cache types llama.cpp's -ctk/-ctv take here (``GGML_TYPE_*``)."""
+EXPS_PATTERN = r"blk\.{}\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+"""The tensors llama.cpp's ``--n-cpu-moe N`` keeps on the CPU, for each of the first N layers."""
+
+
+class _Override(ctypes.Structure):
+    """llama.cpp's ``llama_model_tensor_buft_override`` {pattern, buft}."""
+
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def cpu_moe_overrides(n: int):
+    """The NULL-terminated override array that keeps the experts of layers 0..n-1 in CPU buffers,
+    as ``--n-cpu-moe`` builds it (``ggml_backend_cpu_buffer_type`` from ggml-base)."""
+    import llama_cpp
+
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so"))
+    lib.ggml_backend_cpu_buffer_type.restype = ctypes.c_void_p
+    buft = lib.ggml_backend_cpu_buffer_type()
+    arr = (_Override * (n + 1))()
+    for i in range(n):
+        arr[i].pattern, arr[i].buft = EXPS_PATTERN.format(i).encode(), buft
+    return arr
+
+
 class Model:
     """One GGUF loaded by llama.cpp: its context, vocabulary and the steps of a run."""
 
@@ -173,6 +199,12 @@ class Model:
         lazy_ple: str | None = None,
         repack: bool | None = None,
         flash_attn: str | None = None,
+        type_k: str | None = None,
+        type_v: str | None = None,
+        n_gpu_layers: int | None = None,
+        n_cpu_moe: int | None = None,
+        use_mmap: bool | None = None,
+        use_mlock: bool | None = None,
     ) -> None:
         import llama_cpp
 
@@ -181,23 +213,48 @@ class Model:
         self.threads = threads
         place(None, cpus)  # before load, so every thread llama.cpp creates inherits the affinity
         t0 = time.monotonic()
-        log = self._load_llama(n_ctx, lazy_ple, repack, flash_attn)
+        log = self._load_llama(n_ctx, lazy_ple, repack, flash_attn, type_k, type_v, n_gpu_layers, n_cpu_moe, use_mmap, use_mlock)
         self._read_load_log(log)
         self.load_s = time.monotonic() - t0
         self._read_vocab()
+        self.settings = {
+            "ctx": self.n_ctx,
+            "flash-attn": flash_attn or "auto",
+            "lazy-ple": self.lazy_ple,
+            "repack": "on" if self.repack else "off",
+            "kv-k": type_k or "f16",
+            "kv-v": type_v or "f16",
+            "ngl": self._ngl,
+            "n-cpu-moe": n_cpu_moe or 0,
+            "mmap": "off" if use_mmap is False else "on",
+            "mlock": "on" if use_mlock else "off",
+            "gpu_offload": self._gpu,
+        }
+        """The load settings as the engine took them (the ``Loaded`` event's ``settings``)."""
         self._set_up_abort()
         self._warm_up()
         self.load_s = time.monotonic() - t0
 
-    def _load_llama(self, n_ctx: int, lazy_ple: str | None, repack: bool | None, flash_attn: str | None) -> list[str]:
+    def _load_llama(self, n_ctx: int, lazy_ple: str | None, repack: bool | None, flash_attn: str | None,
+                    type_k: str | None, type_v: str | None, n_gpu_layers: int | None, n_cpu_moe: int | None,
+                    use_mmap: bool | None, use_mlock: bool | None) -> list[str]:  # fmt: skip
         """``self.llm``, built with llama.cpp's own tools' settings where ``Llama()`` differs;
         llama.cpp's load log, captured (what it built is read from it)."""
         from backends.engines.llamalog import Capture
 
         fa = FLASH_ATTN[flash_attn or "auto"]
+        ngl = self._ngl = int(os.environ.get("ABTOP_GPU_LAYERS", "-1")) if n_gpu_layers is None else n_gpu_layers
+        gpu = self._gpu = bool(self.lc.llama_supports_gpu_offload())
+        # Without a GPU every layer is on the CPU whatever ngl says; an override to the CPU's plain
+        # buffers would only stop the experts' repacking, so it is set where there is a GPU alone.
+        self._overrides = cpu_moe_overrides(n_cpu_moe) if gpu and n_cpu_moe else None
         with (
             Capture() as log,
-            model_params(lazy_mode=LAZY_MODES.get(lazy_ple or ""), use_extra_bufts=repack),
+            model_params(
+                lazy_mode=LAZY_MODES.get(lazy_ple or ""),
+                use_extra_bufts=repack,
+                tensor_buft_overrides=ctypes.addressof(self._overrides) if self._overrides is not None else None,
+            ),
             # swa_full off as in llama.cpp's own tools (common_params, llama-bench): a sliding-window
             # model's window cache holds the window plus a ubatch, not the whole context (Llama()
             # leaves llama_context_default_params' full size: gemma3-270m's 30 MiB at 2048 vs 15 MiB)
@@ -210,7 +267,11 @@ class Model:
                 n_ubatch=N_UBATCH,
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
-                n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")),
+                n_gpu_layers=ngl,
+                use_mmap=True if use_mmap is None else use_mmap,
+                use_mlock=bool(use_mlock),
+                type_k=KV_TYPES[type_k] if type_k else None,
+                type_v=KV_TYPES[type_v] if type_v else None,
                 verbose=True,
             )
         return log.lines
@@ -570,6 +631,7 @@ def main() -> None:
                     cmd.get("lazy_ple"),
                     cmd.get("repack"),
                     cmd.get("flash_attn"),
+                    **{k: cmd.get(k) for k in ("type_k", "type_v", "n_gpu_layers", "n_cpu_moe", "use_mmap", "use_mlock")},
                 )
             except Exception as exc:  # llama.cpp says only "Failed to load model from file"
                 emit("error", id=cmd.get("id"), reason=f"llama.cpp could not load the model ({exc}).")
@@ -585,12 +647,26 @@ def main() -> None:
                 pid=os.getpid(),
                 buffers=model.buffers,
                 context=model.context,
+                settings=dict(model.settings, threads=model.threads),
                 lazy_ple=model.lazy_ple,
                 repack=model.repack,
                 lazy_tensors=sorted(model.lazy),
                 repacked_tensors=len(model.repacked),
                 synthetic=model.synthetic,
             )
+        elif kind == "pages" and model is not None:  # another worker probes the same file
+            try:
+                from backends.card.workingset import Probe
+
+                probe = Probe(model.path, model.repacked, model.lazy)
+                if cmd.get("release"):
+                    probe.release()
+                else:
+                    probe.restore()
+            except Exception as exc:  # never fatal: the probe then says the pages stayed
+                emit("pages", id=cmd.get("id"), error=str(exc))
+                continue
+            emit("pages", id=cmd.get("id"))
         elif kind == "place" and model is not None:
             place(cmd.get("threads"), cmd.get("cpus"), model.llm)
             if cmd.get("threads"):

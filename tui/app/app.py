@@ -1,4 +1,7 @@
-"""The abtop Textual app: two panes streaming the same prompt, a prompt bar, live metrics."""
+"""The abtop Textual app: two to four panes streaming the same prompt, a prompt bar, live metrics.
+
+Two panes sit side by side (stacked below ``NARROW`` columns); three or four make a 2x2 grid, and
+stack, compact, on a narrow screen; ``z`` zooms one."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from textual.widgets import Input, Static
 from backends import LOG_NAME, catalog, mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
 from backends.events import Event, Failed
-from backends.session import RunPlan, Session
+from backends.session import RunPlan, Session, race_shares_cores
 from backends.specs import DEFAULT_PAIR
 from tui.app import gcpolicy
 from tui.app.blind import BlindVotes, Suite
@@ -212,7 +215,9 @@ class ABTopApp(App):
 
     def _layout(self, width: int) -> None:
         narrow = width < NARROW
-        self.query_one("#panes").set_class(narrow, "-stacked")
+        panes = self.query_one("#panes")
+        panes.set_class(narrow, "-stacked")
+        panes.set_class(not narrow and len(self.specs) > 2, "-grid")  # 3 or 4: two by two
         self.query_one(HostBar).set_compact(narrow)
 
     @property
@@ -286,6 +291,7 @@ class ABTopApp(App):
         await self.session.load()
         await self._probe_bandwidth()  # now: the loads are over and no run has started
         self._show_mode(self.mode)
+        self._say_shared_cores()
         self.models_loaded.set()
         if self.autostart:
             self.action_run()
@@ -496,10 +502,20 @@ class ABTopApp(App):
                 await self.session.set_mode(mode)
             if self.mode == mode:
                 self._show_mode(mode)
+                self._say_shared_cores()
 
     def _show_mode(self, mode: str) -> None:
         for pane in self.panes:
             pane.show_mode(mode)
+
+    def _say_shared_cores(self) -> None:
+        """Race mode with more local models than cores: say what its figures mean (after the load
+        and on m)."""
+        session = self.session
+        if self.mode == "race" and session is not None:
+            shared = race_shares_cores([b.local_process and ok for b, ok in zip(session.backends, session.alive, strict=True)])
+            if shared:
+                self.notify(shared[:1].upper() + shared[1:] + " m switches.", severity="warning", timeout=12)
 
     def export_params(self, runs: int | None = None) -> dict:
         """The ``params`` of an export or a recording: prompt, sampling, mode, runs."""
@@ -577,7 +593,7 @@ def app_for(args: argparse.Namespace) -> ABTopApp:
 
     specs = list(args.models) or list(DEFAULT_PAIR)
     return ABTopApp(
-        specs[:2],
+        specs,
         args.prompt or (prompt_list(args)[0].text if args.prompts else default_prompt(args)),
         GenParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed),
         mode=args.mode,

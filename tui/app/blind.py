@@ -2,7 +2,8 @@
 
 Two controllers the app owns (``app.blind``, ``app.suite``; they use the app through
 ``AppSurface``). In blind mode each run draws at random which model sits on side A (the
-left or top pane) and which on B, and the panes hide whatever names a model — title, header
+left or top pane) and which on B (with three or four panes: which two of them are A and B, the
+others C and D, as LMArena draws two per vote), and the panes hide whatever names a model — title, header
 (arch, size, quant), card — until the vote; the figures stay. Once both have finished, ``1`` (A
 better), ``2`` (B better), ``=`` (tie) or ``x`` (both bad) appends one line to
 ``abtop-results/battles.jsonl`` (fsync'd before the names are shown: a kill after the vote loses
@@ -45,15 +46,19 @@ class BlindVotes:
     def before_run(self, prompt: str, prompt_id: str | None) -> None:
         """Called as a run starts: in blind mode, draw the sides and hide the names."""
         panes = self.app.panes
-        if not self.on or len(panes) != 2:
+        if not self.on or len(panes) < 2:
             self.battle = None
             return
-        self.sides = [1, 0] if self.rng.random() < 0.5 else [0, 1]
-        container = self.app.query_one("#panes")
-        a, b = (panes[s] for s in self.sides)
-        container.move_child(a, before=b)
-        for label, slot in zip("AB", self.sides, strict=True):
-            panes[slot].set_blind(label)
+        if len(panes) == 2:  # A is the left (or top) pane
+            self.sides = [1, 0] if self.rng.random() < 0.5 else [0, 1]
+            container = self.app.query_one("#panes")
+            a, b = (panes[s] for s in self.sides)
+            container.move_child(a, before=b)
+        else:  # more than two: each vote is between two drawn at random (LMArena's way); the panes stay
+            self.sides = self.rng.sample(range(len(panes)), 2)
+        others = [i for i in range(len(panes)) if i not in self.sides]
+        for label, slot in zip("ABCD", self.sides + others, strict=False):
+            panes[slot].set_blind(label)  # the others' names are hidden too: none is told by elimination
         self.battle = {"prompt": prompt, "prompt_id": prompt_id, "sides": list(self.sides)}
         self.app.refresh_bindings()
 
@@ -68,7 +73,7 @@ class BlindVotes:
         return all(
             p.collector is not None and p.collector.finished is not None and p.collector.finished.stop != "cancelled"
             and not p.failed
-            for p in self.app.panes
+            for p in (self.app.panes[s] for s in self.battle["sides"])
         )  # fmt: skip
 
     # -- keys ----------------------------------------------------------------------------------------
@@ -112,7 +117,7 @@ class BlindVotes:
         except (OSError, ValueError):
             return
         specs = {public_spec(p.spec) for p in self.app.panes}
-        pair = [x for x in battles if {x.model_a, x.model_b} == specs]
+        pair = [x for x in battles if {x.model_a, x.model_b} <= specs]  # among the models on screen (Bradley–Terry for N)
         if not pair:
             return
         by_model = {m["model"]: m for m in vote_summary(pair)["models"]}

@@ -17,6 +17,7 @@ from textual.command import CommandPalette
 
 from backends.base import BackendError
 from backends.events import Failed
+from tui.app.picker import PANES
 
 if TYPE_CHECKING:
     from tui.app.surface import AppSurface
@@ -49,7 +50,7 @@ class ModelKeys:
             app.notify("A run is in progress: Esc stops it, then pick again.")
             return
         if spec == app.specs[slot]:
-            app.notify(f"Pane {'AB'[slot]} already has {spec}.")
+            app.notify(f"Pane {PANES[slot]} already has {spec}.")
             return
         app.run_worker(partial(self._swap, slot, spec), group="swap", exclusive=True, exit_on_error=False)
 
@@ -74,7 +75,7 @@ class ModelKeys:
                 k = len(session.backends)
                 app.slots.append(slot)
             if await session.replace(k, backend):
-                app.notify(f"Pane {'AB'[slot]}: {spec} loaded; Enter runs both.")
+                app.notify(f"Pane {PANES[slot]}: {spec} loaded; Enter runs both.")
 
     def pull(self) -> None:
         """``p``: pull each model its Ollama server lacks, then load it."""

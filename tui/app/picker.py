@@ -20,7 +20,8 @@ from tui.text.safe import safe
 if TYPE_CHECKING:
     from tui.app.surface import AppSurface
 
-PANES = "AB"
+PANES = "ABCD"
+"""A letter per pane, in order (the TUI shows up to four)."""
 
 
 def _line(slot: int, f: model_list.Found) -> str:

@@ -6,14 +6,32 @@ import argparse
 import os
 
 from backends.base import BackendError
-from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
+from backends.specs import (
+    DEFAULT_PAIR,
+    SERVER_PREFIXES,
+    TWIN_PREFIX,
+    check_setting,
+    check_settings,
+    public_spec,
+    split_settings,
+    twin_file,
+)
 
+MAX_PANES = 4
+"""Models the TUI shows at once (a 2x2 grid at 160x45)."""
+MAX_BENCH = 8
+"""Models ``abtop bench`` runs at once (a column each in its tables and verdict)."""
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 
 
 def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
     """Options shared by the TUI and ``bench``, so both drive the engine the same way."""
-    p.add_argument("models", nargs="*", metavar="MODEL", help=f"two models (default: {' '.join(DEFAULT_PAIR)})")
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=f"up to {MAX_BENCH if bench else MAX_PANES} models, each SPEC[,key=value...] (default: {' '.join(DEFAULT_PAIR)})",
+    )
     p.add_argument("--pair", metavar="NAME", default=None, help="the two models of [pairs.NAME] in the config file (abtop config)")
     p.add_argument("-p", "--prompt", default=None, help="the prompt both models get")
     p.add_argument(
@@ -54,6 +72,13 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool) -> None:
         help="llama.cpp's copy of quantised weights into CPU_REPACK buffers (default: the engine's, on)",
     )
     p.add_argument(
+        "--sweep",
+        metavar="KEY=V1,V2[,..]",
+        default=None,
+        help="one model, a column per value of one of its settings (as llama-bench's comma lists), "
+        "e.g. --sweep lazy-ple=on,off or --sweep kv=f16,q8_0,q4_0",
+    )
+    p.add_argument(
         "--flash-attn",
         choices=("on", "off", "auto"),
         default="auto",
@@ -86,7 +111,37 @@ def default_prompt(args: argparse.Namespace) -> str:
     return getattr(args, "config_prompt", None) or DEFAULT_PROMPT
 
 
-def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str | None:
+def expand_sweep(args: argparse.Namespace) -> str | None:
+    """``--sweep KEY=V1,V2``: the one model becomes a model per value (``SPEC,KEY=V``), in
+    ``args.models``; the sentence when that cannot be. Checked before anything loads."""
+    sweep = getattr(args, "sweep", None)
+    if not sweep:
+        return None
+    key, sep, values = sweep.partition("=")
+    vals = [v for v in values.split(",") if v.strip()]
+    if not sep or not key.strip() or len(vals) < 2:
+        return f"abtop: --sweep {sweep}: write KEY=V1,V2[,..] with two values or more, e.g. --sweep kv=f16,q8_0."
+    if len(args.models) != 1:
+        return f"abtop: --sweep varies one model; give exactly one (got {len(args.models)})."
+    spec = args.models[0]
+    try:
+        base, settings = check_settings(spec)
+        pairs = [check_setting(key, v, "--sweep") for v in vals]
+    except BackendError as exc:
+        return f"abtop: {exc}"
+    if base.startswith(SERVER_PREFIXES):
+        return f"abtop: --sweep {pairs[0][0]}: {public_spec(spec)} is a server's model; its settings are the server's to set."
+    k = pairs[0][0]
+    if k == "kv" and any(s in ("kv-k", "kv-v") for s, _ in settings) or any(s == k for s, _ in settings):
+        return f"abtop: --sweep {k}: {spec} sets it already; drop it there or sweep another key."
+    own = ",".join(f"{s}={v}" for s, v in settings)
+    args.models = [",".join(filter(None, [base, own, f"{k}={v}"])) for v in dict.fromkeys(v for _, v in pairs)]
+    if len(args.models) < 2:
+        return f"abtop: --sweep {sweep}: the values are all the same; give two different ones."
+    return None
+
+
+def check_run_options(args: argparse.Namespace, *, max_models: int = MAX_PANES) -> str | None:
     """The sentence that says what is wrong with the run options, or None when they are usable.
 
     Checked before anything loads, so a typo costs nothing: the TUI and ``bench`` share it.
@@ -94,8 +149,20 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = 2) -> str |
     from backends.session import available_cpus  # psutil: only when checking
 
     n_cpus = len(available_cpus())
+    problem = expand_sweep(args)
+    if problem:
+        return problem
     if len(args.models) > max_models:
-        return f"abtop: at most two models can be compared at once; {len(args.models)} were given ({', '.join(args.models)})."
+        where = "abtop bench takes" if max_models >= MAX_BENCH else f"the TUI shows {max_models} panes at most; bench takes"
+        return (
+            f"abtop: {len(args.models)} models were given ({', '.join(public_spec(m) for m in args.models)}); "
+            f"{where} up to {MAX_BENCH}."
+        )
+    for spec in args.models:
+        try:
+            check_settings(spec)
+        except BackendError as exc:
+            return f"abtop: {exc}"
     for option in ("record", "json", "csv", "md"):  # a typo in a path must not cost a whole bench
         path = getattr(args, option, None)
         if path:
@@ -141,7 +208,7 @@ def write_twins(specs: list[str]) -> str | None:
     from backends import twin_is_current
     from tui.text.progress import written_with_bar
 
-    for spec in specs:
+    for spec in (split_settings(s)[0] for s in specs):  # a twin's settings are the engine's, not the file's
         if not spec.startswith(TWIN_PREFIX):
             continue
         try:

@@ -8,7 +8,7 @@ import argparse
 import importlib.metadata
 import sys
 
-from backends.specs import BUNDLED
+from backends.specs import BUNDLED, SETTINGS
 from tui.cli.options import add_run_options
 from tui.files import config
 from tui.text.safe import safe
@@ -23,10 +23,14 @@ models:
   hf:OWNER/REPO[:QUANT] or hf:OWNER/REPO/FILE.gguf (downloaded into the Hugging Face cache),
   openai:MODEL@URL (llama-server, vLLM, LM Studio) or ollama:NAME[@URL] (p pulls a missing one),
   twin:NAME[:QUANT][:SCALE] (a shape twin: a real model's shapes, random weights; abtop twin lists them).
+  Any of them may carry settings for that model alone, SPEC,key=value[,key=value...] (no quoting
+  needed); the global flags stay the defaults:
+{settings}
 
 examples:
   abtop                                          the bundled pair; Enter starts
   abtop A.gguf B.gguf --prompt "Why is the sky blue?" --max-tokens 256
+  abtop smollm2-135m gemma3-270m gemma3-270m,kv=q8_0   one model two ways, beside another
   abtop smollm2-135m openai:qwen@http://127.0.0.1:8080/v1
   abtop bench smollm2-135m gemma3-270m --runs 3 --json out.json
   abtop --blind --prompts suite                  blind votes over the bundled 8 prompts
@@ -51,6 +55,15 @@ keys:
 commands: {commands}, serve (abtop COMMAND --help)
 """
 
+def settings_help(indent: str = "    ") -> str:
+    """The per-model settings, one a line (``--help`` of the TUI and of ``bench``)."""
+    rows = []
+    for s in SETTINGS.values():
+        vals = "|".join(s.choices) if s.choices else "N"
+        rows.append(f"{indent}{s.key}={vals}".ljust(34) + s.help)
+    return "\n".join(rows)
+
+
 def version() -> str:
     try:
         return importlib.metadata.version("abtop")
@@ -61,8 +74,9 @@ def version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="abtop",
-        description="Two LLMs side by side on the same prompt: live tokens/s, latency, CPU, GPU and memory per model.",
-        epilog=EPILOG.format(aliases=", ".join(BUNDLED), commands=", ".join(COMMANDS)),
+        description="Two to four LLMs side by side on the same prompt: live tokens/s, latency, CPU, GPU and memory "
+        "per model.",
+        epilog=EPILOG.format(aliases=", ".join(BUNDLED), commands=", ".join(COMMANDS), settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"abtop {version()}")

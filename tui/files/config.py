@@ -12,6 +12,9 @@ results = "~/abtop-results"
 [pairs.edge]
 a = "hf:unsloth/gemma-3n-E2B-it-GGUF:Q4_K_M"
 b = "ollama:qwen2.5:3b"
+
+[pairs.kv]              # or any number (the TUI shows up to 4, bench takes up to 8)
+models = ["gemma3-270m", "gemma3-270m,kv=q8_0", "smollm2-135m"]
 ```
 
 A flag on the command line wins over the file, the file over abtop's own defaults
@@ -54,7 +57,7 @@ class Config:
     path: Path
     exists: bool = False
     defaults: dict = field(default_factory=dict)
-    pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def argparse_defaults(self, *, bench: bool) -> dict:
         """The defaults to give ``set_defaults`` (``results`` is the TUI's alone)."""
@@ -146,9 +149,17 @@ def load(path: Path | None = None) -> Config:
         table = f"pairs.{name}"
         if not isinstance(pair, dict):
             raise bad("pairs", name, 'must be a table: [pairs.NAME] with a = "…" and b = "…"')
+        if "models" in pair:  # any number of models: models = ["A", "B", "C"]
+            models = pair["models"]
+            if set(pair) != {"models"}:
+                raise bad(table, next(k for k in pair if k != "models"), "cannot sit beside models = [...], which names them all")
+            if not isinstance(models, list) or not models or not all(isinstance(m, str) and m.strip() for m in models):
+                raise bad(table, "models", 'must be a list of model specs in quotes, e.g. ["gemma3-270m", "smollm2-135m"]')
+            cfg.pairs[name] = tuple(models)
+            continue
         for key in pair:
             if key not in ("a", "b"):
-                raise bad(table, key, "is not a or b; a pair names two models, a and b")
+                raise bad(table, key, "is not a or b; a pair names two models, a and b (or all of them: models = [...])")
         for key in ("a", "b"):
             if not isinstance(pair.get(key), str) or not pair[key].strip():
                 n = _line_of(text, table, name.split(".")[-1])
@@ -158,7 +169,7 @@ def load(path: Path | None = None) -> Config:
 
 
 def apply_pair(args, cfg: Config) -> str | None:
-    """``--pair NAME``: its two models become ``args.models``; the sentence when that cannot be."""
+    """``--pair NAME``: its models become ``args.models``; the sentence when that cannot be."""
     name = getattr(args, "pair", None)
     if not name:
         return None

@@ -16,9 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
-from backends.base import GenParams
+from backends.base import BackendError, GenParams
 from backends.events import Loaded
-from backends.specs import public_spec
+from backends.specs import public_spec, settings_text, split_settings
 from backends.stats import RUN_FIELDS, summarize
 from tui.text import format as fmt
 from tui.text import verdict
@@ -68,6 +68,8 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
         "lazy_ple": getattr(loaded, "lazy_ple", None),
         "repack": getattr(loaded, "repack", None),
         "context": getattr(loaded, "context", None),
+        "settings": getattr(loaded, "settings", None),
+        "spec_settings": spec_settings(spec),
         "synthetic": bool(loaded and loaded.info.synthetic),
         "runs": counted,
         "warmup_runs": [r for r in runs if r.get("warmup")],
@@ -75,6 +77,14 @@ def model_entry(spec: str, loaded: Loaded | None, runs: list[dict], backend: str
         **({"by_prompt": by_prompt(counted)} if any(r.get("prompt_id") for r in counted) else {}),
         **({"by_depth": by_depth(counted)} if any(r.get("depth") for r in counted) else {}),
     }
+
+
+def spec_settings(spec: str) -> dict:
+    """The settings the spec itself gave (``SPEC,key=value``); the rest were the global flags'."""
+    try:
+        return dict(split_settings(spec)[1])
+    except BackendError:
+        return {}
 
 
 def by_depth(runs: list[dict]) -> list[dict]:
@@ -175,7 +185,7 @@ def csv_text(doc: dict) -> str:
     fields = [f for f in RUN_FIELDS if f != "text"]
     if "tokens_per_100_chars" not in fields:
         fields.insert(fields.index("chars_per_s") + 1, "tokens_per_100_chars")
-    cols = ["model", "backend", "quant", "synthetic", "lazy_ple", "flash_attn", "depth", "mode", "run", "warmup"] + fields + ["text"]
+    cols = ["model", "backend", "quant", "synthetic", "settings", "lazy_ple", "flash_attn", "depth", "mode", "run", "warmup"] + fields + ["text"]
     if any(m.get("score") for m in doc["models"]):  # bits per byte beside the speed, per model
         cols.insert(cols.index("text"), "bpb")
     if any("prompt_id" in r for m in doc["models"] for r in m["runs"]):  # a suite: which prompt each row ran
@@ -190,6 +200,7 @@ def csv_text(doc: dict) -> str:
             row.setdefault("lazy_ple", m.get("lazy_ple"))
             row.setdefault("depth", 0)
             row["synthetic"] = bool(m.get("synthetic"))
+            row["settings"] = settings_text((m.get("spec_settings") or {}).items())
             row["bpb"] = (m.get("score") or {}).get("bpb")
             # the text stays, but no raw ESC/BEL byte reaches a file that is often `cat`ed
             w.writerow({k: ("" if v is None else escape_controls(v) if isinstance(v, str) else v) for k, v in row.items()})
@@ -259,6 +270,7 @@ def markdown(doc: dict) -> str:
         f"\n{p['runs']} run(s) after {p.get('warmup', 0)} warm-up, {p['max_tokens']} max tokens, "
         f"temperature {p['temperature']}, seed {p['seed']}. Host: {cpu}, "
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
+        + (f"\n\n{escape_controls(p['race_note'][:1].upper() + p['race_note'][1:])}" if p.get("race_note") else "")
     )
     out = head + "\n".join(rows) + "\n" + foot + "\n"
     cols = verdict.columns(bench=doc, votes=doc.get("votes"))

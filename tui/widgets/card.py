@@ -120,12 +120,12 @@ def working_set_text(run: dict) -> str:
     return f"{groups} (after {ws['curve'][-1][0] if ws['curve'] else 0} tokens)"
 
 
-def context_text(c: dict) -> str:
-    """llama.cpp's context settings in one line: flash attention (setting and what it resolved to),
-    n_batch/n_ubatch, the KV cache's types and bytes per token of context, how the weights load."""
+def context_text(c: dict, n_ctx: int | None = None) -> str:
+    """llama.cpp's context as built, in one line: its size, flash attention (setting and what it
+    resolved to), n_batch/n_ubatch, the KV cache's types and bytes per token, how the weights load."""
     setting = {"enabled": "on", "disabled": "off"}.get(c.get("flash_attn"), c.get("flash_attn"))
     fa = f"flash attn {setting}" + (f" ({'on' if c.get('flash_attn_on') else 'off'})" if setting == "auto" else "")
-    bits = [fa, f"batch {c.get('n_batch', '?')}/{c.get('n_ubatch', '?')}"]
+    bits = ([f"{n_ctx:,} tokens"] if n_ctx else []) + [fa, f"batch {c.get('n_batch', '?')}/{c.get('n_ubatch', '?')}"]
     if c.get("type_k"):
         kv = f"KV {c['type_k']}/{c['type_v']}"
         if c.get("kv_bytes_per_token"):
@@ -139,6 +139,18 @@ def context_text(c: dict) -> str:
     if c.get("mmap") is not None:
         bits.append(("mmap" if c["mmap"] else "no mmap") + (" + mlock" if c.get("mlock") else ""))
     return " · ".join(bits)
+
+
+def layers_text(settings: dict | None, buffers: dict | None = None) -> str | None:
+    """Where the layers are, when the spec asked for GPU layers or experts on the CPU (``ngl``,
+    ``n-cpu-moe``): on a build without GPU offload, all on the CPU whatever they say."""
+    if not settings or (settings.get("ngl", -1) == -1 and not settings.get("n-cpu-moe")):
+        return None
+    asked = f"ngl {settings.get('ngl')}" + (f", n-cpu-moe {settings['n-cpu-moe']}" if settings.get("n-cpu-moe") else "")
+    if not settings.get("gpu_offload"):
+        return f"no GPU: all layers on the CPU ({asked} recorded)"
+    on_gpu = (buffers or {}).get("offloaded")
+    return asked + (f" · on GPU {fmt.human_bytes(on_gpu)}" if on_gpu else " · nothing offloaded")
 
 
 class CardScroll(VerticalScroll):
@@ -267,7 +279,10 @@ class CardPanel(Static):
             if self.loaded.lazy_ple is not None and self.loaded.info.ple:
                 rows.append(("lazy PLE", self.loaded.lazy_ple, False))
             if self.loaded.context:
-                rows.append(("context", context_text(self.loaded.context), False))
+                rows.append(("context", context_text(self.loaded.context, self.loaded.n_ctx), False))
+            layers = layers_text(self.loaded.settings, self.loaded.buffers)
+            if layers:
+                rows.append(("layers", layers, False))
             rows.append(("planned", self._planned(), False))
             if self.loaded.pid:  # the process the figures below are read from (kill, top -p, nvitop)
                 rows.append(("process", f"pid {self.loaded.pid}", False))

@@ -369,7 +369,8 @@ class ModelPane(Vertical):
         self._show_subtitle()
         if self.blind:
             self.border_title = f"model {self.blind}"
-            text = f"model {self.blind} · name hidden until your vote (1 A, 2 B, = tie, x both bad)"
+            text = (f"model {self.blind} · name hidden until your vote (1 A, 2 B, = tie, x both bad)" if self.blind in "AB"
+                    else f"model {self.blind} · not in this vote; name hidden until it is cast")  # fmt: skip
         elif self.loaded is not None:
             self.border_title = plain(self.loaded.info.name)
             text = safe(fmt.model_header(self.loaded.info, self.loaded))

@@ -15,7 +15,7 @@ from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Note, Started, Token
 from backends.events import Progress as Fetching
-from backends.session import RunPlan, Session
+from backends.session import RunPlan, Session, race_shares_cores
 from backends.specs import DEFAULT_PAIR, public_spec
 from backends.stats import RunCollector, Runs
 from tui.cli.options import backend_options
@@ -28,8 +28,13 @@ examples:
   abtop bench A.gguf B.gguf -p "Write a haiku" -n 128 --runs 3 --json out.json
   abtop bench smollm2-135m gemma3-270m --mode race --csv runs.csv --md table.md
   abtop bench my-model.gguf -n 256 --runs 5         one model alone: a sanity check on new hardware
+  abtop bench twin:gemma-4-e2b twin:qwen2.5-3b twin:olmoe-1b-7b --working-set   up to 8 models
+  abtop bench gemma3-270m gemma3-270m,kv=q8_0,ctx=8192   one model two ways (settings below)
   abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
   abtop bench --score --votes abtop-results/battles.jsonl --md verdict.md   speed, bpb and votes: the verdict
+
+per-model settings: SPEC,key=value[,key=value...] (the global flags stay the defaults):
+{settings}
 
 exit codes: 0 done; 1 a model failed after it started streaming, or an export could not be
 written (the others and the table are still written); 2 bad input (a model that cannot be
@@ -39,12 +44,13 @@ loaded or fails before its first token), with one sentence on stderr.
 
 def register(sub: argparse._SubParsersAction) -> None:
     from tui.cli.options import add_run_options
+    from tui.cli.parser import settings_help
 
     p = sub.add_parser(
         "bench",
         help="run both models headless and export the figures",
         description="Run two models on the same prompt, headless: progress on stderr, a Markdown table on stdout.",
-        epilog=EPILOG,
+        epilog=EPILOG.format(settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_options(p, bench=True)
@@ -201,6 +207,8 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
 def _params(args, params: GenParams) -> dict:
     out = export.run_params(args.prompt, params, runs=args.runs, warmup=args.warmup, mode=args.mode, n_ctx=args.ctx)
     out["depths"] = list(args.depth)
+    if getattr(args, "race_note", None):
+        out["race_note"] = args.race_note
     if args.prompts:
         out["prompts"] = [{"id": p.id, "prompt": p.text} for p in args.prompt_list]
     return out
@@ -239,6 +247,10 @@ def _make_backends(args, specs: list[str]) -> list[Backend]:
         if b.can_pull:  # a model the server lacks: pulled only when asked for
             b.pull, b.pull_offer = bool(getattr(args, "pull", False)), "add --pull to pull it"
         backends.append(b)
+    shared = race_shares_cores([b.local_process for b in backends]) if args.mode == "race" else None
+    if shared:  # said before the runs, and kept in the table's foot
+        say(f"abtop: {shared}")
+        args.race_note = shared
     return backends
 
 
@@ -433,13 +445,13 @@ async def _bench(args, specs: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.cli.options import check_run_options, default_prompt, prompt_list, write_twins
+    from tui.cli.options import MAX_BENCH, check_run_options, default_prompt, prompt_list, write_twins
 
-    specs = list(args.models) or list(DEFAULT_PAIR)
-    problem = check_run_options(args) or depth_problem(args.depth, args.ctx, args.max_tokens)
+    problem = check_run_options(args, max_models=MAX_BENCH) or depth_problem(args.depth, args.ctx, args.max_tokens)
     if problem:
         say(problem)
         return 2
+    specs = list(args.models) or list(DEFAULT_PAIR)  # after the check: --sweep has made its models
     args.prompt_list = prompt_list(args)
     if args.score:
         from tui.cli.commands.score import read_text

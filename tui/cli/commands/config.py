@@ -55,8 +55,9 @@ def run(_args) -> int:
     if cfg.pairs:
         print("pairs (abtop --pair NAME, abtop bench --pair NAME):")
         w = max(len(n) for n in cfg.pairs)
-        for name, (a, b) in cfg.pairs.items():
-            print(safe(f"  {name:<{w}}  a = {a}  b = {b}"))
+        for name, models in cfg.pairs.items():
+            shown = f"a = {models[0]}  b = {models[1]}" if len(models) == 2 else f"models = {', '.join(models)}"
+            print(safe(f"  {name:<{w}}  {shown}"))
     else:
         print("pairs: none ([pairs.NAME] with a = \"…\" and b = \"…\")")
     return 0

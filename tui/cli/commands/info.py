@@ -15,7 +15,7 @@ import sys
 from backends import read_card
 from backends.base import BackendError
 from backends.events import ModelInfo
-from backends.specs import BUNDLED, TWIN_PREFIX, parse_spec, twin_card
+from backends.specs import BUNDLED, TWIN_PREFIX, parse_spec, split_settings, twin_card
 from tui.text.card_text import card_lines
 from tui.text.safe import safe
 
@@ -32,7 +32,9 @@ def register(subparsers) -> None:
 
 
 def card_for(spec: str) -> ModelInfo:
-    """The card of a local model spec; ``BackendError`` (one sentence) otherwise."""
+    """The card of a local model spec; ``BackendError`` (one sentence) otherwise. Its settings
+    (``SPEC,key=value``) are checked; the card is the file's."""
+    spec = split_settings(spec)[0]
     if spec.startswith(TWIN_PREFIX):  # the card of the file it will be: no need to write GBs first
         return twin_card(spec)
     ms = parse_spec(spec)
