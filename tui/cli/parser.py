@@ -13,7 +13,7 @@ from tui.cli.options import add_run_options
 from tui.files import config
 from tui.text.safe import safe
 
-COMMANDS = ("bench", "info", "models", "replay", "score", "votes", "twin", "config")
+COMMANDS = ("bench", "info", "models", "replay", "score", "eval", "votes", "twin", "config")
 CONFIGURED = ("bench",)
 """Commands that take the run options, and so the config file's defaults and pairs."""
 
@@ -37,6 +37,7 @@ examples:
   abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --working-set   which weight bytes each needs
   abtop models --dir ~/models
   abtop score                                    bits per byte of both on a bundled text
+  abtop eval                                     accuracy on ARC-Easy, PIQA, HellaSwag, WinoGrande (paired)
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
 
 keys:
