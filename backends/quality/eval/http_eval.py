@@ -49,6 +49,8 @@ def parse_options(data: dict, pairs: list[tuple[str, str]]) -> dict:
         offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
         if not isinstance(offsets, list) or not isinstance(values, list) or len(offsets) != len(values):
             raise ValueError("no prompt log-probabilities with text offsets")
+        if not str(choice.get("text", ctx + cont)).startswith(ctx + cont):
+            raise ValueError("the prompt was not echoed")
         start, end = len(ctx), len(ctx) + len(cont)
         mine = [v for o, v in zip(offsets, values, strict=True) if start <= o < end]
         if not mine or any(v is None for v in mine):

@@ -55,13 +55,15 @@ def summary(correct: list[bool]) -> dict:
 
 def macro(values: list[dict]) -> dict:
     """The mean over tasks of one metric, with a 95 % normal interval from the tasks' binomial
-    variances (independent tasks): ``{"value", "ci", "tasks"}``."""
+    variances (independent tasks), each taken at Agresti-Coull's (k + 2) / (n + 4) so a task at
+    0 or 100 % on a few items still counts its uncertainty: ``{"value", "ci", "tasks"}``."""
     vals = [v for v in values if v.get("value") is not None and v.get("n")]
     if not vals:
         return {"value": None, "ci": None, "tasks": 0}
     t = len(vals)
     mean = sum(v["value"] for v in vals) / t
-    var = sum(v["value"] * (1 - v["value"]) / v["n"] for v in vals) / t**2
+    adj = [((v["value"] * v["n"] + 2) / (v["n"] + 4), v["n"] + 4) for v in vals]
+    var = sum(p * (1 - p) / n for p, n in adj) / t**2
     half = Z95 * math.sqrt(var)
     return {"value": mean, "ci": (max(0.0, mean - half), min(1.0, mean + half)), "tasks": t}
 

