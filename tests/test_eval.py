@@ -183,3 +183,28 @@ async def test_a_runs_the_eval_in_the_loaded_workers_and_the_verdict_gets_an_acc
         console = Console(width=120, record=True, file=io.StringIO())
         console.print(verdict_table(app.screen.cols))
         assert "accuracy: arc_easy acc, 3 items" in console.export_text()
+
+
+@pytest.mark.timeout(900)
+def test_bench_eval_adds_the_accuracy_to_the_exports_and_the_verdict(tmp_path):
+    out = tmp_path / "b.json"
+    r = subprocess.run([*ABTOP, "bench", "-n", "4", "--runs", "1", "--warmup", "0", "--ctx", "512", "--eval", "arc_easy:2",
+                        "--json", str(out)], capture_output=True, text=True, timeout=880)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    section = doc["eval"]
+    assert [m["name"] for m in section["models"]] == ["smollm2-135m", "gemma3-270m"]
+    assert all(m["tasks"]["arc_easy"]["acc"]["n"] == 2 for m in section["models"])
+    assert section["tasks"]["arc_easy"]["mcnemar"]["items"] == 2
+    assert "## Accuracy" in r.stdout and "accuracy: arc_easy acc, 2 items" in r.stdout
+
+
+@pytest.mark.timeout(600)
+def test_an_item_longer_than_the_context_is_skipped_counted_and_said(tmp_path):
+    out = tmp_path / "e.json"
+    r = subprocess.run([*ABTOP, "eval", "smollm2-135m", "--tasks", "gsm8k", "--limit", "1", "--ctx", "256", "--json", str(out)],
+                       capture_output=True, text=True, timeout=580)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    e = json.loads(out.read_text())["models"][0]["tasks"]["gsm8k"]
+    assert (e["items"], e["scored"], e["skipped"]) == (1, 0, 1)
+    assert "1 of 1 items skipped" in r.stderr and "longer than the context (256)" in r.stderr

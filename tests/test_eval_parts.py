@@ -194,3 +194,80 @@ async def test_a_server_without_prompt_logprobs_is_one_sentence():
                 await choices_openai(b, ["Question: Hot?\nAnswer:"] * 2, [" fire", " ice"])
         finally:
             await b.close()
+
+
+def _eval_doc(level: bool) -> dict:
+    """An abtop.eval/1 document in the shape ``run.eval_document`` writes (two models, two tasks)."""
+
+    def task(k: int, n: int = 40) -> dict:
+        return {"items": n, "scored": n, "skipped": 0, "reason": None, "acc": scoring.summary([True] * k + [False] * (n - k)),
+                "acc_norm": scoring.summary([True] * k + [False] * (n - k))}  # fmt: skip
+
+    models = [{"spec": "a", "name": "a", "tasks": {"arc_easy": task(30), "piqa": task(20)}},
+              {"spec": "b", "name": "b", "tasks": {"arc_easy": task(15), "piqa": task(22)}}]  # fmt: skip
+    strong = {"items": 40, "a_only": 15, "b_only": 0, "p": scoring.mcnemar_p(15, 0)}
+    weak = {"items": 40, "a_only": 3, "b_only": 5, "p": scoring.mcnemar_p(3, 5)}
+    return {"schema": "abtop.eval/1", "host": {"cpu": "Test CPU", "cores_logical": 2}, "models": models,
+            "tasks": {"arc_easy": {"items": 40, "primary": "acc", "mcnemar": weak if level else strong,
+                                   "better": None if level else "a"},
+                      "piqa": {"items": 40, "primary": "acc_norm", "mcnemar": weak, "better": None}}}  # fmt: skip
+
+
+def test_the_verdict_marks_accuracy_only_where_the_paired_test_says_so():
+    from tui.text import verdict
+
+    rows = dict(verdict.table(verdict.columns(evals=_eval_doc(level=False))))
+    arc = next(v for k, v in rows.items() if k.startswith("accuracy: arc_easy acc, 40 items"))
+    piqa = next(v for k, v in rows.items() if k.startswith("accuracy: piqa acc_norm"))
+    assert arc[0][1] is True and arc[1][1] is False  # p < 0.05: marked
+    assert piqa[1][0].startswith("55.0 %") and not any(good for _, good in piqa)  # higher, but level: unmarked
+    rows = dict(verdict.table(verdict.columns(evals=_eval_doc(level=True))))
+    assert not any(good for k, v in rows.items() if k.startswith("accuracy") for _, good in v)
+
+
+def test_abtop_votes_joins_an_eval_file_to_the_verdict(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from backends.quality.votes import append_vote, battle_record
+
+    log = tmp_path / "battles.jsonl"
+    for winner in ("model_a", "model_b", "model_a"):
+        append_vote(log, battle_record(model_a="a", model_b="b", winner=winner, prompt="p", params={}))
+    ev = tmp_path / "eval.json"
+    ev.write_text(json.dumps(_eval_doc(level=False)))
+    r = subprocess.run([sys.executable, "-m", "tui.cli.main", "votes", str(log), "--eval", str(ev)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "## Verdict" in r.stdout and "accuracy: arc_easy acc, 40 items" in r.stdout and "**75.0 % [60–86] ✓**" in r.stdout
+    bad = tmp_path / "not.json"
+    bad.write_text(json.dumps({"schema": "abtop.score/1"}))
+    r = subprocess.run([sys.executable, "-m", "tui.cli.main", "votes", str(log), "--eval", str(bad)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "not an abtop.eval/1 file" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [("arc_easy,nope", "--eval: unknown task nope; known tasks:"), ("arc_easy:0", "N must be at least 1"),
+     ("arc_easy:x", "N after the colon must be a number"), (":5", "name at least one task")],
+)
+def test_bench_eval_bad_input_is_one_sentence(value, words):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tui.cli.main", "bench", "--eval", value], capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_shape_twin_gets_no_figures_and_the_reason():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tui.cli.main", "eval", "twin:qwen2.5-3b", "--tasks", "arc_easy", "--limit", "2"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "a shape twin has random weights: its accuracy would be noise" in r.stderr
+    assert "| arc_easy (2) | n/a | n/a | n/a |" in r.stdout

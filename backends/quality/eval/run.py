@@ -204,8 +204,8 @@ async def eval_one(slot: int, spec: str, chosen, *, n_ctx: int, threads: int | N
 
     blank = {"spec": public_spec(spec), "name": None, "backend": None, "reason": None, "partial": False,
              "tasks": {}, "records": [], "seconds": 0.0, "cpu_seconds": None, "macro": None}  # fmt: skip
-    if spec.startswith(TWIN_PREFIX):
-        return blank | {"reason": f"{public_spec(spec)}: {TWIN_NOISE}."}
+    if spec.startswith(TWIN_PREFIX):  # not loaded: its figures would be noise
+        return blank | {"name": public_spec(spec), "reason": f"{public_spec(spec)}: {TWIN_NOISE}."}
     try:
         backend = make_backend(spec, n_ctx=n_ctx)
     except BackendError as exc:
