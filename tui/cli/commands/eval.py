@@ -19,7 +19,7 @@ from pathlib import Path
 from backends import EVAL_DEFAULT_TASKS, EVAL_TASKS, EvalDataError, eval_document, eval_plan, unknown_tasks
 from backends.specs import DEFAULT_PAIR
 from tui.text.eval_text import csv_text, markdown
-from tui.text.safe import safe
+from tui.text.progress import StderrProgress, say
 
 EPILOG = f"""\
 examples:
@@ -81,52 +81,34 @@ def _problem(args, tasks: list[str]) -> str | None:
     return None
 
 
-class StderrProgress:
-    """Items read, the rate and the time left: a rich bar on a terminal, a line every 5 s otherwise."""
+class EvalProgress:
+    """Items read, the rate and the time left, per model: a count bar on a terminal
+    (``tui.text.progress``), a line every 5 s in a log."""
 
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.bar = None
-        self.tasks: dict[int, int] = {}
+    def __init__(self, bars: StderrProgress) -> None:
+        self.bars = bars
+        self.tasks: dict[int, object] = {}
         self.started: dict[int, float] = {}
         self.last = 0.0
-
-    def __enter__(self):
-        if self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self.console)  # fmt: skip
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
     def __call__(self, slot: int, model: str, task: str, done: int, total: int) -> None:
         now = time.monotonic()
         if not total:  # loading
-            self.started[slot] = now
-            if self.bar is not None:
-                self.tasks[slot] = self.bar.add_task(safe(f"{model}: loading"), total=None, rate="")
-            else:
-                print(safe(f"abtop: {model}: loading…"), file=sys.stderr, flush=True)
+            self.tasks[slot] = self.bars.count(f"{model}: loading")
+            if not self.bars.live:
+                say(f"abtop: {model}: loading…")
             return
         if done == 1:
             self.started[slot] = now  # the rate counts from the first item, not from the load
         spent = now - self.started.get(slot, now)
         rate = (done - 1) / spent if spent > 0 and done > 1 else None
-        left = (total - done) / rate if rate else None
-        words = (f"{rate:.1f} items/s" if rate >= 1 else f"{1 / rate:.1f} s/item") if rate else ""
-        if self.bar is not None:
-            self.bar.update(self.tasks[slot], description=safe(f"{model}: {task}"), completed=done, total=total, rate=words)
+        left = f", ~{(total - done) / rate:.0f} s left" if rate else ""
+        words = ((f", {rate:.1f} items/s" if rate >= 1 else f", {1 / rate:.1f} s/item") if rate else "") + left
+        if self.bars.live:
+            self.bars.update(self.tasks.get(slot), description=f"{model}: {task}{words}", completed=done, total=total)
         elif now - self.last >= 5 or done == total:
             self.last = now
-            tail = f", {words}, ~{left:.0f} s left" if rate and left is not None else ""
-            print(safe(f"abtop: {model}: {done}/{total} items ({task}){tail}"), file=sys.stderr, flush=True)
+            say(f"abtop: {model}: {done}/{total} items ({task}){words}")
 
 
 def run(args) -> int:
@@ -139,28 +121,28 @@ def run(args) -> int:
         except EvalDataError as exc:
             problem = str(exc)
     if problem:
-        print(safe(f"abtop: {problem}"), file=sys.stderr)
+        say(f"abtop: {problem}")
         return 2
     specs = list(args.models) or list(DEFAULT_PAIR)
-    with StderrProgress() as progress:
-        doc = asyncio.run(_run(specs, chosen, args, progress))
+    with StderrProgress() as bars:
+        doc = asyncio.run(_run(specs, chosen, args, EvalProgress(bars)))
     out = markdown(doc)
     sys.stdout.write(out)
     for flag, text in (("json", lambda: json.dumps(doc, indent=1) + "\n"), ("csv", lambda: csv_text(doc)), ("md", lambda: out)):
         path = getattr(args, flag)
         if path:
             Path(path).write_text(text(), encoding="utf-8")
-            print(safe(f"abtop: wrote {path}"), file=sys.stderr)
+            say(f"abtop: wrote {path}")
     bad = False
     for m in doc["models"]:
         if m.get("reason"):
-            print(safe(f"abtop: {m['reason']}"), file=sys.stderr)
+            say(f"abtop: {m['reason']}")
             bad = bad or (m["name"] is None and m["reason"] != "interrupted before it ran")
         for name, e in m["tasks"].items():
             if e.get("skipped_note"):
-                print(safe(f"abtop: {m['name']}, {name}: {e['skipped_note']}."), file=sys.stderr)
+                say(f"abtop: {m['name']}, {name}: {e['skipped_note']}.")
     if doc["partial"]:
-        print("abtop: stopped; the figures are of the items read before (marked partial).", file=sys.stderr)
+        say("abtop: stopped; the figures are of the items read before (marked partial).")
         return 130
     return 2 if bad else 0
 
@@ -174,7 +156,7 @@ async def _run(specs: list[str], chosen, args, progress) -> dict:
             loop.remove_signal_handler(signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
             return
-        print("\nabtop: stopping after the item in hand (Ctrl+C again to quit now)…", file=sys.stderr, flush=True)
+        say("abtop: stopping after the item in hand (Ctrl+C again to quit now)…")
         stop.set()
 
     try:
