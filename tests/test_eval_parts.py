@@ -271,3 +271,51 @@ def test_a_shape_twin_gets_no_figures_and_the_reason():
     assert r.returncode == 0, r.stderr
     assert "a shape twin has random weights: its accuracy would be noise" in r.stderr
     assert "| arc_easy (2) | n/a | n/a | n/a |" in r.stdout
+
+
+def _echo_route(h) -> None:
+    """vLLM's echo answer in its documented shape, made from the request: each prompt split into
+    word tokens with their ``text_offset``, log-probability −(characters of the token)/10, the
+    first null, one generated token last (its offset at the prompt's end)."""
+    import re
+
+    choices = []
+    for i, prompt in enumerate(h.body["prompt"]):
+        toks = [(m.start(), m.group()) for m in re.finditer(r"\s*\S+", prompt)]
+        lps = [None] + [-len(t) / 10 for _, t in toks[1:]]
+        choices.append({"index": i, "text": prompt + " x", "finish_reason": "length",
+                        "logprobs": {"tokens": [t for _, t in toks] + [" x"], "text_offset": [o for o, _ in toks] + [len(prompt)],
+                                     "token_logprobs": lps + [-1.0]}})  # fmt: skip
+    h.reply(200, {"object": "text_completion", "model": "m", "choices": choices})
+
+
+async def test_eval_loaded_reads_items_through_a_replayed_vllm_and_llama_server_gets_the_reason():
+    from backends.quality.eval.run import eval_loaded
+
+    chosen = eval_plan(["arc_easy"], 2, seed=1)
+    routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/completions"): _echo_route}
+    with ReplayServer(routes) as srv:
+        b = make_backend(f"openai:m@{srv.url}/v1")
+        await b.load()
+        try:
+            entry = await eval_loaded(b, chosen)
+        finally:
+            await b.close()
+    assert entry["reason"] is None and len(entry["records"]) == 2
+    for rec, item in zip(entry["records"], chosen[0][1], strict=True):
+        want = [-sum(len(w) + 1 for w in k.split()) / 10 for k in item.continuations]  # each word with its space
+        assert [round(x, 6) for x in rec["lls"]] == [round(x, 6) for x in want]
+        assert rec["doc_id"] == item.doc_id and rec["gold"] == item.gold
+    assert entry["tasks"]["arc_easy"]["acc"]["n"] == 2
+    props = {"default_generation_settings": {"n_ctx": 2048}}
+    routes = {("GET", "/v1/models"): json_route(200, MODELS), ("GET", "/props"): json_route(200, props)}
+    with ReplayServer(routes) as srv:
+        b = make_backend(f"openai:m@{srv.url}/v1")
+        await b.load()
+        try:
+            entry = await eval_loaded(b, chosen)
+        finally:
+            await b.close()
+        assert not any(path == "/v1/completions" for _, path, _, _ in srv.requests)
+    e = entry["tasks"]["arc_easy"]
+    assert e["acc"] is None and "llama-server returns log-probabilities only for generated tokens" in e["reason"]
