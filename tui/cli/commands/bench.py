@@ -10,7 +10,19 @@ import signal
 import sys
 import threading
 
-from backends import mem_bandwidth_gbs, rapl_note, read_battles, score_loaded, text_info, vote_summary
+from backends import (
+    EvalDataError,
+    eval_loaded,
+    eval_plan,
+    eval_section,
+    mem_bandwidth_gbs,
+    rapl_note,
+    read_battles,
+    score_loaded,
+    text_info,
+    unknown_tasks,
+    vote_summary,
+)
 from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
 from backends.events import Event, Failed, Finished, Loaded, Note, Started, Token
@@ -32,6 +44,7 @@ examples:
   abtop bench gemma3-270m gemma3-270m,kv=q8_0,ctx=8192   one model two ways (settings below)
   abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
   abtop bench --score --votes abtop-results/battles.jsonl --md verdict.md   speed, bpb and votes: the verdict
+  abtop bench --eval arc_easy,hellaswag:40 --json out.json   speed and accuracy on 40 items of each task
 
 per-model settings: SPEC,key=value[,key=value...] (the global flags stay the defaults):
 {settings}
@@ -72,6 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", action="store_true", help="also score bits per byte (abtop score) on the bundled text or --text")
     p.add_argument("--text", metavar="FILE", help="the text --score reads (default: the bundled reference text)")
     p.add_argument("--votes", metavar="LOG", nargs="+", help="battle logs whose win rates join the verdict")
+    p.add_argument("--eval", metavar="TASKS[:N]", help="also the accuracy on tasks (abtop eval), N items each "
+                   "(default 25), e.g. arc_easy,piqa:50; in the exports and the verdict")
     p.add_argument("--pull", action="store_true", help="pull an ollama: model the server does not have (ollama pull)")
     p.set_defaults(func=run)
 
@@ -119,6 +134,8 @@ class _Collect:
         """Race mode with several models: the socket's and GPU's energy is not one model's."""
         self.scores: list[dict | None] = [None] * n
         """Each model's ``--score`` entry (abtop.score/1's per-model object)."""
+        self.evals: dict | None = None
+        """``--eval``'s section (``abtop.eval/1``'s entries and paired comparison)."""
         self.prompt = None
         """The suite's prompt being run (each run records its ``prompt_id`` and ``prompt``)."""
         self.depth = 0
@@ -201,6 +218,8 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
         doc["score_text"] = text_info(*args.score_text)
     if args.votes:
         doc["votes"] = vote_summary(read_battles(args.votes))
+    if col.evals is not None:
+        doc["eval"] = col.evals
     return doc
 
 
@@ -347,6 +366,18 @@ async def _score(args, session: Session, col: _Collect) -> None:
             col.scores[slot] = await score_loaded(b, args.score_text[0])
 
 
+async def _eval(args, session: Session, col: _Collect) -> None:
+    """``--eval``: the same items for each loaded worker, one at a time with all cores."""
+    await session.set_mode("alternate")
+    entries = []
+    for slot, b in enumerate(session.backends):
+        if session.alive[slot]:
+            say(f"abtop: eval of {col.loaded[slot].info.name if col.loaded[slot] else b.spec} on "
+                f"{', '.join(t.name for t, _ in args.eval_plan)}…")  # fmt: skip
+            entries.append(await eval_loaded(b, args.eval_plan))
+    col.evals = eval_section(entries, args.eval_plan, seed=0, limit=args.eval_limit)
+
+
 def _write_exports(args, doc: dict, table: str, recorder) -> tuple[list[str], list[str]]:
     """(written paths, sentences for those that were not). Each export is written whole or not at
     all, on its own: one that fails (a full disk) is a sentence and exit 1, never a lost table or a
@@ -431,6 +462,8 @@ async def _bench(args, specs: list[str]) -> int:
             await _run_plans(args, session, col, params)
             if args.score:
                 await _score(args, session, col)
+            if args.eval:
+                await _eval(args, session, col)
         except _Refused:
             return 2
         except asyncio.CancelledError:
@@ -470,6 +503,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             say(f"abtop: {exc}")
             return 2
+    if args.eval:
+        problem = eval_option(args)
+        if problem:
+            say(f"abtop: {problem}")
+            return 2
     if args.prompt is None and not args.prompts:
         args.prompt = default_prompt(args)
     problem = write_twins(specs)  # before the bars of the run, each with its own
@@ -481,3 +519,25 @@ def run(args: argparse.Namespace) -> int:
     finally:
         while _deadlines:
             _deadlines.pop().cancel()
+
+
+def eval_option(args) -> str | None:
+    """Read ``--eval TASKS[:N]`` into ``args.eval_plan`` and ``args.eval_limit``; the problem, if any."""
+    tasks_text, _, n = args.eval.partition(":")
+    tasks = [t.strip() for t in tasks_text.split(",") if t.strip()]
+    if not tasks:
+        return f"--eval {args.eval}: name at least one task, e.g. --eval arc_easy,piqa:50."
+    try:
+        args.eval_limit = int(n) if n else None
+    except ValueError:
+        return f"--eval {args.eval}: N after the colon must be a number of items, e.g. arc_easy:50."
+    if args.eval_limit is not None and args.eval_limit <= 0:
+        return f"--eval {args.eval}: N must be at least 1 (got {args.eval_limit})."
+    bad = unknown_tasks(tasks)
+    if bad:
+        return f"--eval: {bad}"
+    try:
+        args.eval_plan = eval_plan(tasks, args.eval_limit, 0)
+    except EvalDataError as exc:
+        return str(exc)
+    return None

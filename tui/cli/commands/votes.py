@@ -18,6 +18,7 @@ examples:
   abtop votes abtop-results/battles.jsonl
   abtop votes box1/battles.jsonl box2/battles.jsonl --json votes.json --md votes.md
   abtop votes abtop-results/battles.jsonl --bench out.json --score score.json   the whole verdict
+  abtop votes abtop-results/battles.jsonl --eval eval.json   accuracy per task beside the win rate
 """
 
 
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("logs", nargs="+", metavar="LOG", help="battle logs (JSON Lines, one vote a line)")
     p.add_argument("--bench", metavar="JSON", help="a bench --json file: its speed and memory join the verdict")
     p.add_argument("--score", metavar="JSON", help="an abtop score --json file: its bits per byte join the verdict")
+    p.add_argument("--eval", metavar="JSON", help="an abtop eval --json file: its accuracy per task joins the verdict")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (schema abtop.votes/1)")
     p.add_argument("--md", metavar="PATH", help="write the Markdown to a file too")
     p.set_defaults(func=run)
@@ -51,7 +53,8 @@ def run(args) -> int:
         return 2
     summary = vote_summary(battles)
     docs = {}
-    for option, path, schema in (("--bench", args.bench, "abtop.bench/1"), ("--score", args.score, "abtop.score/1")):
+    for option, path, schema in (("--bench", args.bench, "abtop.bench/1"), ("--score", args.score, "abtop.score/1"),
+                                 ("--eval", args.eval, "abtop.eval/1")):  # fmt: skip
         if not path:
             continue
         try:
@@ -69,9 +72,10 @@ def run(args) -> int:
         docs[option] = doc
     bench, score = docs.get("--bench"), docs.get("--score")
     text = markdown(summary)
-    cols = verdict.columns(bench=bench, score=score, votes=summary)
+    evals = docs.get("--eval")
+    cols = verdict.columns(bench=bench, score=score, votes=summary, evals=evals)
     if len(cols) > 1:
-        host = (bench or score or {}).get("host")
+        host = (bench or score or evals or {}).get("host")
         text += "\n" + verdict.markdown(cols, host, ((bench or {}).get("params") or {}).get("mode"))
     sys.stdout.write(text)
     failed = False
