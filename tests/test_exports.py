@@ -43,7 +43,7 @@ def test_csv_has_one_row_per_model_per_run_with_json_names():
     assert len(rows) == 2 * 3  # models x counted runs; the warm-up is not a row
     run_keys = set(doc["models"][0]["runs"][0])
     for col in rows[0]:
-        assert col in run_keys or col in ("model", "backend", "quant", "synthetic", "lazy_ple", "flash_attn", "depth"), col
+        assert col in run_keys or col in ("model", "backend", "quant", "synthetic", "settings", "lazy_ple", "flash_attn", "depth"), col
     assert {r["model"] for r in rows} == {"smollm2-135m", "gemma3-270m"}
     assert {r["mode"] for r in rows} == {"alternate"}
     assert float(rows[0]["tokens_per_100_chars"]) == 25.0
