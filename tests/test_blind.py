@@ -3,7 +3,6 @@ the vote, sides drawn at random, one fsync'd line in the battle log per vote."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import random
@@ -15,7 +14,7 @@ from backends.quality.prompts import Prompt
 from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
 
-TIMEOUT = 180
+from .waiting import wait_for
 
 
 def _visible_names(app) -> str:
@@ -34,7 +33,7 @@ async def test_a_blind_vote_hides_the_names_until_the_vote_and_logs_one_line(tmp
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
                    autostart=True, blind=True, rng=rng, results_dir=tmp_path)  # fmt: skip
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the first blind run to finish")
         await pilot.pause()
         a_slot, b_slot = app.sides
         assert (a_slot, b_slot) == ((1, 0) if expect_swap else (0, 1))
@@ -72,11 +71,11 @@ async def test_n_steps_through_the_suite_and_votes_name_the_prompt(tmp_path):
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], prompts[0].text, GenParams(max_tokens=4), n_ctx=512,
                    blind=True, prompts=prompts, rng=random.Random(1), results_dir=tmp_path)  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "both models to load")
         assert str(app.query_one("#suite-pos").render()) == "1/2 · n next"
         app.run_finished.clear()
         await pilot.press("n")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the suite's second prompt (n) to finish")
         await pilot.pause()
         assert str(app.query_one("#suite-pos").render()) == "2/2 · n next"
         assert app.query_one("#prompt").value == "Water boils at"
@@ -105,20 +104,16 @@ async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
                    autostart=True, results_dir=tmp_path)  # fmt: skip
     app.score_source = ("Four score and seven years ago our fathers brought forth on this continent a new nation.", "t")
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the first run to finish")
         await pilot.press("S")
         for w in app.workers:
             if w.group == "score":
-                await asyncio.wait_for(w.wait(), TIMEOUT)
+                await wait_for(w.wait(), "both models' bits per byte (S)")
         await pilot.pause()
         assert set(app.scores) == {0, 1} and all(e["bpb"] > 0 for e in app.scores.values())
         assert "bpb " in str(app.panes[0].border_subtitle)
-        await pilot.press("v")
-        for _ in range(50):
-            await pilot.pause(0.05)
-            if isinstance(app.screen, VerdictScreen):
-                break
-        assert isinstance(app.screen, VerdictScreen)
+        await pilot.press("v")  # the verdict gathers the host's facts off the loop, then shows
+        await wait_for(lambda: isinstance(app.screen, VerdictScreen), "the verdict screen (v)", pilot=pilot)
         console = Console(width=80, record=True, file=io.StringIO())
         console.print(verdict_table(app.screen.cols))
         drawn = console.export_text()
