@@ -22,11 +22,12 @@ def seconds(x: float | None) -> str:
 
 def engine_gap(wall: float | None, engine: float | None) -> str:
     """" (wall N% below engine)" when the rate measured here trails the engine's own by > 5 %:
-    network, queueing or an SSH tunnel between the engine and us."""
+    network, queueing or an SSH tunnel between the engine and us. A wall rate ahead of the
+    engine's trails nothing: no note."""
     if not wall or not engine:
         return ""
     gap = (engine - wall) / engine
-    return f" (wall {gap:.0%} below engine)" if abs(gap) > 0.05 else ""
+    return f" (wall {gap:.0%} below engine)" if gap > 0.05 else ""
 
 
 def model_header(info: ModelInfo, loaded: Loaded | None = None) -> str:
