@@ -124,3 +124,54 @@ async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
         # e: the exports carry bpb beside the speed
         docs = app.results_models()
         assert all(m["score"]["bpb"] > 0 for m in docs)
+
+
+def _said(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_b_turns_blind_votes_on_for_the_next_run_x_votes_both_bad_and_b_turns_them_off(tmp_path):
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512,
+                   rng=random.Random(3), results_dir=tmp_path)  # fmt: skip
+    log = tmp_path / "battles.jsonl"
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.models_loaded, "both models to load")
+        await pilot.press("b")
+        on = "Blind mode: names hidden from the next run; vote with 1, 2, = or x."
+        await wait_for(lambda: on in _said(app), f"b to say {on!r}", 30, pilot=pilot)
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "the first blind run to finish")
+        await pilot.pause()
+        assert sorted(str(p.border_title) for p in app.panes) == ["model A", "model B"]
+        assert "smollm2" not in _visible_names(app) and "gemma" not in _visible_names(app)
+        await pilot.press("x")
+        await pilot.pause()
+        vote = json.loads(log.read_text())
+        assert vote["winner"] == "tie (bothbad)" and {vote["model_a"], vote["model_b"]} == {"smollm2-135m", "gemma3-270m"}
+        assert [str(p.border_title) for p in app.panes] == ["smollm2-135m", "gemma3-270m"]  # revealed
+        assert all("won 50% (" in str(p.border_subtitle) for p in app.panes)  # both bad: half a win each
+        assert any(m.startswith("both bad: A was ") for m in _said(app))
+
+        await pilot.press("b")
+        off = "Blind mode off."
+        await wait_for(lambda: off in _said(app), f"b again to say {off!r}", 30, pilot=pilot)
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "a run with blind mode off to finish")
+        await pilot.pause()
+        assert [str(p.border_title) for p in app.panes] == ["smollm2-135m", "gemma3-270m"]  # names stay
+        await pilot.press("x")  # no vote open: the key is not offered and writes nothing
+        await pilot.pause()
+        assert len(log.read_text().splitlines()) == 1
+
+
+def test_blind_with_one_model_is_one_sentence_and_exit_2():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "tui.cli.main", "--blind", "smollm2-135m"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abtop: --blind ") and "two models" in lines[0], p.stderr
