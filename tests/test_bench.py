@@ -17,16 +17,6 @@ def bench(*args, timeout=300):
     return subprocess.run([*ABTOP, "bench", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def bench_json(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "out.json"
-    csv = out.with_suffix(".csv")
-    p = bench("smollm2-135m", "gemma3-270m", "-p", "The sky is blue because", "-n", "16", "--runs", "2",
-              "--warmup", "1", "--ctx", "512", "--json", str(out), "--csv", str(csv))  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    return json.loads(out.read_text()), p, csv
-
-
 def test_json_holds_every_field_from_the_run(bench_json):
     doc, proc, _ = bench_json
     assert doc["schema"] == "abtop.bench/1"
