@@ -18,6 +18,10 @@ from .conftest import worker_children
 from .waiting import wait_for
 
 
+def _said(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
 def _app(specs):
     return ABTopApp(list(specs), "The sky is", GenParams(max_tokens=6), n_ctx=512)
 
@@ -49,7 +53,10 @@ async def test_o_picks_a_model_for_pane_b_and_swaps_it_mid_session():
         assert shown.startswith("B ← smollm2-135m  llama · 98.4 MB · Q4_1 · dense")
         n = len(seen)
         await pilot.press("enter")
-        await wait_for(lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]), "the new model to load in pane B", pilot=pilot)
+        # the swap ends (loaded, the cores split again, the engine free for Enter) with its sentence
+        done = "Pane B: smollm2-135m loaded; Enter runs both."
+        await wait_for(lambda: done in _said(app), f"the swap to say {done!r}", pilot=pilot)
+        assert any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:])
         await pilot.pause()
         assert app.specs == ["smollm2-135m", "smollm2-135m"]
         assert app.session.loaded[1].info.name == "smollm2-135m #2" and app.session.loaded[1].pid != old_pid
@@ -76,8 +83,9 @@ async def test_ctrl_p_holds_the_picker_and_fills_a_pane_whose_model_never_loaded
         palette = app.screen
         await wait_for(lambda: palette.query_one(CommandList).option_count >= 1, "the palette to offer gemma3", pilot=pilot)
         await pilot.press("enter")
-        await wait_for(lambda: app.session.loaded[-1] is not None and app.session.alive == [True, True],
-                       "gemma3 to load into pane A", pilot=pilot)  # fmt: skip
+        done = "Pane A: gemma3-270m loaded; Enter runs both."
+        await wait_for(lambda: done in _said(app), f"the swap to say {done!r}", pilot=pilot)
+        assert app.session.loaded[-1] is not None and app.session.alive == [True, True]
         assert app.specs[0] == "gemma3-270m" and not app.panes[0].failed and app._slots == [1, 0]
         app.run_finished.clear()
         await pilot.press("enter")
