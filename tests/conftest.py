@@ -111,7 +111,7 @@ def bench_json(tmp_path_factory):
     p = subprocess.run(
         [sys.executable, "-m", "tui.cli.main", "bench", "smollm2-135m", "gemma3-270m", "-p", "The sky is blue because",
          "-n", "16", "--runs", "2", "--warmup", "1", "--ctx", "512", "--json", str(out), "--csv", str(csv)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=540,  # two models, three runs each: minutes on a busy box
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     return json.loads(out.read_text()), p, csv

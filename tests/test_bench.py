@@ -17,6 +17,7 @@ def bench(*args, timeout=300):
     return subprocess.run([*ABTOP, "bench", *args], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.timeout(600)  # the first to ask for bench_json waits for the bench
 def test_json_holds_every_field_from_the_run(bench_json):
     doc, proc, _ = bench_json
     assert doc["schema"] == "abtop.bench/1"
@@ -55,6 +56,7 @@ def test_json_holds_every_field_from_the_run(bench_json):
     assert doc["models"][1]["info"]["chat_template"] is False
 
 
+@pytest.mark.timeout(600)  # the first to ask for bench_json waits for the bench
 def test_markdown_on_stdout_and_csv_rows(bench_json):
     doc, proc, csv = bench_json
     assert "| model |" in proc.stdout

@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 
 from backends.quality.votes import (
     Battle,
@@ -147,6 +148,7 @@ def test_abtop_votes_with_an_unwritable_export_writes_the_other_and_exits_1(tmp_
     assert "\x1b" not in text and "\x07" not in text and "PWNED" in text
 
 
+@pytest.mark.timeout(600)  # the first to ask for bench_json waits for the bench
 def test_abtop_votes_with_bench_and_score_prints_the_whole_verdict(bench_json, tmp_path, capsys):
     """``abtop votes LOG --bench out.json --score score.json`` (README): speed and memory from a
     real bench of the bundled pair, bits per byte from a real ``abtop score``, win rates from the
