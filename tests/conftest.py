@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -99,6 +100,21 @@ def write_split_gguf(src, stem, max_tensors: int = 150) -> list[str]:
     w.write_tensors_to_file()
     w.close()
     return sorted(str(p) for p in Path(stem).parent.glob(Path(stem).name + "-*-of-*.gguf"))
+
+
+@pytest.fixture(scope="session")
+def bench_json(tmp_path_factory):
+    """``abtop bench`` on the bundled pair, once per session (bench's tests and ``abtop votes
+    --bench`` read it): (the JSON document, the finished process, the CSV's path)."""
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    csv = out.with_suffix(".csv")
+    p = subprocess.run(
+        [sys.executable, "-m", "tui.cli.main", "bench", "smollm2-135m", "gemma3-270m", "-p", "The sky is blue because",
+         "-n", "16", "--runs", "2", "--warmup", "1", "--ctx", "512", "--json", str(out), "--csv", str(csv)],
+        capture_output=True, text=True, timeout=540,  # two models, three runs each: minutes on a busy box
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return json.loads(out.read_text()), p, csv
 
 
 @pytest.fixture(scope="session")

@@ -17,16 +17,7 @@ def bench(*args, timeout=300):
     return subprocess.run([*ABTOP, "bench", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def bench_json(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "out.json"
-    csv = out.with_suffix(".csv")
-    p = bench("smollm2-135m", "gemma3-270m", "-p", "The sky is blue because", "-n", "16", "--runs", "2",
-              "--warmup", "1", "--ctx", "512", "--json", str(out), "--csv", str(csv))  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    return json.loads(out.read_text()), p, csv
-
-
+@pytest.mark.timeout(600)  # the first to ask for bench_json waits for the bench
 def test_json_holds_every_field_from_the_run(bench_json):
     doc, proc, _ = bench_json
     assert doc["schema"] == "abtop.bench/1"
@@ -65,6 +56,7 @@ def test_json_holds_every_field_from_the_run(bench_json):
     assert doc["models"][1]["info"]["chat_template"] is False
 
 
+@pytest.mark.timeout(600)  # the first to ask for bench_json waits for the bench
 def test_markdown_on_stdout_and_csv_rows(bench_json):
     doc, proc, csv = bench_json
     assert "| model |" in proc.stdout
@@ -226,3 +218,23 @@ def test_race_mode_charges_no_model_the_shared_energy(tmp_path):
     for m in json.loads(out.read_text())["models"]:
         (r,) = m["runs"]
         assert r["energy_j_per_token"] is None and "race mode" in r["energy_note"] and "share" in r["energy_note"]
+
+
+@pytest.mark.timeout(600)  # two benches, each loading the model: minutes on a busy box
+def test_seed_makes_a_sampled_run_repeat_and_another_seed_changes_it(tmp_path):
+    """``--seed`` with ``--temperature`` above 0: the same seed gives the same text on every run
+    (the sampler is seeded afresh per run), another seed another text."""
+
+    def texts(seed: int, runs: int) -> list[str]:
+        out = tmp_path / f"seed{seed}.json"
+        p = bench("smollm2-135m", "-p", "Once upon a time", "-n", "16", "--runs", str(runs), "--warmup", "0",
+                  "--ctx", "512", "--temperature", "1.0", "--seed", str(seed), "--json", str(out))  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(out.read_text())
+        assert (doc["params"]["seed"], doc["params"]["temperature"]) == (seed, 1.0)
+        return [r["text"] for r in doc["models"][0]["runs"]]
+
+    first, again = texts(7, runs=2)
+    assert first == again and first.strip()
+    (other,) = texts(8, runs=1)
+    assert other != first

@@ -3,7 +3,6 @@ the vote, sides drawn at random, one fsync'd line in the battle log per vote."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import random
@@ -15,7 +14,7 @@ from backends.quality.prompts import Prompt
 from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
 
-TIMEOUT = 180
+from .waiting import wait_for
 
 
 def _visible_names(app) -> str:
@@ -34,7 +33,7 @@ async def test_a_blind_vote_hides_the_names_until_the_vote_and_logs_one_line(tmp
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
                    autostart=True, blind=True, rng=rng, results_dir=tmp_path)  # fmt: skip
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the first blind run to finish")
         await pilot.pause()
         a_slot, b_slot = app.blind.sides
         assert (a_slot, b_slot) == ((1, 0) if expect_swap else (0, 1))
@@ -72,11 +71,11 @@ async def test_n_steps_through_the_suite_and_votes_name_the_prompt(tmp_path):
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], prompts[0].text, GenParams(max_tokens=4), n_ctx=512,
                    blind=True, prompts=prompts, rng=random.Random(1), results_dir=tmp_path)  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "both models to load")
         assert str(app.query_one("#suite-pos").render()) == "1/2 · n next"
         app.run_finished.clear()
         await pilot.press("n")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the suite's second prompt (n) to finish")
         await pilot.pause()
         assert str(app.query_one("#suite-pos").render()) == "2/2 · n next"
         assert app.query_one("#prompt").value == "Water boils at"
@@ -105,20 +104,16 @@ async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
                    autostart=True, results_dir=tmp_path)  # fmt: skip
     app.quality_keys.score_source = ("Four score and seven years ago our fathers brought forth on this continent a new nation.", "t")
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the first run to finish")
         await pilot.press("S")
         for w in app.workers:
             if w.group == "score":
-                await asyncio.wait_for(w.wait(), TIMEOUT)
+                await wait_for(w.wait(), "both models' bits per byte (S)")
         await pilot.pause()
         assert set(app.quality_keys.scores) == {0, 1} and all(e["bpb"] > 0 for e in app.quality_keys.scores.values())
         assert "bpb " in str(app.panes[0].border_subtitle)
-        await pilot.press("v")
-        for _ in range(50):
-            await pilot.pause(0.05)
-            if isinstance(app.screen, VerdictScreen):
-                break
-        assert isinstance(app.screen, VerdictScreen)
+        await pilot.press("v")  # the verdict gathers the host's facts off the loop, then shows
+        await wait_for(lambda: isinstance(app.screen, VerdictScreen), "the verdict screen (v)", pilot=pilot)
         console = Console(width=80, record=True, file=io.StringIO())
         console.print(verdict_table(app.screen.cols))
         drawn = console.export_text()
@@ -129,3 +124,54 @@ async def test_S_scores_the_loaded_models_and_v_shows_the_verdict(tmp_path):
         # e: the exports carry bpb beside the speed
         docs = app.results_models()
         assert all(m["score"]["bpb"] > 0 for m in docs)
+
+
+def _said(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_b_turns_blind_votes_on_for_the_next_run_x_votes_both_bad_and_b_turns_them_off(tmp_path):
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512,
+                   rng=random.Random(3), results_dir=tmp_path)  # fmt: skip
+    log = tmp_path / "battles.jsonl"
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.models_loaded, "both models to load")
+        await pilot.press("b")
+        on = "Blind mode: names hidden from the next run; vote with 1, 2, = or x."
+        await wait_for(lambda: on in _said(app), f"b to say {on!r}", 30, pilot=pilot)
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "the first blind run to finish")
+        await pilot.pause()
+        assert sorted(str(p.border_title) for p in app.panes) == ["model A", "model B"]
+        assert "smollm2" not in _visible_names(app) and "gemma" not in _visible_names(app)
+        await pilot.press("x")
+        await pilot.pause()
+        vote = json.loads(log.read_text())
+        assert vote["winner"] == "tie (bothbad)" and {vote["model_a"], vote["model_b"]} == {"smollm2-135m", "gemma3-270m"}
+        assert [str(p.border_title) for p in app.panes] == ["smollm2-135m", "gemma3-270m"]  # revealed
+        assert all("won 50% (" in str(p.border_subtitle) for p in app.panes)  # both bad: half a win each
+        assert any(m.startswith("both bad: A was ") for m in _said(app))
+
+        await pilot.press("b")
+        off = "Blind mode off."
+        await wait_for(lambda: off in _said(app), f"b again to say {off!r}", 30, pilot=pilot)
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "a run with blind mode off to finish")
+        await pilot.pause()
+        assert [str(p.border_title) for p in app.panes] == ["smollm2-135m", "gemma3-270m"]  # names stay
+        await pilot.press("x")  # no vote open: the key is not offered and writes nothing
+        await pilot.pause()
+        assert len(log.read_text().splitlines()) == 1
+
+
+def test_blind_with_one_model_is_one_sentence_and_exit_2():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "tui.cli.main", "--blind", "smollm2-135m"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abtop: --blind ") and "two models" in lines[0], p.stderr

@@ -6,7 +6,6 @@ the TUI's ``m`` key switching a loaded pair to alternate mode with ``--runs 2``.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -21,8 +20,8 @@ from tui.app.app import ABTopApp
 from tui.widgets.stream_view import StreamView
 
 from .conftest import worker_children
+from .waiting import wait_for
 
-TIMEOUT = 180
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -59,7 +58,7 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
     notes: list[tuple[int, str]] = []
     app.hooks.append(lambda slot, ev: notes.append((slot, ev.text)) if isinstance(ev, Note) else None)
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "both models to load")
         await pilot.pause()
         if CORES >= 2:  # race: each model on its own share
             assert not set(app.panes[0].loaded.cpus) & set(app.panes[1].loaded.cpus)
@@ -76,7 +75,7 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
         assert "thr" in str(app.panes[0].query_one(".header").render())
         app.run_finished.clear()
         await pilot.press("enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "two alternate runs of both models to finish")
         await pilot.pause()
         # the waiting pane said so while the other ran alone
         assert any(slot == 1 and "waiting" in text and "alternate" in text for slot, text in notes)
@@ -90,7 +89,7 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
         # Enter again with the same prompt and mode: the runs add up, each with its own number
         app.run_finished.clear()
         await pilot.press("enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "two more alternate runs to finish")
         await pilot.pause()
         for pane in app.panes:
             assert [r["run"] for r in pane.runs] == [0, 1, 2, 3]
@@ -107,11 +106,11 @@ def _footer_keys(app) -> dict[str, str]:
 async def test_m_pressed_while_loading_places_the_models_once_loaded():
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512)
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.session is None:  # the session exists, its workers are still loading
-            await asyncio.sleep(0.005)
+        # m once the session exists and its workers are still loading
+        await wait_for(lambda: app.session is not None, "the session to be made", poll=0.005)
         await pilot.press("m")
         assert not app.models_loaded.is_set()
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "both models to load")
         await app.workers.wait_for_complete()
         await pilot.pause()
         everything = set(os.sched_getaffinity(0))
@@ -125,7 +124,7 @@ async def test_export_after_switching_mode_keeps_the_mode_and_cores_the_runs_had
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6), n_ctx=512,
                    autostart=True, results_dir=tmp_path)  # fmt: skip
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the first run to finish")
         await pilot.pause()
         raced = [(p.loaded.threads, list(p.loaded.cpus)) for p in app.panes]
         await pilot.press("m")  # alternate from now on: all cores each

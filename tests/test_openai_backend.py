@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from backends.specs import parse_spec
 from backends.stats import RunCollector
 from backends.telemetry.remote import RemoteSampler, remote_sampler
 from tests.replay_server import ReplayServer, json_route, lines_route
+from tests.waiting import wait_for
 
 PROMPT = "Why is the sky blue? Answer in one sentence."
 PARAMS = GenParams(max_tokens=16)
@@ -90,10 +90,8 @@ async def test_cancel_then_run_again(llama_server):
         events = []
         async for ev in backend.stream(PROMPT, GenParams(max_tokens=400)):
             events.append(ev)
-            if isinstance(ev, Token):
-                t0 = time.monotonic()
-                await backend.cancel()
-                assert time.monotonic() - t0 < 1.0
+            if isinstance(ev, Token):  # at once: the Finished it queues is the very next event
+                await wait_for(backend.cancel(), "cancel() to stop the stream in flight", 60)
         again, _ = await run_once(backend, GenParams(max_tokens=4))
     finally:
         await backend.close()

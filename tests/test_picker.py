@@ -4,7 +4,6 @@ loads, the cores are split again). The real engine on the bundled models."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from textual.command import CommandList, CommandPalette
@@ -18,22 +17,15 @@ from tui.cli.parser import build_parser
 from tui.widgets.card import CardPanel
 
 from .conftest import worker_children
+from .waiting import wait_for
 
-TIMEOUT = 180
+
+def _said(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
 
 
 def _app(specs):
     return ABTopApp(list(specs), "The sky is", GenParams(max_tokens=6), n_ctx=512)
-
-
-async def _until(pilot, cond, timeout: float = TIMEOUT):
-    """Let the app work (messages, workers) until ``cond()``; the clock only bounds the wait."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("the app never got there")
-        await pilot.pause()
 
 
 def test_the_listing_says_arch_size_quant_and_ple_or_moe(monkeypatch, tmp_path):
@@ -52,18 +44,21 @@ async def test_o_picks_a_model_for_pane_b_and_swaps_it_mid_session():
     seen: list = []
     app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "both models to load")
         old_pid = app.session.loaded[1].pid
         await pilot.press("o")
-        await _until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await wait_for(lambda: isinstance(app.screen, CommandPalette), "the picker (o)", pilot=pilot)
         await pilot.press(*"B smol")
         palette = app.screen
-        await _until(pilot, lambda: palette.query_one(CommandList).option_count >= 1)
+        await wait_for(lambda: palette.query_one(CommandList).option_count >= 1, "the picker to offer smollm2", pilot=pilot)
         shown = str(palette.query_one(CommandList).get_option_at_index(0).prompt)
         assert shown.startswith("B ← smollm2-135m  llama · 98.4 MB · Q4_1 · dense")
         n = len(seen)
         await pilot.press("enter")
-        await _until(pilot, lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]))
+        # the swap ends (loaded, the cores split again, the engine free for Enter) with its sentence
+        done = "Pane B: smollm2-135m loaded; Enter runs both."
+        await wait_for(lambda: done in _said(app), f"the swap to say {done!r}", pilot=pilot)
+        assert any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:])
         await pilot.pause()
         assert app.specs == ["smollm2-135m", "smollm2-135m"]
         assert app.session.loaded[1].info.name == "smollm2-135m #2" and app.session.loaded[1].pid != old_pid
@@ -73,7 +68,7 @@ async def test_o_picks_a_model_for_pane_b_and_swaps_it_mid_session():
         assert str(app.panes[1].query_one(".header").render()).startswith("llama · 134.5M params")
         app.run_finished.clear()
         await pilot.press("enter")  # and both run
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "both models to run")
         assert all(len(p.runs) == 1 for p in app.panes)
     assert not worker_children()
 
@@ -82,19 +77,21 @@ async def test_ctrl_p_holds_the_picker_and_fills_a_pane_whose_model_never_loaded
     assert ModelsProvider in ABTopApp.COMMANDS
     app = _app([str(tmp_path / "missing.gguf"), "smollm2-135m"])
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load (one of them cannot)")
         assert app.panes[0].failed and len(app.session.backends) == 1
         await pilot.press("ctrl+p")
-        await _until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await wait_for(lambda: isinstance(app.screen, CommandPalette), "the palette (ctrl+p)", pilot=pilot)
         await pilot.press(*"A gemma3")
         palette = app.screen
-        await _until(pilot, lambda: palette.query_one(CommandList).option_count >= 1)
+        await wait_for(lambda: palette.query_one(CommandList).option_count >= 1, "the palette to offer gemma3", pilot=pilot)
         await pilot.press("enter")
-        await _until(pilot, lambda: app.session.loaded[-1] is not None and app.session.alive == [True, True])
+        done = "Pane A: gemma3-270m loaded; Enter runs both."
+        await wait_for(lambda: done in _said(app), f"the swap to say {done!r}", pilot=pilot)
+        assert app.session.loaded[-1] is not None and app.session.alive == [True, True]
         assert app.specs[0] == "gemma3-270m" and not app.panes[0].failed and app.slots == [1, 0]
         app.run_finished.clear()
         await pilot.press("enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "both models to run")
         assert all(len(p.runs) == 1 for p in app.panes)
     assert not worker_children()
 
@@ -120,11 +117,11 @@ async def test_a_picked_model_keeps_the_engine_options():
     seen: list = []
     app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "both models to load")
         assert [_context_row(p).startswith("flash attn off") for p in app.panes] == [True, True]
         n = len(seen)
         app.swap_model(1, "smollm2-135m")  # what the picker's "B ← smollm2-135m" calls
-        await _until(pilot, lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]))
+        await wait_for(lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]), "pane B's new model to load", pilot=pilot)
         await pilot.pause()
         assert app.specs[1] == "smollm2-135m"
         row = _context_row(app.panes[1])

@@ -21,8 +21,7 @@ from tui.cli.main import _command_parser
 from tui.widgets.stream_view import StreamView
 
 from .conftest import worker_children
-
-TIMEOUT = 180
+from .waiting import wait_for
 
 
 async def test_record_then_replay_reproduces_text_and_timings(tmp_path):
@@ -30,7 +29,7 @@ async def test_record_then_replay_reproduces_text_and_timings(tmp_path):
     live = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=12),
                     n_ctx=512, autostart=True, record=str(rec))  # fmt: skip
     async with live.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(live.run_finished.wait(), TIMEOUT)
+        await wait_for(live.run_finished, "the recorded run to finish")
         await pilot.pause()
         recorded = [list(p.runs) for p in live.panes]
         times = [list(p.collector.token_times) for p in live.panes]
@@ -42,7 +41,7 @@ async def test_record_then_replay_reproduces_text_and_timings(tmp_path):
     assert header["params"]["prompt"] == "The sky is blue because" and header["params"]["mode"] == "race"
     app = ReplayApp(header, events, speed=8, source=str(rec))
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 60)
+        await wait_for(app.run_finished, "the replay to end", 60)
         await pilot.pause()
         for pane, runs, ts in zip(app.panes, recorded, times, strict=True):
             assert pane.loaded is not None and not pane.failed
@@ -67,7 +66,7 @@ async def test_replay_paces_events_by_their_recorded_times(tmp_path):
     header, events = synthetic(tokens_per_s=40, seconds=1.0)
     app = ReplayApp(header, events, speed=4)
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the replay to end", 30)
         took = now() - app._start  # the replay starts on mount, before this block runs
         await pilot.pause()
         assert took >= app.duration / 4 - 0.005
@@ -79,7 +78,7 @@ async def test_replay_paces_events_by_their_recorded_times(tmp_path):
         # r plays it again from the start
         app.run_finished.clear()
         await pilot.press("r")
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the replay played again (r) to end", 30)
         assert [len(p.runs) for p in app.panes] == [1, 1]
 
 
@@ -163,9 +162,18 @@ def test_header_round_trips_through_the_recorder(tmp_path):
 async def test_escape_stops_a_replay_and_its_clock():
     header, events = synthetic(tokens_per_s=40, seconds=3.0)
     app = ReplayApp(header, events, speed=1)
+    tokens = [0, 0]
+    streaming = asyncio.Event()
+
+    def count(slot: int, ev) -> None:
+        if isinstance(ev, Token):
+            tokens[slot] += 1
+            if tokens[slot] >= 3:
+                streaming.set()
+
+    app.hooks.append(count)
     async with app.run_test(size=(100, 30)) as pilot:
-        while not any(p.collector and p.collector.n_tokens >= 3 for p in app.panes):
-            await asyncio.sleep(0.02)
+        await wait_for(streaming, "three tokens of a replayed stream", 30)
         await pilot.press("escape")
         await pilot.pause()
         for pane in app.panes:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from textual_plotext import PlotextPlot
 
 from tui.app.replay import ReplayApp, synthetic
 from tui.widgets.results import ModelResults, ResultsApp, ResultsScreen, rate_series, short_labels, whiskers
+
+from .waiting import wait_for
 
 
 def test_rate_series_counts_tokens_per_second_from_the_request_start():
@@ -33,7 +33,7 @@ async def test_g_opens_the_plots_at_80x24_and_escape_closes(tmp_path):
     header, events = synthetic(tokens_per_s=40, seconds=0.5, runs=3)
     app = ReplayApp(header, events, speed=10, results_dir=tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the replay to end", 30)
         await pilot.press("g")
         await pilot.pause()
         screen = app.screen
@@ -54,9 +54,10 @@ async def test_g_before_a_run_says_so():
     header, events = synthetic(tokens_per_s=40, seconds=0.5)
     app = ReplayApp(header, events[:2])  # the two Loaded events only
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the replay of two loads to end", 30)
         await pilot.press("g")
-        await pilot.pause()
+        sentence = "No results yet: run the models first."
+        await wait_for(lambda: sentence in [str(n.message) for n in app._notifications], f"g to say {sentence!r}", 30, pilot=pilot)
         assert not isinstance(app.screen, ResultsScreen)
 
 

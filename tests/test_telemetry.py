@@ -15,29 +15,33 @@ import pytest
 
 from backends.events import Sample
 from backends.telemetry.process import ProcessSampler, host_info, sample_every
+from tests.waiting import wait_for, wait_until
 
 MiB = 2**20
 ANON = 64 * MiB
 
-# The child maps the GGUF, touches half of its pages, fills ANON bytes of anonymous memory and
-# burns CPU; a line on stdin makes it touch the other half.
+# The child maps the GGUF, touches half of its pages and fills ANON bytes of anonymous memory;
+# then, one command a line: "burn S" spends S seconds of CPU time by its own clock (any load on the
+# box only stretches the wall time it takes), "all" touches the other half of the pages.
 CHILD = r"""
-import mmap, sys, threading
+import mmap, sys, time
 path, anon = sys.argv[1], int(sys.argv[2])
 f = open(path, "rb")
 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 half = len(m) // 2
 touched = sum(m[i] for i in range(0, half, 4096))
 block = b"\x01" * anon
-def spin():
-    while True:
-        pass
-threading.Thread(target=spin, daemon=True).start()
 print("ready", flush=True)
-sys.stdin.readline()
-touched += sum(m[i] for i in range(half, len(m), 4096))
-print("all", flush=True)
-sys.stdin.readline()
+for line in sys.stdin:
+    cmd, *arg = line.split()
+    if cmd == "burn":
+        until = time.process_time() + float(arg[0])
+        while time.process_time() < until:
+            pass
+        print("burnt", flush=True)
+    elif cmd == "all":
+        touched += sum(m[i] for i in range(half, len(m), 4096))
+        print("all", flush=True)
 """
 
 IDLE = "import sys; print('ready', flush=True); sys.stdin.readline()"
@@ -68,10 +72,16 @@ def idle():
     _end(p)
 
 
-def test_weights_anon_rss_cpu_come_from_the_process(mapper, idle, smollm2_path):
+def _ask(p: subprocess.Popen, command: str, answer: str) -> None:
+    p.stdin.write(command + "\n")
+    p.stdin.flush()
+    got = p.stdout.readline().strip()
+    assert got == answer, f"the child answered {got!r} to {command!r} (exit code {p.poll()})"
+
+
+def test_weights_anon_rss_come_from_the_process(mapper, idle, smollm2_path):
     size = smollm2_path.stat().st_size
     s = ProcessSampler(mapper.pid, str(smollm2_path), gpu=False)
-    time.sleep(0.3)  # let the CPU counter accumulate (the spinning thread)
     a = s.sample()
     assert a.note == "GPU off"
     # Half the file's pages were touched: its mapping's resident size says so.
@@ -79,24 +89,50 @@ def test_weights_anon_rss_cpu_come_from_the_process(mapper, idle, smollm2_path):
     assert ANON <= a.anon_bytes < ANON + 64 * MiB
     assert a.rss_bytes >= a.anon_bytes + a.weights_resident_bytes
     assert a.uss_bytes >= ANON
-    assert 50 <= a.cpu_percent <= 250
 
     # The idle process maps no GGUF and holds little anonymous memory.
     quiet = ProcessSampler(idle.pid, str(smollm2_path), gpu=False)
-    time.sleep(0.2)
     b = quiet.sample()
     assert b.weights_resident_bytes == 0
-    assert b.anon_bytes < 32 * MiB and b.cpu_percent < 20
+    assert b.anon_bytes < 32 * MiB
     quiet.close()
 
     # Now all pages: within the slow interval the last smaps reading is reused, after it is fresh.
-    mapper.stdin.write("go\n")
-    mapper.stdin.flush()
-    assert mapper.stdout.readline().strip() == "all"
+    _ask(mapper, "all", "all")
     assert s.sample().weights_resident_bytes == a.weights_resident_bytes
     s.slow_interval = 0
     assert s.sample().weights_resident_bytes >= 0.95 * size
     s.close()
+
+
+BURN = 0.3
+"""CPU-seconds the child spends between two readings of its sampler."""
+TICK = 1 / os.sysconf("SC_CLK_TCK")
+"""/proc counts a process's CPU time in clock ticks: psutil's reading is known to one tick."""
+
+
+def test_cpu_percent_gives_back_the_cpu_time_a_process_spent(mapper, idle):
+    """Between two readings the child spends BURN CPU-seconds by its own clock and the idle one
+    none: cpu % times the interval between the readings gives those back, whatever the load on
+    the box (a busy box stretches the interval and lowers the % in proportion). The interval is
+    bracketed by this test's clock around the readings."""
+    t0 = time.monotonic()
+    busy, quiet = ProcessSampler(mapper.pid, None, gpu=False), ProcessSampler(idle.pid, None, gpu=False)
+    t1 = time.monotonic()
+    _ask(mapper, f"burn {BURN}", "burnt")
+    t2 = time.monotonic()
+    a, b = busy.sample(), quiet.sample()
+    t3 = time.monotonic()
+    least, most = t2 - t1, t3 - t0  # the samplers' own interval lies between these
+    spent = (a.cpu_percent / 100 * least, a.cpu_percent / 100 * most)
+    assert spent[0] <= BURN + 2 * TICK and spent[1] >= BURN - TICK, (
+        f"cpu {a.cpu_percent} % over {least:.3f}-{most:.3f} s is {spent[0]:.3f}-{spent[1]:.3f} CPU-s, "
+        f"but the child spent {BURN}"
+    )
+    # (the interval is at least BURN long: one thread spends CPU time no faster than the clock)
+    assert b.cpu_percent / 100 * least <= TICK + 0.001 * most, f"the idle child read {b.cpu_percent} % over {least:.3f} s"
+    busy.close()
+    quiet.close()
 
 
 def test_weights_found_through_a_symlink(mapper, smollm2_path, tmp_path):
@@ -125,10 +161,8 @@ def test_vanished_process(idle):
 def test_zombie_counts_as_gone():
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     s = ProcessSampler(p.pid, None, gpu=False)
-    deadline = time.monotonic() + 10
-    while s.sample().note != "process gone" and time.monotonic() < deadline:
-        time.sleep(0.02)  # exited but not reaped yet: State Z
-    assert s.sample().note == "process gone"
+    # exited but not reaped (State Z): the sampler says gone before anyone waits for the child
+    wait_until(lambda: s.sample().note == "process gone", "the sampler to see the exited child as gone", 30)
     p.wait()
 
 
@@ -150,9 +184,9 @@ async def test_sample_every_emits_on_the_loop_until_stopped(idle):
             three.set()
 
     task = asyncio.create_task(sample_every(s, 0.05, emit, stop))
-    await asyncio.wait_for(three.wait(), 5)
+    await wait_for(three, "three samples", 30)
     stop.set()
-    await asyncio.wait_for(task, 1)
+    await wait_for(task, "the sampling task to end once stopped", 30)
     assert all(ident == threading.get_ident() for _, ident in got)
     ts = [sample.t for sample, _ in got]
     assert ts == sorted(ts) and ts[2] - ts[0] >= 0.08

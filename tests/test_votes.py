@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 
 from backends.quality.votes import (
     Battle,
@@ -145,3 +146,54 @@ def test_abtop_votes_with_an_unwritable_export_writes_the_other_and_exits_1(tmp_
     assert "could not write --json /dev/full" in err and "Traceback" not in err
     text = md.read_text()
     assert "\x1b" not in text and "\x07" not in text and "PWNED" in text
+
+
+@pytest.mark.timeout(600)  # the first to ask for bench_json waits for the bench
+def test_abtop_votes_with_bench_and_score_prints_the_whole_verdict(bench_json, tmp_path, capsys):
+    """``abtop votes LOG --bench out.json --score score.json`` (README): speed and memory from a
+    real bench of the bundled pair, bits per byte from a real ``abtop score``, win rates from the
+    log, in one verdict table, the better value of each row marked."""
+    doc, _, _ = bench_json
+    bench = tmp_path / "out.json"
+    bench.write_text(json.dumps(doc))
+    text = tmp_path / "t.txt"
+    text.write_text("It is for us the living, rather, to be dedicated here to the unfinished work.\n", encoding="utf-8")
+    score = tmp_path / "score.json"
+    assert main(["score", "--text", str(text), "--ctx", "256", "--json", str(score)]) == 0
+    bpbs = {m["spec"]: m["bpb"] for m in json.loads(score.read_text())["models"]}
+    log = _log(tmp_path, [("smollm2-135m", "gemma3-270m", "model_a")] * 3 + [("gemma3-270m", "smollm2-135m", "tie")])
+    capsys.readouterr()
+    md = tmp_path / "verdict.md"
+    assert main(["votes", str(log), "--bench", str(bench), "--score", str(score), "--md", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert md.read_text() == out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    speed = {m["spec"]: m["summary"]["gen_tps"]["median"] for m in doc["models"]}
+    for spec in ("smollm2-135m", "gemma3-270m"):
+        assert f"{speed[spec]:.1f}" in rows["gen t/s (median)"]
+        assert f"{bpbs[spec]:.4f}" in rows["bits per byte (lower: predicts text better)"]
+    specs = list(speed)  # a column per model, in the bench's order
+
+    def cells(question: str) -> list[str]:
+        return [c.strip() for c in rows[question].split("|")[2:4]]
+
+    def marked(question: str) -> list[str]:
+        return [spec for spec, cell in zip(specs, cells(question), strict=True) if "✓" in cell]
+
+    assert marked("gen t/s (median)") == [max(speed, key=speed.get)]
+    assert marked("bits per byte (lower: predicts text better)") == [min(bpbs, key=bpbs.get)]
+    win = dict(zip(specs, cells("blind win rate (95% Wilson)"), strict=True))
+    assert win["smollm2-135m"].startswith("**88% (") and win["gemma3-270m"].startswith("12% (")  # (3 + ½) / 4
+    assert marked("blind win rate (95% Wilson)") == ["smollm2-135m"]
+    assert "alternate" in out  # the mode the bench ran in, from its params
+
+
+def test_abtop_votes_names_a_document_of_the_wrong_kind(tmp_path, capsys):
+    log = _log(tmp_path, [("x", "y", "model_a")])
+    votes = tmp_path / "v.json"
+    assert main(["votes", str(log), "--json", str(votes)]) == 0
+    capsys.readouterr()
+    assert main(["votes", str(log), "--bench", str(votes)]) == 2
+    assert capsys.readouterr().err == f"abtop: --bench {votes}: not an abtop.bench/1 file.\n"
+    assert main(["votes", str(log), "--score", str(tmp_path / "none.json")]) == 2
+    assert "abtop: --score " in capsys.readouterr().err

@@ -22,6 +22,8 @@ from backends.events import Finished, Token
 from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
 
+from .waiting import wait_for
+
 ABTOP = [sys.executable, "-m", "tui.cli.main"]
 TIMEOUT = 300
 
@@ -186,3 +188,37 @@ def test_a_sweep_of_one_file_probes_each_column(tiny_twins, tmp_path):
         assert probe["working_set"] is not None, probe.get("working_set_note")
         assert _pct(probe["working_set"], "attention") >= 0.9 and _pct(probe["working_set"], "ffn") >= 0.9
     assert "could not evict" not in table
+
+
+async def test_w_turns_the_probe_on_for_the_next_runs_and_off_again(smollm2_path, tmp_path):
+    """``w`` in the app: each run then ends with one probe run (its card shows the bytes touched
+    per tensor group); ``w`` again, and runs are speed runs only. A private copy of the bundled
+    smollm2, alone: the probe evicts the file's pages first, which it cannot while another test
+    beside this one maps the shared file."""
+    model = tmp_path / "smollm2.gguf"
+    shutil.copyfile(smollm2_path, model)
+    app = ABTopApp([str(model)], "The capital of France is", GenParams(max_tokens=4), n_ctx=512,
+                   engine_options={"repack": False})  # fmt: skip
+    said = lambda: [str(n.message) for n in app._notifications]  # noqa: E731
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.models_loaded, "smollm2 to load")
+        pane = app.panes[0]
+        await pilot.press("w")
+        await wait_for(lambda: any(m.startswith("working-set probe on: ") for m in said()), "w to say the probe is on",
+                       30, pilot=pilot)  # fmt: skip
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "a run and its probe run to finish")
+        await pilot.pause()
+        assert [r["probe"] for r in pane.runs] == [False, True]
+        assert pane.runs[1]["working_set"] is not None and pane.runs[0]["working_set"] is None, pane.runs[1].get("working_set_note")
+        rows = dict((label, v) for label, v, _ in pane.query_one(CardPanel).rows())
+        assert "%" in rows["touched"], rows["touched"]
+        await pilot.press("w")
+        await wait_for(lambda: "working-set probe off." in said(), "w again to say the probe is off", 30, pilot=pilot)
+        app.run_finished.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "a run without a probe to finish")
+        await pilot.pause()
+        assert [r["probe"] for r in pane.runs] == [False, True, False]
+        await pilot.press("q")
