@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
-from backends.telemetry.process import ProcessSampler, sample_every
+from backends.telemetry.process import Pace, ProcessSampler, sample_every
 from backends.telemetry.remote import remote_sampler
 
 Emit = Callable[[int, Event], None]
@@ -80,6 +80,9 @@ class Session:
         self.mode = mode
         self.threads = threads
         self.interval = interval
+        self.pace = Pace(interval)
+        """Every sampler of the session reads on this one clock: ``interval`` s apart while a plan
+        runs, about once a second between runs (``telemetry.process.Pace``)."""
         self.loaded: list[Loaded | None] = [None] * len(backends)
         self.alive: list[bool] = [False] * len(backends)
         self._samplers: dict[int, tuple[asyncio.Task, asyncio.Event]] = {}
@@ -137,7 +140,7 @@ class Session:
 
     async def _sample_loop(self, i: int, sampler, stop: asyncio.Event) -> None:
         try:
-            await sample_every(sampler, self.interval, lambda s: self._sample(i, s), stop)
+            await sample_every(sampler, self.interval, lambda s: self._sample(i, s), stop, self.pace)
         finally:  # after its thread has returned: a sampler is never closed mid-reading
             sampler.close()
 
@@ -200,6 +203,7 @@ class Session:
         """All runs of ``plan``; returns when they are done or cancelled."""
         self._cancelled = False
         self._running = True
+        self.pace.busy()
         try:
             if plan.mode != self.mode:
                 await self.set_mode(plan.mode)
@@ -239,6 +243,7 @@ class Session:
                     await self._stream(i, probe, plan.runs, False)
         finally:
             self._running = False
+            self.pace.rest()
             for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
                 self.emit(i, Note(""))
 

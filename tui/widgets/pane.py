@@ -80,6 +80,7 @@ class ModelPane(Vertical):
         """The status in a few words, for a compact pane's bottom border."""
         self._moved: list[tuple[str, str]] = []
         """The header and stats rows a compact pane shows on its card."""
+        self._subtitle: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -109,6 +110,7 @@ class ModelPane(Vertical):
             self.set_class(False, "-failed")
             self.failed = False
             self._last_tokens = 0
+            self._last_tick = None  # the first tick of the run sets where its tok/s bars count from
         elif isinstance(ev, Finished):
             self._finish(ev, ended)
         elif isinstance(ev, Failed):
@@ -183,6 +185,13 @@ class ModelPane(Vertical):
             view.set_message(None)
             view.append(text)
 
+    @property
+    def ticking(self) -> bool:
+        """A run is on screen whose live figures still move: streaming, or ended since the last
+        tick (whose bar then covers the run's last part interval). The app ticks only these."""
+        c = self.collector
+        return c is not None and (c.t_end is None or self._last_tick is None or self._last_tick <= c.t_end)
+
     def tick(self, t: float | None = None) -> None:
         """Tokens/s over the last interval, for the sparkline."""
         t = self.clock() if t is None else t
@@ -255,7 +264,10 @@ class ModelPane(Vertical):
         """The bottom border: the badge, the mode, the score and the votes; compact, the status too."""
         compact = self.has_class("-compact")
         sub = " · ".join(x for x in (self.badge, self.mode, self.score, self.votes, self._short if compact else None) if x)
-        self.border_subtitle = plain(sub) if sub else None
+        sub = plain(sub) if sub else None
+        if sub != self._subtitle:  # setting a border's text repaints the whole pane, even the same text
+            self._subtitle = sub
+            self.border_subtitle = sub
 
     def _move(self, **rows: str | None) -> None:
         """Keep the header (``model``) and the whole stats line (``run``, ``runs``: the spread) for
