@@ -29,7 +29,7 @@ import psutil  # noqa: E402
 
 from backends.events import Token, now  # noqa: E402
 from backends.stats import percentile  # noqa: E402
-from tui import gcpolicy  # noqa: E402
+from tui.app import gcpolicy  # noqa: E402
 from tui.app.replay import ReplayApp, synthetic  # noqa: E402
 from tui.widgets.stream_view import StreamView  # noqa: E402
 

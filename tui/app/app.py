@@ -19,7 +19,7 @@ from textual.widgets import Input, Static
 from backends import mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
 from backends.catalog import make_backend
-from backends.events import Event, Failed, Started, Token
+from backends.events import Event, Failed, Sample, Started, Token
 from backends.session import RunPlan, Session
 from backends.specs import DEFAULT_PAIR, TWIN_PREFIX, twin_file
 from tui.app import gcpolicy
@@ -57,6 +57,9 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     FLUSH_HZ = 20
     """At most this many frames a second draw the text that arrived, and none while nothing
     arrives (see ``_want_frame``)."""
+    FRAME_LAG = 0.005
+    """Frames fall this long after the ticks of their grid: the samplers read on those ticks (on
+    the event loop, cheap), so their readings are in by then and share the frame."""
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         # footer words kept short: every key fits at 80 columns. Esc is "Stop" in the footer only
@@ -150,8 +153,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         self._frame_at: asyncio.TimerHandle | None = None
         """The next ``_frame``, when one is due (tokens arrived, or a pane's live figures move)."""
         self._next_tick: float | None = None
-        self._text_due = False
-        """Text arrived since the last frame (its frame is asked for)."""
+        self._draw_due = False
+        """Text or a reading arrived since the last frame (its frame is asked for)."""
 
     def compose(self) -> ComposeResult:
         with Container(id="panes"):
@@ -205,8 +208,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
     def emit(self, slot: int, ev: Event) -> None:
         with _teardown_safe(self):
             self.panes[slot].handle(ev)
-        if not self._text_due and isinstance(ev, (Token, Started)):
-            self._text_due = True  # one check per token; the frame is asked for once
+        if not self._draw_due and isinstance(ev, (Token, Sample, Started)):
+            self._draw_due = True  # one check per token; the frame is asked for once
             self._want_frame()
         for hook in self.hooks:
             hook(slot, ev)
@@ -435,7 +438,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
             return
         if at is None:
             period = 1 / self.FLUSH_HZ
-            at = (math.floor(loop.time() / period) + 1) * period
+            at = (math.floor((loop.time() - self.FRAME_LAG) / period) + 1) * period + self.FRAME_LAG
         if self._frame_at is not None:
             if self._frame_at.when() <= at:
                 return
@@ -446,7 +449,7 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
         """Draw what changed: the text that arrived (every pane at once), and each ``interval``
         the live tok/s bar and stats line, while a pane has a run whose figures still move."""
         self._frame_at = None
-        self._text_due = False
+        self._draw_due = False
         assert self.loop is not None
         t = self.loop.time()
         with _teardown_safe(self):
@@ -460,7 +463,8 @@ class ABTopApp(BlindVotes, QualityKeys, ModelKeys, ResultsKeys, App):
                 if self._next_tick is not None:
                     for pane in ticking:
                         pane.tick()
-                self._next_tick = (math.floor(t / self.interval + 1e-3) + 1) * self.interval
+                lag = self.FRAME_LAG
+                self._next_tick = (math.floor((t - lag) / self.interval + 1e-3) + 1) * self.interval + lag
             if any(pane.ticking for pane in self.panes):
                 self._want_frame(self._next_tick)
 

@@ -59,6 +59,8 @@ class ModelPane(Vertical):
         self.runs: list[dict] = []
         """Results of the finished runs on screen (for the summary and exports)."""
         self._pending: list[str] = []
+        self._readings: list[Sample] = []
+        """Telemetry that arrived since the last frame."""
         self._last_tokens = 0
         self._last_tick: float | None = None
         self.failed = False
@@ -97,7 +99,7 @@ class ModelPane(Vertical):
         if isinstance(ev, Token):
             self._pending.append(ev.text)
         elif isinstance(ev, Sample):
-            self._show_sample(ev)
+            self._readings.append(ev)  # drawn by the next frame (``flush``), with the text and the tok/s bar
         elif isinstance(ev, Started):
             if ev.mode:  # the mode this run had (a replay's runs may differ from its header)
                 self.mode = ev.mode
@@ -163,6 +165,7 @@ class ModelPane(Vertical):
 
     def _fail(self, ev: Failed, ended: RunCollector | None) -> None:
         self.flush()
+        self._readings = []  # read before the failure: a lost process's readings are not drawn after it
         self.failed = True
         if ended is not None:
             self.collector = ended
@@ -178,7 +181,11 @@ class ModelPane(Vertical):
 
     # -- drawing (called by the app's timers) ---------------------------------------------------
     def flush(self) -> None:
-        """Append the text that arrived since the last frame, in one batch."""
+        """Draw what arrived since the last frame: the text, in one batch, and the readings."""
+        if self._readings:
+            readings, self._readings = self._readings, []
+            for s in readings:
+                self._show_sample(s)
         if self._pending:
             text, self._pending = "".join(self._pending), []
             view = self.query_one(StreamView)
@@ -231,6 +238,7 @@ class ModelPane(Vertical):
         self.loaded = self.collector = None
         self.runs.clear()
         self._pending = []
+        self._readings = []
         self._placed = None
         self.failed = False
         self.set_class(False, "-failed")
