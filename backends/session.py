@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
 from backends.specs import distinct_names
-from backends.telemetry.process import ProcessSampler, sample_every
+from backends.telemetry.process import Pace, ProcessSampler, sample_every
 from backends.telemetry.remote import remote_sampler
 
 Emit = Callable[[int, Event], None]
@@ -94,6 +94,9 @@ class Session:
         self.mode = mode
         self.threads = threads
         self.interval = interval
+        self.pace = Pace(interval)
+        """Every sampler of the session reads on this one clock: ``interval`` s apart while a plan
+        runs, about once a second between runs (``telemetry.process.Pace``)."""
         self.loaded: list[Loaded | None] = [None] * len(backends)
         self.alive: list[bool] = [False] * len(backends)
         self._samplers: dict[int, tuple[asyncio.Task, asyncio.Event]] = {}
@@ -155,7 +158,7 @@ class Session:
 
     async def _sample_loop(self, i: int, sampler, stop: asyncio.Event) -> None:
         try:
-            await sample_every(sampler, self.interval, lambda s: self._sample(i, s), stop)
+            await sample_every(sampler, self.interval, lambda s: self._sample(i, s), stop, self.pace)
         finally:  # after its thread has returned: a sampler is never closed mid-reading
             sampler.close()
 
@@ -228,6 +231,7 @@ class Session:
         """All runs of ``plan``; returns when they are done or cancelled."""
         self._cancelled = False
         self._running = True
+        self.pace.busy()
         try:
             if plan.mode != self.mode:
                 await self.set_mode(plan.mode)
@@ -280,6 +284,7 @@ class Session:
                             await self.backends[j].share_pages(release=False)
         finally:
             self._running = False
+            self.pace.rest()
             for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
                 self.emit(i, Note(""))
 

@@ -14,6 +14,11 @@ model's cores is steady: a thread delayed that long holds the others at llama.cp
 the expected ratio is about 1 − that share of a core.
 
     .venv/bin/python benchmarks/sampler_cost.py [--tokens 128] [--repeats 6] [--hz 4] [--threads N]
+
+``--parent``: instead, what sampling costs the process that samples (the TUI's, ``bench``'s) in
+all, readings, thread hops and the event loop's wakeups: both bundled workers loaded and at rest,
+sampled as a session does while a plan runs (``Pace`` busy: every sampler at ``--hz`` on one grid),
+``--seconds`` at a time, three times; the process's CPU time per second and per reading.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from backends.engines.llamacpp import LlamaCppBackend  # noqa: E402
 from backends.session import available_cpus  # noqa: E402
 from backends.specs import BUNDLED, bundled_path  # noqa: E402
 from backends.stats import RunCollector  # noqa: E402
-from backends.telemetry.process import ProcessSampler, sample_every  # noqa: E402
+from backends.telemetry.process import Pace, ProcessSampler, sample_every  # noqa: E402
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 
@@ -49,6 +54,9 @@ class TimedSampler:
         self.cpu_s += time.thread_time() - t
         self.n += 1
         return s
+
+    def blocking(self) -> bool:
+        return self.sampler.blocking()
 
 
 async def one_run(backend: LlamaCppBackend, tokens: int, sampler: TimedSampler | None, interval: float) -> tuple:
@@ -93,13 +101,47 @@ async def measure(alias: str, tokens: int, repeats: int, interval: float, thread
     return out
 
 
+async def parent(interval: float, seconds: float) -> None:
+    """The sampling process's own CPU while both bundled workers are sampled at ``interval``."""
+    backends = [
+        LlamaCppBackend(alias, bundled_path(alias), n_ctx=512, placement=Placement(threads=1, cpus=(cpu,)))
+        for alias, cpu in zip(BUNDLED, available_cpus() * 2, strict=False)
+    ]
+    loaded = [await b.load() for b in backends]
+    samplers = [await asyncio.to_thread(ProcessSampler, lo.pid, lo.weights_path) for lo in loaded]
+    pace = Pace(interval)
+    pace.busy()  # as while a plan runs: every reading at the run's interval
+    try:
+        for _ in range(3):
+            stop, taken = asyncio.Event(), []
+            tasks = [asyncio.create_task(sample_every(s, interval, taken.append, stop, pace)) for s in samplers]
+            await asyncio.sleep(interval * 2)
+            c0, w0, n0 = time.process_time(), time.monotonic(), len(taken)
+            await asyncio.sleep(seconds)
+            cpu, wall, n = time.process_time() - c0, time.monotonic() - w0, len(taken) - n0
+            stop.set()
+            await asyncio.gather(*tasks)
+            print(f"sampling {len(samplers)} workers at {1 / interval:g} Hz: {1000 * cpu / wall:.2f} ms CPU per s "
+                  f"({cpu / wall:.4f} core), {n / wall:.1f} readings/s, {1000 * cpu / max(n, 1):.3f} ms per reading")  # fmt: skip
+    finally:
+        for s in samplers:
+            s.close()
+        for b in backends:
+            await b.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=6, help="runs per side (default 6)")
     ap.add_argument("--hz", type=float, default=4.0, help="sampling rate of the 'on' side (default 4)")
     ap.add_argument("--threads", type=int, default=len(available_cpus()), help="worker threads and cores (default all)")
+    ap.add_argument("--parent", action="store_true", help="the sampling process's own CPU, workers at rest (see above)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="--parent: seconds per measurement (default 20)")
     args = ap.parse_args()
+    if args.parent:
+        asyncio.run(parent(1.0 / args.hz, args.seconds))
+        return
     print(f"threads={args.threads} of {len(available_cpus())} cores, tokens={args.tokens} repeats={args.repeats} per side, sampler {args.hz:g} Hz")
     print(f"{'model':<14} {'off t/s':>8} {'on t/s':>8} {'on/off':>7}   {'engine off':>10} {'engine on':>10} {'on/off':>7}  samples/run")
     for alias in BUNDLED:

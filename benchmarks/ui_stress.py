@@ -12,24 +12,41 @@ Measures, in one run:
 
 ``--gc default`` leaves Python's collector as it comes (no ``tui.app.gcpolicy``): the baseline to
 interleave with, one process each, since a process's collector state carries over.
+
+``--live``: the real TUI instead, in a detached tmux pane of ``--size``, its process's CPU time
+(psutil, user + system, its model workers not included) over each phase, in cores:
+
+- idle: both bundled models loaded, no run (goal ≤ 0.02);
+- streaming: Enter, both models generating ``-n`` tokens at whatever rate this machine gives
+  them (printed beside it), until both have finished;
+- at real rates: ``abtop replay`` of a made-up recording of two models streaming at ``--rates``
+  (default 25,15 tok/s, what the bundled models reach in a race on a quiet 2-core box) with
+  readings that move as live ones do (goal ≤ 0.05).
+
+``--baseline DIR`` measures another checkout too (e.g. ``git worktree add /tmp/base main``),
+phase by phase, alternating which goes first, ``--rounds`` times.
+
+    .venv/bin/python benchmarks/ui_stress.py --live [--baseline DIR] [--rounds 2] [--rates 25,15] [--size 160x45]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
 from backends.events import Token, now  # noqa: E402
 from backends.stats import percentile  # noqa: E402
-from tui import gcpolicy  # noqa: E402
+from tui.app import gcpolicy  # noqa: E402
 from tui.app.replay import ReplayApp, synthetic  # noqa: E402
 from tui.widgets.stream_view import StreamView  # noqa: E402
 
@@ -112,6 +129,90 @@ async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float
           f"mean lag {ms(statistics.fmean(screen_lag))}")  # fmt: skip
 
 
+# -- --live: the real TUI in tmux ---------------------------------------------------------------
+def _cores(tui, seconds: float) -> float:
+    c0, w0 = tui.cpu_s(), time.monotonic()
+    time.sleep(seconds)
+    return (tui.cpu_s() - c0) / (time.monotonic() - w0)
+
+
+def live_models(root: Path, size: tuple[int, int], idle_s: float, n: int, tmp: Path) -> tuple[float, float, list[float]]:
+    """(idle cores, streaming cores, gen t/s per model) of the TUI from ``root`` with both bundled models."""
+    from tui_vs_bench import MODELS, PROMPT, Tui, finished, last_runs, wait_for
+
+    rec = tmp / f"live-{time.monotonic_ns()}.jsonl"
+    tui = Tui([*MODELS, "-n", str(n), "--record", str(rec)], size, root)
+    try:
+        wait_for(lambda: "loaded in" in tui.screen() and tui.screen().count("loaded in") >= 2, 300, "both models loaded", tui)
+        time.sleep(3.0)  # the bandwidth probe (cached after the first run) and the load's last frames
+        idle = _cores(tui, idle_s)
+        for keys in (["/"], ["C-u"], ["-l", PROMPT]):  # the prompt, typed as a person would (not all at once)
+            tui.keys(*keys)
+            time.sleep(0.5)
+        c0, w0 = tui.cpu_s(), time.monotonic()
+        tui.keys("Enter")
+        wait_for(lambda: finished(rec) >= 1, 900, "the run", tui)
+        streaming = (tui.cpu_s() - c0) / (time.monotonic() - w0)
+    finally:
+        tui.close()
+    return idle, streaming, [r["gen_tps"] or 0.0 for r in last_runs(rec)]
+
+
+def live_replay(root: Path, size: tuple[int, int], rates: list[float], seconds: float, tmp: Path) -> float:
+    """Cores the TUI from ``root`` uses replaying two models streaming at ``rates`` (its middle 80 %)."""
+    from tui_vs_bench import Tui, wait_for
+
+    from tui.app.replay import synthetic, write
+
+    rec = tmp / "rates.jsonl"
+    if not rec.exists():
+        write(rec, *synthetic(rates, seconds, moving=True))
+    tui = Tui(["replay", str(rec)], size, root)
+    try:
+        wait_for(lambda: "w1 " in tui.screen(), 120, "the replay's first tokens", tui)
+        time.sleep(0.1 * seconds)
+        return _cores(tui, 0.8 * seconds)
+    finally:
+        tui.close()
+
+
+def live(a) -> None:
+    import shutil
+    import tempfile
+
+    if shutil.which("tmux") is None:
+        raise SystemExit("ui_stress --live: needs tmux.")
+    size = tuple(int(x) for x in a.size.lower().split("x"))
+    rates = [float(x) for x in a.rates.split(",")]
+    roots = {"this checkout": ROOT} | ({f"baseline {a.baseline}": Path(a.baseline).resolve()} if a.baseline else {})
+    got: dict[str, dict[str, list]] = {name: {"idle": [], "streaming": [], "t/s": [], "replay": []} for name in roots}
+    print(f"ui_stress --live: the TUI in tmux at {size[0]}x{size[1]}; load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="ui-stress-") as tmp:
+        for k in range(a.rounds):
+            order = list(roots.items()) if k % 2 == 0 else list(roots.items())[::-1]
+            for name, root in order:
+                idle, streaming, tps = live_models(root, size, a.idle_s, a.n, Path(tmp))
+                got[name]["idle"].append(idle)
+                got[name]["streaming"].append(streaming)
+                got[name]["t/s"].append(tps)
+                print(f"round {k + 1} {name}: idle {idle:.4f} core · streaming {streaming:.4f} core at "
+                      f"{' + '.join(f'{x:.1f}' for x in tps)} t/s", flush=True)  # fmt: skip
+            for name, root in order:
+                cores = live_replay(root, size, rates, a.seconds_live, Path(tmp))
+                got[name]["replay"].append(cores)
+                print(f"round {k + 1} {name}: replay at {' + '.join(f'{r:g}' for r in rates)} t/s {cores:.4f} core", flush=True)
+    print("\nUI process CPU, median (min–max) over the rounds, in cores")
+    span = lambda v: f"{statistics.median(v):.4f} ({min(v):.4f}–{max(v):.4f})"  # noqa: E731
+    for name, g in got.items():
+        print(f"  {name}: idle {span(g['idle'])} (goal ≤ 0.02) · streaming the real models {span(g['streaming'])} · "
+              f"at {'+'.join(f'{r:g}' for r in rates)} t/s {span(g['replay'])} (goal ≤ 0.05)")  # fmt: skip
+    if a.baseline:
+        ours, base = got["this checkout"], got[f"baseline {a.baseline}"]
+        for key in ("idle", "streaming", "replay"):
+            print(f"  {key}: this ÷ baseline {statistics.median(ours[key]) / max(statistics.median(base[key]), 1e-9):.2f}")
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=2000.0, help="tokens/s per pane (default 2000)")
@@ -121,7 +222,18 @@ if __name__ == "__main__":
     ap.add_argument("--no-card", action="store_true", help="hide the model cards (c) during the run")
     ap.add_argument("--gc", choices=("app", "default"), default="app",
                     help="app: the app's collector policy (tui/app/gcpolicy.py); default: Python's as it comes")  # fmt: skip
+    ap.add_argument("--live", action="store_true", help="the real TUI in tmux: idle, streaming, and at real rates")
+    ap.add_argument("--baseline", metavar="DIR", help="--live: another checkout to measure the same way, interleaved")
+    ap.add_argument("--rounds", type=int, default=2, help="--live: rounds (default 2)")
+    ap.add_argument("--rates", default="25,15", help="--live: tok/s of the two replayed models (default 25,15)")
+    ap.add_argument("--idle-s", type=float, default=10.0, help="--live: seconds of idle measured (default 10)")
+    ap.add_argument("--seconds-live", type=float, default=20.0, help="--live: seconds of the replayed recording (default 20)")
+    ap.add_argument("-n", type=int, default=256, help="--live: tokens per model in the streaming phase (default 256)")
     a = ap.parse_args()
+    if a.live:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # tui_vs_bench: the tmux driver
+        live(a)
+        sys.exit(0)
     if a.gc == "default":
         gcpolicy.settle = lambda: None  # type: ignore[assignment]
     w, h = (int(x) for x in a.size.lower().split("x"))

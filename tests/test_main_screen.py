@@ -108,6 +108,7 @@ class _Load:
     mem_total_bytes: int
     swap_used_bytes: int
     load1: float | None
+    self_cpu_percent: float | None = None  # the UI's own CPU varies run to run: not in the picture
 
 
 async def _ready(app: StillApp, pilot) -> None:

@@ -255,12 +255,23 @@ class HostLoad:
     mem_total_bytes: int
     swap_used_bytes: int
     load1: float | None
+    self_cpu_percent: float | None = None
+    """The process reading it (the TUI: what the instrument costs), % of one core since the
+    previous reading; None on the first."""
+
+
+_self_cpu: tuple[float, float] | None = None
+"""(process CPU seconds, monotonic seconds) at the previous ``host_load``."""
 
 
 def host_load() -> HostLoad:
     """One reading; cheap (a few /proc reads), for a 1 Hz status line."""
     import psutil
 
+    global _self_cpu
     vm, sw = psutil.virtual_memory(), psutil.swap_memory()
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return HostLoad(psutil.cpu_percent(None), vm.total - vm.available, vm.total, sw.used, load1)
+    mine = (time.process_time(), time.monotonic())
+    before, _self_cpu = _self_cpu, mine
+    own = 100 * (mine[0] - before[0]) / (mine[1] - before[1]) if before and mine[1] > before[1] else None
+    return HostLoad(psutil.cpu_percent(None), vm.total - vm.available, vm.total, sw.used, load1, own)

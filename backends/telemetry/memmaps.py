@@ -17,11 +17,12 @@ PRESENT = 1 << 63  # pagemap entry bit: page present in RAM
 
 
 def read_status(pid: int) -> dict[str, int | str]:
-    """``VmRSS`` and ``RssAnon`` in bytes and the ``State`` letter, from one read of status."""
+    """``VmRSS``, ``RssAnon`` and ``RssFile`` in bytes and the ``State`` letter, from one read of
+    status (the kernel keeps these as counters: no page table is walked)."""
     out: dict[str, int | str] = {}
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f.read().split(b"\n"):
-            if line.startswith((b"VmRSS:", b"RssAnon:")):
+            if line.startswith((b"VmRSS:", b"RssAnon:", b"RssFile:")):
                 key, value = line.split(b":", 1)
                 out[key.decode()] = int(value.split()[0]) * 1024
             elif line.startswith(b"State:"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from textual.widgets import Input, Static
 
 from backends import LOG_NAME, catalog, mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
-from backends.events import Event, Failed
+from backends.events import Event, Failed, Sample, Started, Token
 from backends.session import RunPlan, Session, race_shares_cores
 from backends.specs import DEFAULT_PAIR
 from tui.app import gcpolicy
@@ -80,7 +81,11 @@ class ABTopApp(App):
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
     ESCAPE_TO_MINIMIZE = False
     FLUSH_HZ = 20
-    """How often the panes draw the text that arrived (see on_mount)."""
+    """At most this many frames a second draw the text that arrived, and none while nothing
+    arrives (see ``_want_frame``)."""
+    FRAME_LAG = 0.005
+    """Frames fall this long after the ticks of their grid: the samplers read on those ticks (on
+    the event loop, cheap), so their readings are in by then and share the frame."""
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         # footer words kept short: every key fits at 80 columns. Esc is "Stop" in the footer only
@@ -180,6 +185,11 @@ class ABTopApp(App):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.slots: list[int] = []
         """The pane of each of the session's models (a spec that could not be made has none)."""
+        self._frame_at: asyncio.TimerHandle | None = None
+        """The next ``_frame``, when one is due (tokens arrived, or a pane's live figures move)."""
+        self._next_tick: float | None = None
+        self._draw_due = False
+        """Text or a reading arrived since the last frame (its frame is asked for)."""
 
     def compose(self) -> ComposeResult:
         with Container(id="panes"):
@@ -198,11 +208,8 @@ class ABTopApp(App):
     def on_mount(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._layout(self.size.width)
-        # 20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45, with tui/app/gcpolicy.py) gives
-        # token-to-screen p99 57–80 ms at 0.21–0.29 core; 30 Hz gave 49–64 ms at 0.27–0.30 core,
-        # for half as many frames again to send over SSH.
-        self.set_interval(1 / self.FLUSH_HZ, self._flush_panes)
-        self.set_interval(self.interval, self._tick)
+        # No timer runs here: a token or a run's start asks for a frame (``_want_frame``), so an
+        # idle screen costs nothing between the host line's and the samplers' readings.
         # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as
         # in top; "/" (or a click) edits it. Focused at start, the first letter typed would replace it.
         self._load()
@@ -245,6 +252,9 @@ class ABTopApp(App):
     def emit(self, slot: int, ev: Event) -> None:
         with _teardown_safe(self):
             self.panes[slot].handle(ev)
+        if not self._draw_due and isinstance(ev, (Token, Sample, Started)):
+            self._draw_due = True  # one check per token; the frame is asked for once
+            self._want_frame()
         for hook in self.hooks:
             hook(slot, ev)
 
@@ -537,17 +547,49 @@ class ABTopApp(App):
         """Ctrl+C: quit from anywhere, the prompt included."""
         await self.action_quit()
 
-    # -- timers ------------------------------------------------------------------------------------
-    def _flush_panes(self) -> None:
-        """Draw the tokens that arrived since the last frame (named apart from Textual's App._flush)."""
+    # -- frames: drawing on demand ------------------------------------------------------------------
+    def _want_frame(self, at: float | None = None) -> None:
+        """Ask for a ``_frame`` at the loop time ``at``, or at the next 1/FLUSH_HZ s of the loop's
+        clock. Frames fall on that grid, and the samplers' readings on a grid of whole intervals
+        (``Session.pace``), so the text, the tok/s bar and the readings of both panes share frames.
+
+        20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45, with tui/app/gcpolicy.py) gives
+        token-to-screen p99 57–80 ms; 30 Hz gave 49–64 ms for half as many frames again, to draw
+        and to send over SSH."""
+        loop = self.loop
+        if loop is None:
+            return
+        if at is None:
+            period = 1 / self.FLUSH_HZ
+            at = (math.floor((loop.time() - self.FRAME_LAG) / period) + 1) * period + self.FRAME_LAG
+        if self._frame_at is not None:
+            if self._frame_at.when() <= at:
+                return
+            self._frame_at.cancel()
+        self._frame_at = loop.call_at(at, self._frame)
+
+    def _frame(self) -> None:
+        """Draw what changed: the text that arrived (every pane at once), and each ``interval``
+        the live tok/s bar and stats line, while a pane has a run whose figures still move."""
+        self._frame_at = None
+        self._draw_due = False
+        assert self.loop is not None
+        t = self.loop.time()
         with _teardown_safe(self):
             for pane in self.panes:
                 pane.flush()
-
-    def _tick(self) -> None:
-        with _teardown_safe(self):
-            for pane in self.panes:
-                pane.tick()
+            ticking = [pane for pane in self.panes if pane.ticking]
+            if not ticking:
+                self._next_tick = None
+                return
+            if self._next_tick is None or t >= self._next_tick - 1e-3:
+                if self._next_tick is not None:
+                    for pane in ticking:
+                        pane.tick()
+                lag = self.FRAME_LAG
+                self._next_tick = (math.floor((t - lag) / self.interval + 1e-3) + 1) * self.interval + lag
+            if any(pane.ticking for pane in self.panes):
+                self._want_frame(self._next_tick)
 
     def action_help(self, _where: str = "") -> None:
         """``?``: every key on one screen (``_where``: as ``action_quit``'s)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from textual import work
@@ -210,19 +211,26 @@ class ReplayApp(ABTopApp):
 
 
 def synthetic(
-    tokens_per_s: float = 50.0,
+    tokens_per_s: float | Sequence[float] = 50.0,
     seconds: float = 2.0,
     *,
     models: int = 2,
     runs: int = 1,
     interval: float = 0.25,
     t0: float = 1000.0,
+    moving: bool = False,
 ) -> tuple[dict, list[tuple[int, Event]]]:
     """A made-up recording, for tests and ``benchmarks/ui_stress.py``: ``models`` panes streaming
     at once (race mode) ``runs`` times, ``tokens_per_s`` × ``seconds`` tokens each (each further
-    run 10 % faster, so a spread shows), with telemetry every ``interval`` seconds."""
+    run 10 % faster, so a spread shows), with telemetry every ``interval`` seconds. A list of
+    rates gives each model its own (``models`` is then its length), for ``seconds`` each.
+    ``moving``: readings that move as a live model's do (CPU up and down, anonymous memory growing
+    with the KV cache), so a screen redraws them as it would live; else the same reading throughout."""
+    rates = [float(tokens_per_s)] * models if isinstance(tokens_per_s, (int, float)) else [float(r) for r in tokens_per_s]
+    models = len(rates)
     names = [f"synthetic-{chr(ord('a') + i)}" for i in range(models)]
-    n = max(2, int(tokens_per_s * seconds))
+    counts = [max(2, int(r * seconds)) for r in rates]
+    n = max(counts)
     header = {
         "schema": SCHEMA,
         "specs": names,
@@ -236,9 +244,9 @@ def synthetic(
     events: list[tuple[float, int, Event]] = []
     start = t0 + 0.1
     for r in range(runs):
-        rate = tokens_per_s * (1 + 0.1 * r)
         last = start
         for i in range(models):
+            rate, n = rates[i] * (1 + 0.1 * r), counts[i]
             events.append((start, i, Started(start, prompt_tokens=10, run=r)))
             ttft = 0.05 * (i + 1)
             for k in range(n):
@@ -251,12 +259,16 @@ def synthetic(
         start = last + 0.3
     for i in range(models):
         t = t0 + 0.1
+        k = 0
         while t < start:
-            mem = (150 + 100 * i) * 10**6
-            sample = Sample(t, cpu_percent=95.0, rss_bytes=mem, anon_bytes=50 * 10**6,
-                            weights_resident_bytes=mem - 50 * 10**6, note="no GPU")  # fmt: skip
+            grow = 40_960 * k if moving else 0
+            mem = (150 + 100 * i) * 10**6 + grow
+            cpu = 95.0 - 7 * ((k * 3 + i) % 4) if moving else 95.0
+            sample = Sample(t, cpu_percent=cpu, rss_bytes=mem, anon_bytes=50 * 10**6 + grow,
+                            weights_resident_bytes=mem - 50 * 10**6 - grow, note="no GPU")  # fmt: skip
             events.append((t, i, sample))
             t += interval
+            k += 1
     events.sort(key=lambda e: e[0])  # stable: a Started comes before a Sample of the same instant
     out += [(slot, ev) for _, slot, ev in events]
     return header, out

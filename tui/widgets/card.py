@@ -17,12 +17,15 @@ from textual.content import Content
 from textual.widgets import Static
 
 from backends import planned_anon, rapl_note
-from backends.events import Loaded, Sample
+from backends.events import Loaded, Sample, now
 from backends.session import available_cpus
 from tui.text import format as fmt
 from tui.text.card_text import card_lines
 from tui.text.safe import safe
 
+MEASURED_EVERY_S = 1.0
+"""The ``measured`` row alone (memory that moves with every reading while a model runs) is drawn at
+most this often; the strip's memory label beside it follows each reading."""
 MIN_PANE_HEIGHT = 30
 """Below this the card would squeeze the streaming text under 8 lines (``c`` shows it anyway)."""
 MAX_SHARE = "40%"
@@ -189,6 +192,7 @@ class CardPanel(Static):
         self._pane_height = 0
         self._mem_note = "…"
         self._drawn: list | None = None
+        self._drawn_at = -1e9
         self._height = 0
         self.moved: list[tuple[str, str]] = []
         """Rows a compact pane moved here (its header, its whole stats line); drawn first."""
@@ -243,7 +247,7 @@ class CardPanel(Static):
                 self.peak_anon = max(self.peak_anon or 0, s.anon_bytes)
         elif s.note and s.note not in _GPU_NOTES and s.note != "process gone":
             self._mem_note = s.note  # a remote server: no process of ours to read
-        self._draw()
+        self._draw(reading=True)
 
     def show_run(self, result: dict) -> None:
         if result.get("probe"):  # a probe's speed is not a figure: the card keeps showing the last speed run
@@ -331,10 +335,15 @@ class CardPanel(Static):
             bits.append(f"USS {fmt.human_bytes(s.uss_bytes)}")
         return " · ".join(bits) or f"RSS {fmt.human_bytes(s.rss_bytes)}"
 
-    def _draw(self) -> None:
+    def _draw(self, reading: bool = False) -> None:
         rows = self.rows()
         if rows == self._drawn:  # an idle model repeats its readings: nothing to redraw
             return
+        t = now()
+        if reading and self._drawn is not None and t - self._drawn_at < MEASURED_EVERY_S and len(rows) == len(self._drawn):
+            if all(new == old or new[0] == "measured" for new, old in zip(rows, self._drawn, strict=True)):
+                return  # only the memory moved, and it was drawn less than a second ago: a later reading draws it
+        self._drawn_at = t
         # Relayout (the whole screen, ~60 ms at 160x45 here) only when the wrapped height changes.
         width = max(self.content_region.width, 1)
         height = sum(len(divide_line(f"{label:<{LABEL}}{v}", width, fold=True)) + 1 for label, v, _ in rows)

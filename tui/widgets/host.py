@@ -1,4 +1,5 @@
-"""The host line beside the prompt: the whole machine's CPU, memory, swap and load, once a second.
+"""The host line beside the prompt: the whole machine's CPU, memory, swap and load, once a second,
+and the UI's own CPU (as htop lists itself), so anyone can see what the instrument costs.
 
 A model's pane shows its own process; this line shows what else is running, the first thing to
 check when two figures look wrong (a build in the background, a box already swapping).
@@ -12,10 +13,15 @@ from backends import host_load
 from tui.text import format as fmt
 
 
-def host_text(cpu: float, used: int, total: int, swap: int, load1: float | None, compact: bool = False) -> str:
-    """``compact``: the words a narrow terminal has room for, leaving the prompt bar the rest."""
+def host_text(
+    cpu: float, used: int, total: int, swap: int, load1: float | None, compact: bool = False, ui: float | None = None
+) -> str:
+    """``compact``: the words a narrow terminal has room for, leaving the prompt bar the rest.
+    ``ui``: this process's CPU, % of one core."""
     ram = f"RAM {fmt.human_bytes_of(used, total, short=compact)}"
     bits = [f"host {cpu:.0f}%", ram] if compact else [f"host CPU {cpu:.0f}%", ram]
+    if ui is not None:
+        bits.insert(1, f"UI {ui:.1f}%" if ui < 9.95 else f"UI {ui:.0f}%")
     if swap:  # a box that swaps makes every figure on screen slower than the model is
         bits.append(f"swap {fmt.human_bytes(swap)}")
     if load1 is not None:
@@ -37,16 +43,26 @@ class HostBar(Static):
         if compact != self.compact:
             self.compact = compact
             if self._len:  # a reading is on screen: redraw it in the new words
+                self._len, self._text = 0, ""
+                self.update("", layout=True)
                 self.refresh_load()
 
     def on_mount(self) -> None:
         host_load()  # psutil's CPU % counts from the previous call: prime it
+        self._len = 0
+        self._text = ""
         self.update("host …")
         self.set_timer(0.25, self.refresh_load)  # a first reading soon, then one a second
         self.set_interval(1.0, self.refresh_load)
 
     def refresh_load(self) -> None:
         h = host_load()
-        text = host_text(h.cpu_percent, h.mem_used_bytes, h.mem_total_bytes, h.swap_used_bytes, h.load1, self.compact)
-        self.update(text, layout=len(text) != self._len)  # width: auto, so a new length relayouts
-        self._len = len(text)
+        text = host_text(h.cpu_percent, h.mem_used_bytes, h.mem_total_bytes, h.swap_used_bytes, h.load1, self.compact,
+                         h.self_cpu_percent)  # fmt: skip
+        if text == self._text:  # the same figures: nothing to draw
+            return
+        self._text = text
+        # width: auto, so a new length relayouts the whole screen (~10 ms at 160x45): the line
+        # keeps its width when a figure gets shorter, and grows when one gets longer.
+        self.update(text.ljust(self._len), layout=len(text) > self._len)
+        self._len = max(len(text), self._len)

@@ -34,8 +34,12 @@ class Metric(Horizontal):
         self.metric_name = name
         self.history: deque[float] = deque(maxlen=HISTORY)
         self._label_len = 0
+        self._label = ""
         self._shown = ("–", "–")
         """(full, short) texts of the latest reading."""
+        self._flat: float | None = None
+        """The value every reading in ``history`` has, if they all have one: the line drawn then is
+        flat whatever its length, and another reading of that value changes nothing on screen."""
 
     def compose(self) -> ComposeResult:
         yield Label(f"{self.metric_name} –", markup=False)
@@ -47,27 +51,38 @@ class Metric(Horizontal):
         self._shown = (shown, shown if short is None else short)
         self._draw_label()
         if value is not None:
+            unchanged = self._flat == value  # an idle model's CPU 0 %, its memory: no redraw
             self.history.append(value)
-            # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.
-            # One reading alone would draw as full bars (Sparkline scales min to max): show it flat.
-            data = list(self.history) if len(self.history) > 1 else [value, value]
-            self.query_one(Sparkline).data = data
+            self._flat = value if unchanged or min(self.history) == max(self.history) else None
+            if not unchanged:
+                # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.
+                # One reading alone would draw as full bars (Sparkline scales min to max): show it flat.
+                data = list(self.history) if len(self.history) > 1 else [value, value]
+                self.query_one(Sparkline).data = data
 
     def set_compact(self, compact: bool) -> None:
         self.set_class(compact, "-compact")
+        self._label, self._label_len = "", 0  # drawn again, its width reckoned the compact way (or not)
         self._draw_label()
 
     def _draw_label(self) -> None:
-        # The label is as wide as its text: relayout (which redraws the whole screen) only when the
-        # label's width changes, not on every reading.
         compact = self.has_class("-compact")
         text = f"{self.metric_name} {safe(self._shown[compact])}"  # a server's note among the figures
-        width = (len(text) + 1) if compact else max(LABEL_MIN_WIDTH, len(text) + 1)  # + padding
-        self.query_one(Label).update(text, layout=width != self._label_len)
-        self._label_len = width
+        if text == self._label:  # the same reading again: nothing to draw
+            return
+        self._label = text
+        # The label is as wide as its text (+ padding), and a new width relayouts the whole screen:
+        # it keeps its width when the reading gets shorter (padded), and grows when it gets longer.
+        floor = 0 if compact else LABEL_MIN_WIDTH  # the CSS min-width holds the rest
+        width = max(floor, len(text) + 1)
+        shown = text.ljust(self._label_len - 1) if self._label_len > floor else text
+        self.query_one(Label).update(shown, layout=width > self._label_len)
+        self._label_len = max(width, self._label_len)
 
     def reset(self) -> None:
         self.history.clear()
+        self._flat = None
+        self._label, self._label_len = "", 0  # a new model: the label fits its readings afresh
         self.query_one(Sparkline).data = []
         self._shown = ("–", "–")
         self._draw_label()

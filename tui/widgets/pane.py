@@ -59,6 +59,8 @@ class ModelPane(Vertical):
         self.runs: list[dict] = []
         """Results of the finished runs on screen (for the summary and exports)."""
         self._pending: list[str] = []
+        self._readings: list[Sample] = []
+        """Telemetry that arrived since the last frame."""
         self._last_tokens = 0
         self._last_tick: float | None = None
         self.failed = False
@@ -83,6 +85,7 @@ class ModelPane(Vertical):
         self._status_text = ""
         self._waiting: tuple[str, str] | None = None
         """The status line (and its short form) a "waiting" note replaced, until the note ends."""
+        self._subtitle: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -99,7 +102,7 @@ class ModelPane(Vertical):
         if isinstance(ev, Token):
             self._pending.append(ev.text)
         elif isinstance(ev, Sample):
-            self._show_sample(ev)
+            self._readings.append(ev)  # drawn by the next frame (``flush``), with the text and the tok/s bar
         elif isinstance(ev, Started):
             if ev.mode:  # the mode this run had (a replay's runs may differ from its header)
                 self.mode = ev.mode
@@ -113,6 +116,7 @@ class ModelPane(Vertical):
             self.failed = False
             self._last_tokens = 0
             self._waiting = None  # its turn: the live figures are its own
+            self._last_tick = None  # the first tick of the run sets where its tok/s bars count from
         elif isinstance(ev, Finished):
             self._finish(ev, ended)
         elif isinstance(ev, Failed):
@@ -172,6 +176,7 @@ class ModelPane(Vertical):
 
     def _fail(self, ev: Failed, ended: RunCollector | None) -> None:
         self.flush()
+        self._readings = []  # read before the failure: a lost process's readings are not drawn after it
         self.failed = True
         if ended is not None:
             self.collector = ended
@@ -187,12 +192,23 @@ class ModelPane(Vertical):
 
     # -- drawing (called by the app's timers) ---------------------------------------------------
     def flush(self) -> None:
-        """Append the text that arrived since the last frame, in one batch."""
+        """Draw what arrived since the last frame: the text, in one batch, and the readings."""
+        if self._readings:
+            readings, self._readings = self._readings, []
+            for s in readings:
+                self._show_sample(s)
         if self._pending:
             text, self._pending = "".join(self._pending), []
             view = self.query_one(StreamView)
             view.set_message(None)
             view.append(text)
+
+    @property
+    def ticking(self) -> bool:
+        """A run is on screen whose live figures still move: streaming, or ended since the last
+        tick (whose bar then covers the run's last part interval). The app ticks only these."""
+        c = self.collector
+        return c is not None and (c.t_end is None or self._last_tick is None or self._last_tick <= c.t_end)
 
     def tick(self, t: float | None = None) -> None:
         """Tokens/s over the last interval, for the sparkline."""
@@ -233,6 +249,7 @@ class ModelPane(Vertical):
         self.loaded = self.collector = None
         self.runs.clear()
         self._pending = []
+        self._readings = []
         self._placed = None
         self.failed = False
         self.set_class(False, "-failed")
@@ -267,7 +284,10 @@ class ModelPane(Vertical):
         """The bottom border: the badge, the mode, the score and the votes; compact, the status too."""
         compact = self.has_class("-compact")
         sub = " · ".join(x for x in (self.badge, self.mode, self.score, self.votes, self._short if compact else None) if x)
-        self.border_subtitle = plain(sub) if sub else None
+        sub = plain(sub) if sub else None
+        if sub != self._subtitle:  # setting a border's text repaints the whole pane, even the same text
+            self._subtitle = sub
+            self.border_subtitle = sub
 
     def _move(self, **rows: str | None) -> None:
         """Keep the header (``model``) and the whole stats line (``run``, ``runs``: the spread) for

@@ -9,6 +9,7 @@ from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -23,6 +24,10 @@ class StreamView(Widget):
     appending text can only change the last wrapped line: every line above it is frozen in a
     bounded deque and never wrapped again. A frame wraps only the open line plus what arrived
     since the last frame, the same cost at token 10 and token 100,000. A resize rewraps the tail.
+
+    An append refreshes only the rows whose text changed: mostly the open line, so a frame
+    renders and sends one line, not the whole view; every row when a finished line scrolls the
+    view up.
     """
 
     DEFAULT_CSS = """
@@ -50,6 +55,8 @@ class StreamView(Widget):
         self._strips: LRUCache[tuple, Strip] = LRUCache(2 * self.KEEP_LINES)
         self._frame_style: Style | None = None
         """The widget's style for the frame being drawn (``render_lines``)."""
+        self._rows: list[tuple[str, object]] | None = None
+        """(text, style) of each row as last drawn or refreshed, to refresh only the rows that change."""
 
     @property
     def text(self) -> str:
@@ -72,11 +79,32 @@ class StreamView(Widget):
             if len(self._parts) > 256:  # keep joins cheap
                 self._parts = ["".join(self._parts)]
             self._open += text.translate(SHOWN)
+            self._refresh_rows()
+
+    def _refresh_rows(self) -> None:
+        """Refresh the rows whose text changed since they were last drawn (all of them when the
+        view scrolled, or was never drawn at its size)."""
+        rows = self._rows
+        if rows is None or not self.is_mounted:
             self.refresh()
+            return
+        new = [(line.plain, line.style) for line in self.visible_lines()]
+        changed = [y for y in range(max(len(rows), len(new))) if y >= len(rows) or y >= len(new) or rows[y] != new[y]]
+        if not changed:
+            return
+        width = self.size.width
+        if len(changed) > 2:  # scrolled: one refresh of the whole view
+            self.refresh()
+        else:
+            self.refresh(*(Region(0, y, width, 1) for y in changed))
+        self._rows = new
 
     def set_message(self, message: str | None, style: str = "") -> None:
         """A line under the text (an error, a note such as 'waiting')."""
-        self._message = Text(safe(message, one_line=False), style=style) if message else None
+        new = Text(safe(message, one_line=False), style=style) if message else None
+        if new is None and self._message is None:  # every frame clears it: no redraw for nothing
+            return
+        self._message = new
         self.refresh()
 
     @staticmethod
@@ -120,6 +148,8 @@ class StreamView(Widget):
     # -- the Line API: Textual asks for each line; a frozen line is turned into segments once ------
     def refresh(self, *regions, **kwargs):  # type: ignore[override]
         self._lines = None  # anything that redraws the widget may change what is shown
+        if not regions:
+            self._rows = None  # a whole redraw (a resize, a style, a message): rows are compared afresh after it
         return super().refresh(*regions, **kwargs)
 
     def render_lines(self, crop):  # type: ignore[override]
@@ -135,8 +165,10 @@ class StreamView(Widget):
         width = self.size.width
         style = self.rich_style if self._frame_style is None else self._frame_style
         if self._lines is None or self._lines_key != (self.size, style):
-            self._lines = [self._strip(line, width, style) for line in self.visible_lines()]
+            lines = self.visible_lines()
+            self._lines = [self._strip(line, width, style) for line in lines]
             self._lines_key = (self.size, style)
+            self._rows = [(line.plain, line.style) for line in lines]
         return self._lines[y] if y < len(self._lines) else Strip.blank(width, style)
 
     def _strip(self, line: Text, width: int, style: Style) -> Strip:

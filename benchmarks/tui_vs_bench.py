@@ -1,0 +1,195 @@
+"""Does the TUI slow the models it measures? Its figures ÷ headless ``bench``'s, pair by pair.
+
+Each pair runs the same two models, prompt, ``-n`` and mode twice, one after the other (which goes
+first alternates from pair to pair, so a drifting machine favours neither):
+
+- the TUI, in a detached tmux pane of the given size, driven as a person would: started with
+  ``-p PROMPT`` (that first run warms the workers up, as ``bench``'s warm-up run does), then Enter
+  for the measured run, then ``q``; its figures come from its ``--record`` file;
+- ``abtop bench --warmup 1 --runs 1 --record``: the same, headless.
+
+Both recordings are read with the same code (``backends.stats.Runs``), so gen t/s, prompt t/s and
+TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model, then per mode and size the
+median and range of the ratios (goal: gen t/s and prompt t/s ≥ 0.97, TTFT ≤ 1/0.97 = 1.03).
+Wall-clock ratios: run it on a quiet machine (``uptime`` is printed before and after).
+
+    .venv/bin/python benchmarks/tui_vs_bench.py [--pairs 3] [-n 256] [--modes race,alternate] [--sizes 160x45,80x24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from backends.stats import Runs  # noqa: E402
+from tui.files.record import read_recording  # noqa: E402
+
+PROMPT = "Write a detailed essay about the history of the bicycle, its inventors and its social impact."
+MODELS = ["smollm2-135m", "gemma3-270m"]
+FIGURES = [("gen_tps", "gen t/s"), ("prompt_tps", "prompt t/s"), ("ttft_s", "TTFT")]
+_names = itertools.count()
+
+
+def abtop_command(args: list[str], root: Path = ROOT) -> list[str]:
+    """``abtop ARGS`` from the checkout at ``root`` (its code first on the path, not an installed copy)."""
+    return ["env", f"PYTHONPATH={root}", sys.executable, "-m", "tui.cli", *args]
+
+
+class Tui:
+    """The TUI in a detached tmux session: its screen, its keys, its process."""
+
+    def __init__(self, args: list[str], size: tuple[int, int], root: Path = ROOT) -> None:
+        self.name = f"abtop-bench-{os.getpid()}-{next(_names)}"
+        cmd = f"cd {shlex.quote(str(root))} && exec " + shlex.join(abtop_command(args, root))
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]), cmd],
+                       check=True)  # fmt: skip
+        pid = subprocess.run(["tmux", "display", "-p", "-t", self.name, "#{pane_pid}"], capture_output=True, text=True)
+        self.proc = psutil.Process(int(pid.stdout))
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) of the UI process itself; its model workers are its children."""
+        t = self.proc.cpu_times()
+        return t.user + t.system
+
+    def alive(self) -> bool:
+        return self.proc.is_running() and self.proc.status() != psutil.STATUS_ZOMBIE
+
+    def close(self) -> None:
+        """``q``, as a person quits; the session is killed if the app has not gone in 20 s."""
+        try:
+            if self.alive():
+                self.keys("q")
+                deadline = time.monotonic() + 20
+                while self.alive() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+        except psutil.Error:
+            pass
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def wait_for(check, timeout: float, what: str, tui: Tui | None = None) -> None:
+    """Poll ``check()`` until true; past ``timeout`` s, stop with a sentence (and the screen)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            screen = f"\nthe screen:\n{tui.screen()}" if tui is not None else ""
+            raise SystemExit(f"tui_vs_bench: {what} did not happen within {timeout:.0f} s.{screen}")
+        if tui is not None and not tui.alive():
+            raise SystemExit(f"tui_vs_bench: the TUI ended before {what}.")
+        time.sleep(0.2)
+
+
+def finished(path: Path) -> int:
+    """Runs that ended in every slot of a recording (the least of the slots)."""
+    try:
+        header, events = read_recording(path)
+    except (OSError, ValueError):
+        return 0
+    ends = [0] * len(header.get("specs") or [])
+    for slot, ev in events:
+        if type(ev).__name__ in ("Finished", "Failed"):
+            ends[slot] += 1
+    return min(ends) if ends else 0
+
+
+def last_runs(path: Path) -> list[dict]:
+    """Per slot, the figures of the last run that was neither a warm-up nor a failure."""
+    header, events = read_recording(path)
+    feeds = [Runs() for _ in header["specs"]]
+    out: list[dict | None] = [None] * len(feeds)
+    for slot, ev in events:
+        ended = feeds[slot].add(ev)
+        if ended is not None and not ended.warmup and ended.error is None and ended.finished is not None:
+            out[slot] = ended.result()
+    if any(r is None for r in out):
+        raise SystemExit(f"tui_vs_bench: {path} holds no finished run for every model.")
+    return out  # type: ignore[return-value]
+
+
+def run_tui(mode: str, size: tuple[int, int], n: int, out: Path) -> list[dict]:
+    tui = Tui([*MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, "--record", str(out)], size)
+    try:
+        wait_for(lambda: finished(out) >= 1, 900, "the first (warm-up) run", tui)
+        time.sleep(1.0)  # as a person would: read the result, then press Enter
+        tui.keys("Enter")
+        wait_for(lambda: finished(out) >= 2, 900, "the measured run after Enter", tui)
+    finally:
+        tui.close()
+    return last_runs(out)
+
+
+def run_bench(mode: str, n: int, out: Path) -> list[dict]:
+    args = ["bench", *MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, "--warmup", "1", "--runs", "1", "--record", str(out)]
+    done = subprocess.run(abtop_command(args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"tui_vs_bench: bench failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    return last_runs(out)
+
+
+def ratio(tui: float | None, bench: float | None, name: str) -> float | None:
+    """TUI ÷ bench, as a speed: for TTFT (a time) bench ÷ TUI, so below 1 is the TUI slower for all three."""
+    if not tui or not bench:
+        return None
+    return bench / tui if name == "ttft_s" else tui / bench
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=3, help="pairs per mode and size (default 3)")
+    ap.add_argument("-n", type=int, default=256, help="tokens per run (default 256, as the issue)")
+    ap.add_argument("--modes", default="race,alternate")
+    ap.add_argument("--sizes", default="160x45,80x24")
+    a = ap.parse_args()
+    if shutil.which("tmux") is None:
+        raise SystemExit("tui_vs_bench: needs tmux.")
+    sizes = [tuple(int(x) for x in s.lower().split("x")) for s in a.sizes.split(",")]
+    print(f"uptime before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+          f"(1/5/15 min load, {os.cpu_count()} CPUs)")  # fmt: skip
+    print(f"models {' '.join(MODELS)}, -n {a.n}; ratio = TUI ÷ bench per pair (TTFT: bench ÷ TUI), < 1 = the TUI slower")
+    table: dict[tuple, list[float]] = {}
+    flip = False
+    with tempfile.TemporaryDirectory(prefix="tui-vs-bench-") as tmp:
+        for mode, size, k in itertools.product(a.modes.split(","), sizes, range(a.pairs)):
+            tag = f"{mode} {size[0]}x{size[1]} pair {k + 1}"
+            tui_out, bench_out = Path(tmp, f"tui-{tag}.jsonl".replace(" ", "_")), Path(tmp, f"bench-{tag}.jsonl".replace(" ", "_"))
+            if flip:
+                bench, tui = run_bench(mode, a.n, bench_out), run_tui(mode, size, a.n, tui_out)
+            else:
+                tui, bench = run_tui(mode, size, a.n, tui_out), run_bench(mode, a.n, bench_out)
+            flip = not flip
+            for slot, model in enumerate(MODELS):
+                cells = []
+                for key, label in FIGURES:
+                    r = ratio(tui[slot][key], bench[slot][key], key)
+                    if r is not None:
+                        table.setdefault((mode, size, model, label), []).append(r)
+                    cells.append(f"{label} {tui[slot][key] or 0:.3g}/{bench[slot][key] or 0:.3g} = {r:.3f}" if r else f"{label} n/a")
+                print(f"{tag} {model:<13} " + " · ".join(cells), flush=True)
+    print("\nmedian (min–max) of the pairs' ratios; goal ≥ 0.97")
+    for (mode, size, model, label), rs in table.items():
+        print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f}), {len(rs)} pairs")
+    print(f"uptime after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
