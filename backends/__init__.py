@@ -2,7 +2,7 @@
 
 The public surface for ``tui/``: the top-level modules (``events``, ``base``, ``specs``,
 ``catalog``, ``session``, ``stats``) and the names below. The rooms (``engines/``,
-``telemetry/``, ``card/``, ``quality/``, ``fetch/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
+``telemetry/``, ``card/``, ``quality/``, ``fetch/``, ``fit/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names
 load on first use, so importing ``backends.events`` stays cheap.
 """
 
@@ -41,6 +41,9 @@ _PUBLIC = {
     "score_document": "backends.quality.scoring",
     "score_loaded": "backends.quality.scoring",
     "text_info": "backends.quality.bpb",
+    "FitOptions": "backends.fit.document",
+    "prepare_fit": "backends.fit.document",
+    "run_fit": "backends.fit.document",
 }
 __all__ = sorted(_PUBLIC)
 
