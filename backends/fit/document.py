@@ -37,6 +37,8 @@ class FitOptions:
     flash_attn: str | None = None
     disk_gbs: float = DISK_GBS
     beyond_train: bool = False
+    ctxs_given: bool = True
+    """False when ``ctxs`` are the defaults: a model then gets those within its training."""
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Target:
     path: Path | None = None
     """The GGUF file; for a twin not written yet, None until planned (``plan_path``)."""
     card: ModelInfo | None = None
+    ctxs: list[int] = field(default_factory=list)
+    """The contexts this model is sized at."""
     twin: tuple[str, str, float] | None = None
     scratch: list[Path] = field(default_factory=list)
 
@@ -58,11 +62,15 @@ def prepare_fit(specs: list[str], opts: FitOptions, report: Callable | None = No
     out = []
     for spec in specs:
         t = _target(spec, report)
-        if t.card is not None and t.card.n_ctx_train and max(opts.ctxs) > t.card.n_ctx_train and not opts.beyond_train:
-            raise BackendError(
-                f"{t.spec} was trained on {t.card.n_ctx_train:,} tokens of context; --ctx {max(opts.ctxs)} is beyond "
-                "it (llama.cpp builds it, the answers degrade): add --beyond-train to size it anyway."
-            )
+        t.ctxs = list(opts.ctxs)
+        trained = t.card.n_ctx_train if t.card is not None else None
+        if trained and max(opts.ctxs) > trained and not opts.beyond_train:
+            if opts.ctxs_given:
+                raise BackendError(
+                    f"{t.spec} was trained on {trained:,} tokens of context; --ctx {max(opts.ctxs)} is beyond "
+                    "it (llama.cpp builds it, the answers degrade): add --beyond-train to size it anyway."
+                )
+            t.ctxs = [c for c in opts.ctxs if c <= trained] or [trained]
         out.append(t)
     return out
 
@@ -121,7 +129,7 @@ async def plan(t: Target, path: Path, opts: FitOptions, say: Callable[[str], Non
     from backends.engines.llamacpp import LlamaCppBackend
 
     plans, gpu = [], False
-    for ctx in opts.ctxs:
+    for ctx in t.ctxs:
         say(f"{t.spec}: asking llama.cpp for its plan at --ctx {ctx} (nothing allocated)…")
         b = LlamaCppBackend(t.spec, path, lazy_ple=opts.lazy_ple, repack=opts.repack, flash_attn=opts.flash_attn)
         try:
@@ -219,6 +227,8 @@ async def run_fit(targets: list[Target], opts: FitOptions, say: Callable[[str], 
 
 async def _model(t: Target, opts: FitOptions, say: Callable[[str], None]) -> dict:
     entry: dict = {"spec": t.spec, "kind": t.kind, "na": t.na, "info": t.card.to_dict() if t.card else None,
+                   "ctxs_note": None if t.ctxs == opts.ctxs or t.na else
+                   f"trained on {t.card.n_ctx_train:,} tokens: the default contexts past it are left out (--ctx, --beyond-train)",
                    "weights": None, "plan": None, "contexts": [], "check": None}  # fmt: skip
     if t.na:
         return entry
@@ -232,7 +242,7 @@ async def _model(t: Target, opts: FitOptions, say: Callable[[str], None]) -> dic
                      "no_gpu": gpu}  # fmt: skip
     n_vocab = t.card.n_vocab if t.card and t.card.n_vocab else 0
     bandwidth = _bandwidth()
-    for i, ctx in enumerate(opts.ctxs):
+    for i, ctx in enumerate(t.ctxs):
         p = plans[i] if plans else None
         row = context_row(h, w, ctx, p, n_vocab=n_vocab, gen_tokens=opts.gen_tokens, sampled=True, why_no_plan=why)
         row["device_compute_bytes"] = p.device_bytes if p else None
@@ -242,7 +252,7 @@ async def _model(t: Target, opts: FitOptions, say: Callable[[str], None]) -> dic
         row["vram"] = vram_verdict(row, w, opts.vram, gpu)
         entry["contexts"].append(row)
     if opts.check:
-        entry["check"] = await _check(t, opts, say, entry["contexts"][opts.ctxs.index(max(opts.ctxs))], w)
+        entry["check"] = await _check(t, opts, say, entry["contexts"][t.ctxs.index(max(t.ctxs))], w)
     return entry
 
 
@@ -270,7 +280,7 @@ async def _check(t: Target, opts: FitOptions, say: Callable[[str], None], row: d
         say(f"{t.spec}: writing the twin for --check…")
         t.path = ensure(*t.twin, show=False)
     try:
-        measured = await check(ModelSpec(t.spec, "gguf", path=t.path), max(opts.ctxs), gen_tokens=opts.gen_tokens,
+        measured = await check(ModelSpec(t.spec, "gguf", path=t.path), max(t.ctxs), gen_tokens=opts.gen_tokens,
                                lazy_ple=opts.lazy_ple, repack=opts.repack, flash_attn=opts.flash_attn, progress=say)  # fmt: skip
     except BackendError as exc:
         return {"error": str(exc)}

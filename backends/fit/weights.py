@@ -11,7 +11,8 @@ A tensor is used in one of three ways (llama.cpp's graphs):
   fraction ``1 - (1 - used/experts)^n`` of them is back after ``n`` tokens.
 
 A tied token embedding is both: looked up, and read whole as the output matrix (llama.cpp loads
-it twice; the output copy is the one repacked).
+it twice; the output copy is the one repacked). Repacked, its file pages are only looked up;
+not repacked, the output reads them all every token.
 
 Repacking (ggml-cpu's ``CPU_REPACK`` buffer type, ``ggml_repack_get_optimal_repack_type``): on a
 CPU with AVX2 (x86) or NEON (Arm), a matrix of type Q4_0, Q4_K or IQ4_NL whose ``ne1`` is a
@@ -138,13 +139,14 @@ def weights(h: GGUFHeader, *, repack: bool | None = None, lazy_ple: str | None =
         if packs:
             w.repacked += t.n_bytes
             w.repacked_names.add(t.name)
-        if use in ("lookup", "tied"):
+        if use == "tied" and not packs:  # the output reads the file's pages whole: no row stays out
+            every.append(pages_of(h, t))
+            w.device_bytes += t.n_bytes
+        elif use in ("lookup", "tied"):
             lazy = t.name == PLE_TENSOR and (lazy_ple == "on" or (lazy_ple in (None, "auto") and t.n_bytes > LAZY_AUTO_BYTES))
             row = t.n_bytes // max(1, t.n_elements // t.shape[0]) if t.shape else t.n_bytes
             w.lookups.append(Lookup(t.name, t.n_bytes, row, prefaulted=not lazy))
-            if use == "tied" and not packs:
-                every.append(pages_of(h, t))  # the output reads the file's pages whole
-            if use == "tied":
+            if use == "tied":  # its repacked output copy goes to the device with the layers
                 w.device_bytes += t.n_bytes
         elif use == "experts":
             w.experts_bytes += t.n_bytes

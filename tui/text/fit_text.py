@@ -66,6 +66,8 @@ def markdown(doc: dict) -> str:
             out += [f"## {safe(m['spec'])}", "", f"n/a: {safe(m['na'])}.", ""]
             continue
         out += _describe(m)
+        if m.get("ctxs_note"):
+            out.append(f"- contexts: {safe(m['ctxs_note'])}")
         if m["plan"] and m["plan"]["error"]:
             out.append(f"- n/a where the engine's plan is needed: {safe(m['plan']['error'])}")
         out += ["", f"| ctx | KV | compute | runtime | must stay resident | may page out | least RAM | file-size rule | verdict{ram} |",

@@ -15,6 +15,7 @@ from backends.specs import DEFAULT_PAIR
 from backends.units import parse_size
 from tui.text.safe import safe
 
+DEFAULT_CTXS = [2048, 8192, 32768]
 EPILOG = """\
 examples:
   abtop fit                                        the bundled pair at 2k, 8k and 32k
@@ -37,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"models (default: {' '.join(DEFAULT_PAIR)})")
-    p.add_argument("--ctx", type=_ctxs, default=[2048, 8192, 32768], metavar="N[,N…]",
-                   help="contexts in tokens (default 2048,8192,32768)")  # fmt: skip
+    p.add_argument("--ctx", type=_ctxs, default=None, metavar="N[,N…]",
+                   help="contexts in tokens (default 2048,8192,32768, those within each model's training)")  # fmt: skip
     p.add_argument("--ram", type=_size, metavar="SIZE", help="judge each context against this much RAM, e.g. 4G")
     p.add_argument("--vram", type=_size, metavar="SIZE", help="judge the GPU's share against this much VRAM (CUDA builds)")
     p.add_argument("--check", action="store_true",
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(safe(problem), file=sys.stderr)
         return 2
     opts = FitOptions(
-        ctxs=args.ctx, ram=args.ram, vram=args.vram, check=args.check, gen_tokens=args.max_tokens,
+        ctxs=args.ctx or DEFAULT_CTXS, ctxs_given=args.ctx is not None, ram=args.ram, vram=args.vram, check=args.check, gen_tokens=args.max_tokens,
         lazy_ple=args.lazy_ple, repack=None if args.repack is None else args.repack == "on",
         flash_attn=args.flash_attn, disk_gbs=args.disk_gbs, beyond_train=args.beyond_train,
     )  # fmt: skip
@@ -123,7 +124,7 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"abtop: --max-tokens must be at least 1 (got {args.max_tokens})."
     if not args.disk_gbs > 0:
         return f"abtop: --disk-gbs must be above 0 (got {args.disk_gbs:g})."
-    if args.check and max(args.ctx) < args.max_tokens + 64:
+    if args.check and max(args.ctx or DEFAULT_CTXS) < args.max_tokens + 64:
         return f"abtop: --check needs a context above --max-tokens {args.max_tokens} and a prompt; raise --ctx."
     if args.json:  # a typo in a path must not cost a whole check
         folder = os.path.dirname(os.path.abspath(args.json))
