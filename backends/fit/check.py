@@ -10,7 +10,8 @@ token). Measured, from ``/proc`` every 0.1 s:
 - the model file's pages that came back while generating (what the weights need), and the
   file's resident pages at their peak (what llama.cpp pre-faults at load);
 - the runtime's own file pages (libraries): the process's file pages less the model's;
-- llama.cpp's KV buffer as allocated (its load log), against the header's prediction.
+- llama.cpp's KV buffer as allocated (its load log), against the header's prediction;
+- on a GPU, the process's VRAM at its peak (NVML), against the predicted VRAM.
 
 ``least_ram_bytes`` measured = peak anonymous + pages the weights needed + the runtime's file pages.
 """
@@ -28,6 +29,7 @@ from backends.catalog import make_backend
 from backends.events import Failed, Finished, Started, Token
 from backends.specs import ModelSpec
 from backends.telemetry.memmaps import WeightsResident, read_status
+from backends.telemetry.nvml import Nvml, NvmlLost
 
 PROMPT = "The"
 MARGIN = 16
@@ -42,6 +44,9 @@ class _Monitor:
         self.pid, self.every = pid, every
         self.weights = WeightsResident(pid, path)
         self.peak_anon = self.peak_weights = 0
+        self.nvml = Nvml.open()
+        self.peak_vram: int | None = None
+        """The process's GPU memory at its peak (NVML); None without a GPU."""
         self.cpu0 = self._cpu()
         self.t0 = time.monotonic()
         self.load0 = os.getloadavg()[0]
@@ -63,6 +68,14 @@ class _Monitor:
         self.peak_anon = max(self.peak_anon, int(st.get("RssAnon", 0)))
         if self._n % 10 == 0:  # pagemap over the whole file: ~3 ms per GB, once a second
             self.peak_weights = max(self.peak_weights, self.weights.read())
+            if self.nvml is not None:
+                try:
+                    vram = self.nvml.read(self.pid).vram
+                except NvmlLost:
+                    self.nvml = None
+                    vram = None
+                if vram is not None:
+                    self.peak_vram = max(self.peak_vram or 0, vram)
         self._n += 1
         return st
 
@@ -75,6 +88,9 @@ class _Monitor:
 
     def close(self) -> None:
         self._stop.set()
+        if self.nvml is not None and not self._thread.is_alive():
+            self.nvml.close()
+            self.nvml = None
 
     def stop(self) -> dict:
         """The last reading: ``{anon, file, weights, cpu_s, wall_s, load1_start, load1_end}``."""
@@ -177,6 +193,8 @@ async def check(
         "compute_reserved_bytes": buffers.get("compute"),
         "repacked_engine_bytes": max(0, buffers.get("model", 0) - buffers.get("model_mapped", 0)) or 0,
         "repacked_tensors": list(getattr(b, "repacked_tensors", []) or []),
+        "vram_peak_bytes": mon.peak_vram,
+        "offloaded_engine_bytes": buffers.get("offloaded"),
         "working_set": ws,
         "box": {
             "worker_cpu_s": None if end["cpu_s"] is None else round(end["cpu_s"], 1),

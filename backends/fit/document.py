@@ -190,6 +190,7 @@ def compare(row: dict, measured: dict, w: Weights) -> dict:
         "anon": _delta(row["anon_bytes"], measured["peak_anon_bytes"]),
         "weights_needed": _delta(row["weights_file_bytes"] + row["experts_file_bytes"], measured["weights_needed_bytes"]),
         "kv": _delta(row["kv_bytes"], measured["kv_engine_bytes"]),
+        "vram": _delta(row["vram"]["vram_bytes"], measured.get("vram_peak_bytes")),
         "repack_rule": {
             "agrees": engine == w.repacked_names,
             "predicted_only": sorted(w.repacked_names - engine)[:20],

@@ -109,6 +109,8 @@ def _check(c: dict) -> list[str]:
     ]
     names = {"least_ram": "least RAM", "anon": "anonymous memory (peak)", "weights_needed": "weights' file pages needed",
              "kv": "KV cache (engine's buffer)"}  # fmt: skip
+    if (c["vs"].get("vram") or {}).get("measured") is not None:
+        names["vram"] = "VRAM (NVML, the process)"
     for key, label in names.items():
         d = c["vs"][key]
         delta = "n/a" if d["delta_pct"] is None else f"{d['delta_pct']:+.1f} %"

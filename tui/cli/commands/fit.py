@@ -13,6 +13,7 @@ from backends import FitOptions, prepare_fit, run_fit
 from backends.base import BackendError
 from backends.specs import DEFAULT_PAIR
 from backends.units import parse_size
+from tui.text.fit_text import markdown
 from tui.text.safe import safe
 
 DEFAULT_CTXS = [2048, 8192, 32768]
@@ -84,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(safe(problem), file=sys.stderr)
         return 2
     opts = FitOptions(
-        ctxs=args.ctx or DEFAULT_CTXS, ctxs_given=args.ctx is not None, ram=args.ram, vram=args.vram, check=args.check, gen_tokens=args.max_tokens,
-        lazy_ple=args.lazy_ple, repack=None if args.repack is None else args.repack == "on",
+        ctxs=args.ctx or DEFAULT_CTXS, ctxs_given=args.ctx is not None, ram=args.ram, vram=args.vram,
+        check=args.check, gen_tokens=args.max_tokens, lazy_ple=args.lazy_ple, repack=None if args.repack is None else args.repack == "on",
         flash_attn=args.flash_attn, disk_gbs=args.disk_gbs, beyond_train=args.beyond_train,
     )  # fmt: skip
     specs = list(args.models) or list(DEFAULT_PAIR)
@@ -102,21 +103,21 @@ def run(args: argparse.Namespace) -> int:
     except BackendError as exc:
         say(str(exc))
         return 1
-    from tui.text.fit_text import markdown
-
-    sys.stdout.write(markdown(doc))
-    sys.stdout.flush()
-    if args.json:
+    wrote = True
+    if args.json:  # first: figures that took an hour to measure outlive any problem printing them
         from tui.files import export
 
         try:
             export.write_atomic(args.json, export.json_text(doc))
         except OSError as exc:
             say(export.write_failure(args.json, exc, "--json"))
-            return 1
+            wrote = False
+    sys.stdout.write(markdown(doc))
+    sys.stdout.flush()
+    if args.json and wrote:
         say(f"wrote {args.json}")
     failed = [m for m in doc["models"] if m["check"] and "error" in m["check"]]
-    return 1 if failed else 0
+    return 1 if failed or not wrote else 0
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
