@@ -3,7 +3,7 @@
 The public surface for ``tui/``: the top-level modules (``events``, ``base``, ``specs``,
 ``catalog``, ``session``, ``stats``, ``units``, ``net``, ``userfiles``, ``model_list``) and the
 names below. The rooms (``engines/``, ``telemetry/``, ``card/``, ``quality/``, ``fetch/``,
-``twins/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names load on first
+``twins/``, ``fit/``) are internal; ruff's banned-api keeps ``tui/`` out of them. The names load on first
 use, so importing ``backends.events`` stays cheap.
 """
 
@@ -50,6 +50,9 @@ _PUBLIC = {
     "score_document": "backends.quality.scoring",
     "score_loaded": "backends.quality.scoring",
     "text_info": "backends.quality.bpb",
+    "FitOptions": "backends.fit.document",
+    "prepare_fit": "backends.fit.document",
+    "run_fit": "backends.fit.document",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -44,3 +44,22 @@ def human_count(n: float | None) -> str:
         if abs(n) >= div:
             return f"{n / div:.2f}{unit}" if n / div < 10 else f"{n / div:.1f}{unit}"
     return f"{n:.0f}"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
+               "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """``4G``, ``4 GB``, ``6.5GB`` (powers of 1000, as sizes are shown), ``4GiB`` (powers of 1024),
+    ``4096M``; bytes without a unit. ``ValueError`` with a sentence otherwise."""
+    s = text.strip().lower().replace(" ", "").replace("_", "")
+    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = s[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1.0
+    if unit not in _SIZE_UNITS or not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{text!r} is not a size; write e.g. 4G, 6.5GB, 4GiB or 512M")
+    return int(value * _SIZE_UNITS[unit])

@@ -75,6 +75,12 @@ class GGUFHeader:
 class ArrayField:
     item_type: int
     count: int
+    values: tuple | None = None
+    """The items of a numeric array of at most ``KEEP_ITEMS`` (per-layer hyperparameters: a sliding
+    window pattern, head counts per layer); None for strings and longer arrays (a vocabulary)."""
+
+
+KEEP_ITEMS = 4096
 
 
 class _Truncated(Exception):
@@ -130,9 +136,15 @@ class _Cursor:
             if item_type == GGUFValueType.STRING:
                 self.skip_strings(count)
             elif item_type in _SCALAR:
-                self.pos += count * struct.calcsize(_SCALAR[GGUFValueType(item_type)])
-                if self.pos > len(self.buf):
+                fmt = _SCALAR[GGUFValueType(item_type)]
+                size = count * struct.calcsize(fmt)
+                if self.pos + size > len(self.buf):
                     raise _Truncated
+                values = None
+                if count <= KEEP_ITEMS:
+                    values = struct.unpack_from(f"{self.e}{count}{fmt}", self.buf, self.pos)
+                self.pos += size
+                return ArrayField(item_type, count, values)
             else:  # nested arrays do not occur in practice; walk them anyway
                 for _ in range(count):
                     self.value(item_type)

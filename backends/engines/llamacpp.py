@@ -159,6 +159,8 @@ class LlamaCppBackend(Backend):
         )
         self.lazy_tensors = msg.get("lazy_tensors") or []
         """Tensors llama.cpp reads on demand (its load log), e.g. a PLE table with ``--lazy-ple on``."""
+        self.repacked_tensors: list[str] = msg.get("repacked_tensors") or []
+        """Tensors llama.cpp copied into ``CPU_REPACK`` buffers at load (its load log)."""
         try:
             w.ps = psutil.Process(msg["pid"])
         except psutil.Error:
@@ -181,6 +183,32 @@ class LlamaCppBackend(Backend):
             self.report(Note(f"{who}still opening {path} after {OPEN_SLOW_S:g} s ({clause})"))
 
         return await off_loop(read, slow_s=OPEN_SLOW_S, on_slow=slow)
+
+    async def plan(self, ctxs: list[int], **kv_types: str) -> dict:
+        """llama.cpp's own plan for this model at each context, with nothing allocated (the worker's
+        ``plan``): ``{contexts: [{n_ctx, kv_bytes, compute_bytes, output_bytes, …}], runtime_anon,
+        runtime_file, gpu_offload}``; ``type_k``/``type_v`` name other KV cache types. In a worker
+        of its own, closed after (a model llama.cpp cannot read may abort it: that is a
+        ``BackendError``, never this process)."""
+        if self.fetch is not None:
+            self.path = str(await self._fetch())
+        w = self.worker
+        await w.spawn()
+        try:
+            cmd_id = w.command(
+                "plan", path=self.path, ctxs=list(ctxs), lazy_ple=self.lazy_ple, repack=self.repack,
+                flash_attn=self.flash_attn, **kv_types,
+            )  # fmt: skip
+            msg = None if cmd_id is None else await w.reply(cmd_id)
+            if msg is None:
+                reason = (await self._death_sentence()).rstrip(".")
+                last = next((ln for ln in reversed(w.log) if "error" in ln.lower() or "assert" in ln.lower()), "")
+                raise BackendError(f"{reason} while planning{': ' + last.strip() if last else ''}.")
+            if msg.get("ev") != "planned":
+                raise BackendError(f"{self.label}: {msg.get('reason', 'the worker could not plan the model.')}")
+            return msg
+        finally:
+            await self.close()
 
     async def _fetch(self):
         """Run ``fetch`` in a thread; its events reach ``report`` on this loop's thread."""

@@ -17,7 +17,9 @@ still sends), ``cancel`` (names the ``run`` it stops, or none for every run; rea
 it lands mid-generation, and never cleared: a cancel read before its ``gen`` is honoured when that
 run starts, one for an earlier run leaves the next alone), ``score`` (a ``run`` too: the text's
 log-likelihood, answered by ``score_progress`` lines and one ``scored``), ``eval`` (a ``run``:
-standard-task items, answered by one ``eval_item`` line per item and one ``evaluated``), ``quit``.
+standard-task items, answered by one ``eval_item`` line per item and one ``evaluated``), ``plan`` (what
+llama.cpp would allocate at each of several contexts, nothing allocated: one ``planned`` or ``error``
+reply; ``abtop fit`` asks it of a worker of its own), ``quit``.
 """
 
 from __future__ import annotations
@@ -564,7 +566,10 @@ class Model:
             groups = probe.groups()
             if n_gen and (not curve or curve[-1][0] != n_gen):
                 curve.append([n_gen, sum(g["touched_bytes"] for g in groups.values())])
-            working_set = {"groups": groups, "curve": curve, "note": ws_notes(groups, (self.buffers or {}).get("offloaded"))}
+            working_set = {
+                "groups": groups, "curve": curve, "note": ws_notes(groups, (self.buffers or {}).get("offloaded")),
+                "resident_bytes": probe.touched_total(),  # whole pages of the file back in memory
+            }  # fmt: skip
             probe.restore()
         emit(
             "finished",
@@ -584,6 +589,60 @@ class Model:
                 "load_ms": None,
             },
         )
+
+
+def _own_memory() -> dict[str, int]:
+    """This process's ``RssAnon`` and ``RssFile`` in bytes (``/proc/self/status``)."""
+    out = {}
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith((b"RssAnon:", b"RssFile:")):
+                key, value = line.split(b":", 1)
+                out[key.decode()] = int(value.split()[0]) * 1024
+    return out
+
+
+def plan(cmd: dict) -> dict:
+    """``plan``: what llama.cpp would allocate for the model at each context in ``ctxs``, with
+    nothing allocated and no weight read (``no_alloc``, the GGUF read without mmap: its header only).
+
+    Built as ``Model`` builds it (flash attention, batch sizes, window cache, repack and lazy
+    settings), except ``n_outputs_max = 1``: the worker asks for the last token's logits only, so
+    its compute buffer's touched pages are those of a graph with one output, not the reserve for a
+    whole batch of logits (Gemma's 262k vocabulary makes that 512 MiB, never touched). The process's
+    own memory after the first build is the runtime a worker adds: Python, llama.cpp, the vocabulary.
+    ``type_k``/``type_v`` (``q8_0``, …) build the KV cache in other types (the worker's runs keep f16).
+    """
+    import llama_cpp
+    from gguf import GGMLQuantizationType
+
+    from backends.engines.llamalog import Capture, parse_buffers, parse_context
+
+    fa = FLASH_ATTN[cmd.get("flash_attn") or "auto"]
+    kv_types = {k: GGMLQuantizationType[cmd[k].upper()].value for k in ("type_k", "type_v") if cmd.get(k)}
+    contexts, runtime = [], None
+    gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    for n_ctx in cmd["ctxs"]:
+        with (
+            Capture() as log,
+            model_params(no_alloc=True, lazy_mode=LAZY_MODES.get(cmd.get("lazy_ple") or ""), use_extra_bufts=cmd.get("repack")),
+            context_params(flash_attn_type=fa, swa_full=False, n_outputs_max=1, **kv_types),
+        ):
+            llm = llama_cpp.Llama(
+                model_path=cmd["path"], n_ctx=int(n_ctx), n_batch=N_BATCH, n_ubatch=N_UBATCH, n_threads=1,
+                n_gpu_layers=int(os.environ.get("ABTOP_GPU_LAYERS", "-1")), use_mmap=False, verbose=True,
+            )  # fmt: skip
+        if runtime is None:
+            runtime = _own_memory()
+        buffers, context = parse_buffers(log.lines) or {}, parse_context(log.lines) or {}
+        contexts.append({
+            "n_ctx": int(llm.n_ctx()), "kv_bytes": context.get("kv_bytes"), "kv_layers": context.get("kv_layers"),
+            "swa_cells": context.get("swa_cells"), "type_k": context.get("type_k"), "type_v": context.get("type_v"),
+            "compute_bytes": buffers.get("compute"), "output_bytes": buffers.get("output"),
+            "device_bytes": buffers.get("offloaded"), "flash_attn_on": context.get("flash_attn_on"),
+        })  # fmt: skip
+        llm.close()
+    return {"contexts": contexts, "runtime_anon": runtime["RssAnon"], "runtime_file": runtime["RssFile"], "gpu_offload": gpu}
 
 
 def _read_commands(cmds: queue.Queue, cancels: Cancels) -> None:
@@ -652,7 +711,7 @@ def main() -> None:
                 lazy_ple=model.lazy_ple,
                 repack=model.repack,
                 lazy_tensors=sorted(model.lazy),
-                repacked_tensors=len(model.repacked),
+                repacked_tensors=sorted(model.repacked),
                 synthetic=model.synthetic,
             )
         elif kind == "pages" and model is not None:  # another worker probes the same file
@@ -668,6 +727,11 @@ def main() -> None:
                 emit("pages", id=cmd.get("id"), error=str(exc))
                 continue
             emit("pages", id=cmd.get("id"))
+        elif kind == "plan":
+            try:
+                emit("planned", id=cmd.get("id"), **plan(cmd))
+            except Exception as exc:  # a model this llama.cpp cannot read: one sentence
+                emit("error", id=cmd.get("id"), reason=f"llama.cpp could not plan the model ({exc}).")
         elif kind == "place" and model is not None:
             place(cmd.get("threads"), cmd.get("cpus"), model.llm)
             if cmd.get("threads"):

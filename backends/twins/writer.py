@@ -193,6 +193,35 @@ def clear_stale(folder: Path) -> tuple[int, int]:
     return files, freed
 
 
+def _writer(path: Path, name: str, quant: str, scale: float, preset: Preset, plan, types) -> GGUFWriter:
+    """A ``GGUFWriter`` holding the twin's keys, vocabulary and tensor infos (nothing written yet)."""
+    qtype, ftype = QUANTS[quant]
+    w = GGUFWriter(str(path), preset.arch)
+    w.add_name(f"{preset.title} twin")
+    w.add_description(f"abtop shape twin of {preset.title} ({preset.source}); synthetic random weights")
+    w.add_file_type(ftype)
+    w.add_quantization_version(2)
+    w.add_bool(SYNTHETIC_KEY, True)
+    w.add_string("abtop.twin.preset", name)
+    w.add_string("abtop.twin.quant", quant)
+    w.add_float32("abtop.twin.scale", float(scale))
+    w.add_uint32("abtop.twin.version", PLAN_VERSION)
+    for key, (vtype, value) in plan.kv.items():
+        _add_kv(w, key, vtype, value)
+    tokens, scores, ttypes = vocabulary(plan.n_vocab)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(ttypes)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    for t, q in zip(plan.tensors, types, strict=True):
+        w.add_tensor_info(t.name, tuple(reversed(t.ne)), np.float32, _nbytes(t, q), raw_dtype=q)
+    return w
+
+
 def build_twin(
     name: str,
     quant: str = DEFAULT_QUANT,
@@ -207,7 +236,7 @@ def build_twin(
 
     Raises ``BackendError`` (one sentence) for a bad name/quant/scale or a disk that fails."""
     preset = check(name, quant, scale)
-    qtype, ftype = QUANTS[quant]
+    qtype = QUANTS[quant][0]
     plan = preset.plan(scale)
     target = path or twin_path(name, quant, scale)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -222,29 +251,7 @@ def build_twin(
     meter = Meter(on_progress)
     meter.start(twin_label(name, quant, scale), sum(_nbytes(t, q) for t, q in zip(plan.tensors, types, strict=True)))
     try:
-        w = GGUFWriter(str(tmp), preset.arch)
-        w.add_name(f"{preset.title} twin")
-        w.add_description(f"abtop shape twin of {preset.title} ({preset.source}); synthetic random weights")
-        w.add_file_type(ftype)
-        w.add_quantization_version(2)
-        w.add_bool(SYNTHETIC_KEY, True)
-        w.add_string("abtop.twin.preset", name)
-        w.add_string("abtop.twin.quant", quant)
-        w.add_float32("abtop.twin.scale", float(scale))
-        w.add_uint32("abtop.twin.version", PLAN_VERSION)
-        for key, (vtype, value) in plan.kv.items():
-            _add_kv(w, key, vtype, value)
-        tokens, scores, ttypes = vocabulary(plan.n_vocab)
-        w.add_tokenizer_model("llama")
-        w.add_token_list(tokens)
-        w.add_token_scores(scores)
-        w.add_token_types(ttypes)
-        w.add_bos_token_id(1)
-        w.add_eos_token_id(2)
-        w.add_unk_token_id(0)
-        w.add_add_bos_token(True)
-        for t, q in zip(plan.tensors, types, strict=True):
-            w.add_tensor_info(t.name, tuple(reversed(t.ne)), np.float32, _nbytes(t, q), raw_dtype=q)
+        w = _writer(tmp, name, quant, scale, preset, plan, types)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_ti_data_to_file()
@@ -294,6 +301,30 @@ def ensure(
     return build_twin(name, quant, scale, path=p, on_progress=on_progress)
 
 
+def write_plan_file(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0, *, path: Path) -> Path:
+    """The twin's header with no weights: a sparse file of the full size (its data a hole, no disk
+    used), which llama.cpp can open to plan the model's buffers without reading a weight
+    (``no_alloc``). Never run: its weights would be zeros."""
+    preset = check(name, quant, scale)
+    plan = preset.plan(scale)
+    types = [_qtype(t, QUANTS[quant][0]) for t in plan.tensors]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        w = _writer(path, name, quant, scale, preset, plan, types)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_ti_data_to_file()
+        f = w.fout[0]
+        w.write_padding(f, f.tell())
+        size = f.tell() + sum(-(-_nbytes(t, q) // w.data_alignment) * w.data_alignment
+                              for t, q in zip(plan.tensors, types, strict=True))  # fmt: skip
+        f.truncate(size)
+        w.close()
+    except OSError as exc:
+        raise BackendError(f"twin:{name}: could not write a plan file at {path} ({exc.strerror or exc}).") from None
+    return path
+
+
 def plan_header(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> GGUFHeader:
     """The header the twin's file will have, without writing it (what ``abtop info`` reads)."""
     preset = check(name, quant, scale)
@@ -305,7 +336,7 @@ def plan_header(name: str, quant: str = DEFAULT_QUANT, scale: float = 1.0) -> GG
     kv |= {"abtop.twin.preset": name, "abtop.twin.quant": quant, "abtop.twin.scale": float(scale),
            "abtop.twin.version": PLAN_VERSION}  # fmt: skip
     for key, (vtype, value) in plan.kv.items():
-        kv[key] = ArrayField(int(value[0]), len(value[1])) if vtype == GGUFValueType.ARRAY else value
+        kv[key] = ArrayField(int(value[0]), len(value[1]), tuple(value[1])) if vtype == GGUFValueType.ARRAY else value
     kv["tokenizer.ggml.tokens"] = ArrayField(int(GGUFValueType.STRING), plan.n_vocab)
     tensors, off = [], 0
     for t in plan.tensors:

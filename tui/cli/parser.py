@@ -13,7 +13,7 @@ from tui.cli.options import add_run_options
 from tui.files import config
 from tui.text.safe import safe
 
-COMMANDS = ("bench", "info", "models", "replay", "score", "eval", "votes", "twin", "config")
+COMMANDS = ("bench", "info", "fit", "models", "replay", "score", "eval", "votes", "twin", "config")
 CONFIGURED = ("bench",)
 """Commands that take the run options, and so the config file's defaults and pairs."""
 
@@ -39,6 +39,7 @@ examples:
   abtop serve                                    the TUI in a browser at http://127.0.0.1:8000
   abtop info gemma3-270m
   abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --working-set   which weight bytes each needs
+  abtop fit twin:gemma-4-e2b twin:qwen2.5-3b --ram 4G   the least RAM each needs at 2k, 8k, 32k
   abtop models --dir ~/models
   abtop score                                    bits per byte of both on a bundled text
   abtop eval                                     accuracy on ARC-Easy, PIQA, HellaSwag, WinoGrande (paired)
