@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     specs = list(args.models) or list(DEFAULT_PAIR)
     try:
-        from tui.text.progress import StderrFetch
+        from tui.text.progress import StderrProgress
 
-        with StderrFetch() as out:
+        with StderrProgress() as out:
             targets = prepare_fit(specs, opts, out)
     except BackendError as exc:
         say(str(exc))
