@@ -115,3 +115,14 @@ def test_the_license_is_an_spdx_string_setuptools_reads_without_a_warning():
     assert doc["project"]["license"] == "Apache-2.0"
     (floor,) = [r for r in doc["build-system"]["requires"] if r.startswith("setuptools")]
     assert int(re.search(r">=\s*(\d+)", floor).group(1)) >= 77
+
+
+def test_a_config_cut_short_says_where_without_guessing(tmp_path, monkeypatch, capsys):
+    """tomllib places some errors "at end of document", not at a line: the sentence said
+    "somewhere:"; it now says the error is at the end of the file."""
+    (tmp_path / "abtop").mkdir()
+    (tmp_path / "abtop" / "config.toml").write_text("[defaults]\nmax_tokens = [[[\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["bench", "smollm2-135m"]) == 2
+    said = one_sentence(capsys.readouterr().err)
+    assert "somewhere" not in said and "not valid TOML (Invalid value at the end of the file)." in said, said

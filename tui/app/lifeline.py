@@ -65,7 +65,10 @@ class Lifeline:
             return
         try:
             os.set_blocking(fd, False)
-            os.write(fd, RESTORE.encode())
+            try:
+                os.write(fd, RESTORE.encode())
+            finally:  # the shell gets the terminal back as it was: blocking
+                os.set_blocking(fd, True)
         except OSError:
             pass
         if self.attrs is not None and termios is not None:

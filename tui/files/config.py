@@ -108,9 +108,10 @@ def load(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        where = f"line {m.group(1)}" if m else "somewhere"
+        where = f"line {m.group(1)}: " if m else ""
         what = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg).rstrip(".")
-        raise ConfigError(f"abtop: {path}: {where}: not valid TOML ({what}).") from None
+        what = re.sub(r"\s*\(at end of document\)", " at the end of the file", what)  # tomllib's other place
+        raise ConfigError(f"abtop: {path}: {where}not valid TOML ({what}).") from None
 
     def bad(table: str | None, key: str, why: str) -> ConfigError:
         n = _line_of(text, table, key)
