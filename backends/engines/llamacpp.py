@@ -357,16 +357,13 @@ class LlamaCppBackend(Backend):
         it after the item in hand). ``BackendError`` (one sentence) when the worker is lost."""
         if self.loaded is None:
             raise BackendError(f"{self.label}: not ready (load it first).")
-        if self._run_q is not None:
+        w = self.worker
+        if w.run_q is not None:
             raise BackendError(f"{self.label}: busy with a run; run the eval after.")
-        self._run += 1
-        run = self._run
-        q = self._run_q = asyncio.Queue()
-        if self._eof:
-            q.put_nowait(None)
+        run, q = w.open_run()
         done = False
         try:
-            if not self._send(cmd="eval", run=run, items=items, reuse=reuse):
+            if not w.send(cmd="eval", run=run, items=items, reuse=reuse):
                 done = True
                 raise BackendError(await self._death_sentence())
             while True:
@@ -384,10 +381,7 @@ class LlamaCppBackend(Backend):
                     done = True
                     raise BackendError(f"{self.label}: {msg['reason']}")
         finally:
-            if self._run == run:
-                if not done:  # interrupted: stop the worker's eval
-                    self._send(cmd="cancel", run=run)
-                self._run_q = None
+            w.close_run(run, cancel=not done)  # interrupted: the worker stops its eval
 
     def _unresponsive(self, verdict: str, watch: _Watch) -> Failed:
         """The run's end when the worker stopped answering: a stall, or a cancel it ignored."""
