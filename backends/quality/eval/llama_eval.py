@@ -1,19 +1,21 @@
 """Multiple-choice log-likelihoods and greedy generation inside the llama.cpp worker.
 
 The worker's one KV sequence serves as a prefix cache (``cached``: what its cells hold). An
-item's options share its context: the context is decoded once, alone, with one logits row (its
-last position), whose log-probabilities give every option's first token; then each option drops
-the previous option's cells (``llama_memory_seq_rm`` from the context's end) and decodes its own
-tokens but the last (nothing is predicted from it), logits rows at those positions only. An option
-of one token decodes nothing. WinoGrande's options differ in their context: each is read afresh.
-GSM8K's eight examples precede every question: they are decoded once and stay cached.
+item's options share its context: the context is decoded once, in one batch with the first option
+(every token but the option's last: nothing is predicted from it), logits rows only from the
+context's last position on; that position's log-probabilities are kept, and give every later
+option's first token. Each later option drops the previous option's cells (``llama_memory_seq_rm``
+from the context's end) and decodes its own tokens but the last, logits rows at those positions
+only; an option of one token decodes nothing. WinoGrande's options differ in their context: each
+is read afresh. GSM8K's eight examples precede every question: decoded once, they stay cached.
 
-The batches' shapes are fixed (the context alone, then each option; for GSM8K the examples, then
-the question): llama.cpp's CPU kernels give a row slightly different numbers in batches of other
-sizes (tiles of 4 rows and the remainder add in different orders), and the rounding of the next
-layer's Q8 activations can turn that into 0.1-1 nat over a long option (measured on both bundled
-models). With the shapes fixed, an item's figures depend on nothing scored before it, and equal a
-bare llama-cpp-python decode of the same batches (``tests/test_eval.py``).
+The batches' shapes are fixed (the context with the first option, then each other option; for
+GSM8K the examples, then the question): llama.cpp's CPU kernels give a row slightly different
+numbers in batches of other sizes (tiles of 4 rows and the remainder add in different orders), and
+the rounding of the next layer's Q8 activations can turn that into 0.1-1 nat over a long option
+(measured on both bundled models). With the shapes fixed, an item's figures depend on nothing
+scored before it, and equal a bare llama-cpp-python decode of the same batches
+(``tests/test_eval.py``).
 
 Tokenization is lm-evaluation-harness's (``HFLM._encode_pair``): the context's trailing spaces
 move to the continuation, context + continuation is tokenized whole and split at the context's
@@ -147,10 +149,12 @@ class Evaluator:
                 lls.append(sum(self._feed(seq, 0, len(ctx) - 1, len(seq) - 1)[0]))
                 continue
             if self.row is None or self.row[0] != ctx or self._window_lost(len(ctx)):
-                # a new context: decoded alone, its last row kept
+                # a new context: decoded with this option in one batch, the context's last row kept
                 self.reset()
-                _, row = self._feed(ctx + cont[:1], 0, len(ctx) - 1, len(ctx), save=True)
+                lps, row = self._feed(seq, 0, len(ctx) - 1, len(seq) - 1, save=True)
                 self.row = (ctx, row)
+                lls.append(sum(lps))
+                continue
             lp = float(self.row[1][cont[0]])
             if len(cont) > 1:  # the previous option's cells go; this one's tokens but the last
                 if len(self.cached) > len(ctx) and not self.lc.llama_memory_seq_rm(self.mem, 0, len(ctx), -1):
