@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 
+from backends.base import Placement
 from backends.catalog import make_backend
 from backends.quality.bpb import bits_per_byte, reference_text
 from backends.specs import bundled_path
@@ -30,11 +31,12 @@ def bare_bpb(path, text: str) -> tuple[float, int, int]:
     """(bpb, scored tokens, windows) the plain way. The text's tokens are scored N_CTX - 1 at a
     time; each piece is decoded afresh after BOS, with as many of the tokens before it as fill the
     window (the last piece gets a whole window of context, as lm-evaluation-harness's rolling
-    windows give it), in one eval with every logit kept."""
+    windows give it), in one eval with every logit kept. One thread on either side: on a shared
+    box a second one spins at each barrier while it waits for a core."""
     import llama_cpp
 
     span = N_CTX - 1
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_CTX, logits_all=True, n_threads=2, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_CTX, logits_all=True, n_threads=1, verbose=False)
     try:
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
         prefix = llm.token_bos() if llm.token_bos() >= 0 else llm.token_eos()
@@ -54,11 +56,12 @@ def bare_bpb(path, text: str) -> tuple[float, int, int]:
     return nll / (len(text.encode("utf-8")) * math.log(2)), len(tokens), windows
 
 
+@pytest.mark.timeout(900)  # two loads and ~600 positions of logits each: minutes on a shared box
 @pytest.mark.parametrize("spec", ["smollm2-135m", "gemma3-270m"])
 async def test_bits_per_byte_is_the_sum_bare_llama_cpp_python_gives(spec):
     want, n_tokens, n_windows = bare_bpb(bundled_path(spec), TEXT)
     assert n_windows == 2
-    b = make_backend(spec, n_ctx=N_CTX, flash_attn="off")
+    b = make_backend(spec, n_ctx=N_CTX, flash_attn="off", placement=Placement(threads=1))
     await b.load()
     try:
         got = await b.score(TEXT)
