@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 
 from backends import LOG_NAME, catalog, mem_bandwidth_gbs
 from backends.base import Backend, BackendError, GenParams
-from backends.events import Event, Failed, Sample, Started, Token
+from backends.events import Event, Failed, Finished, Sample, Started, Token
 from backends.session import RunPlan, Session, race_shares_cores
 from backends.specs import DEFAULT_PAIR
 from tui.app import gcpolicy
@@ -190,6 +190,8 @@ class ABTopApp(App):
         self._next_tick: float | None = None
         self._draw_due = False
         """Text or a reading arrived since the last frame (its frame is asked for)."""
+        self._prompting = False
+        """A run started and some model may still be reading its prompt (see ``_show_streaming``)."""
 
     def compose(self) -> ComposeResult:
         with Container(id="panes"):
@@ -255,6 +257,10 @@ class ABTopApp(App):
         if not self._draw_due and isinstance(ev, (Token, Sample, Started)):
             self._draw_due = True  # one check per token; the frame is asked for once
             self._want_frame()
+        if isinstance(ev, Started):
+            self._prompting = True
+        if self._prompting and isinstance(ev, (Token, Finished, Failed)):
+            self._show_streaming()
         for hook in self.hooks:
             hook(slot, ev)
 
@@ -548,6 +554,16 @@ class ABTopApp(App):
         await self.action_quit()
 
     # -- frames: drawing on demand ------------------------------------------------------------------
+    def _show_streaming(self) -> None:
+        """The panes' streaming borders, once no model reads its prompt any more: while one does, a
+        restyle would take a core from it in the very window TTFT and prompt t/s time."""
+        with _teardown_safe(self):
+            if any(pane.in_prompt for pane in self.panes):
+                return
+            self._prompting = False
+            for pane in self.panes:
+                pane.show_streaming()
+
     def _want_frame(self, at: float | None = None) -> None:
         """Ask for a ``_frame`` at the loop time ``at``, or at the next 1/FLUSH_HZ s of the loop's
         clock. Frames fall on that grid, and the samplers' readings on a grid of whole intervals

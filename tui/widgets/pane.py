@@ -86,6 +86,8 @@ class ModelPane(Vertical):
         self._waiting: tuple[str, str] | None = None
         """The status line (and its short form) a "waiting" note replaced, until the note ends."""
         self._subtitle: str | None = None
+        self._streaming = False
+        """A run streams in this pane (its border shows it once ``show_streaming`` is called)."""
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", classes="header", markup=False)
@@ -111,7 +113,7 @@ class ModelPane(Vertical):
             view = self.query_one(StreamView)
             view.clear()
             view.remove_class("-error")
-            self.set_class(True, "-streaming")
+            self._streaming = True  # its border: drawn by the app once no model reads its prompt (show_streaming)
             self.set_class(False, "-failed")
             self.failed = False
             self._last_tokens = 0
@@ -153,6 +155,7 @@ class ModelPane(Vertical):
 
     def _finish(self, ev: Finished, ended: RunCollector | None) -> None:
         self.flush()
+        self._streaming = False
         self.set_class(False, "-streaming")
         if ended is None:  # no run of ours was in flight
             return
@@ -178,6 +181,7 @@ class ModelPane(Vertical):
         self.flush()
         self._readings = []  # read before the failure: a lost process's readings are not drawn after it
         self.failed = True
+        self._streaming = False
         if ended is not None:
             self.collector = ended
         self.set_class(False, "-streaming")
@@ -202,6 +206,18 @@ class ModelPane(Vertical):
             view = self.query_one(StreamView)
             view.set_message(None)
             view.append(text)
+
+    @property
+    def in_prompt(self) -> bool:
+        """A run has started and its first token has not come: the model reads its prompt."""
+        c = self.collector
+        return c is not None and c.t_start is not None and c.t_end is None and not c.token_times
+
+    def show_streaming(self) -> None:
+        """The streaming border, if a run streams. Restyling a pane costs ~5 ms and a repaint of it,
+        so the app calls this once no model is reading its prompt (what TTFT and prompt t/s time),
+        not at each ``Started``; the border goes at once when a run ends."""
+        self.set_class(self._streaming, "-streaming")
 
     @property
     def ticking(self) -> bool:
@@ -252,6 +268,7 @@ class ModelPane(Vertical):
         self._readings = []
         self._placed = None
         self.failed = False
+        self._streaming = False
         self.set_class(False, "-failed")
         self.set_class(False, "-streaming")
         self.border_title = plain(public_spec(spec))
