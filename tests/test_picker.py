@@ -118,12 +118,12 @@ async def test_a_picked_model_keeps_the_engine_options():
     app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_for(app.models_loaded, "both models to load")
-        assert [_context_row(p).startswith("flash attn off") for p in app.panes] == [True, True]
+        assert ["flash attn off" in _context_row(p) for p in app.panes] == [True, True]
         n = len(seen)
         app.swap_model(1, "smollm2-135m")  # what the picker's "B ← smollm2-135m" calls
         await wait_for(lambda: any(s == 1 and isinstance(e, Loaded) for s, e in seen[n:]), "pane B's new model to load", pilot=pilot)
         await pilot.pause()
         assert app.specs[1] == "smollm2-135m"
         row = _context_row(app.panes[1])
-        assert row.startswith("flash attn off"), f"the picked model lost --flash-attn off: {row}"
+        assert "flash attn off" in row, f"the picked model lost --flash-attn off: {row}"
     assert not worker_children()
