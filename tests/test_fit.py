@@ -215,6 +215,15 @@ def test_prediction_is_within_10_percent_of_the_measured_run(tiny_twins, tmp_pat
     assert moe["working_set"]["curve"] and moe["gen_tokens"] == 32
 
 
+def test_check_writes_an_unwritten_twin_first(tmp_path, monkeypatch, capsys):
+    """A prediction never writes a twin; --check needs its weights, so it writes it, then measures."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    doc = _check(tmp_path, ["twin:qwen2.5-3b:0.03"], 512, "-n", "8")
+    assert twin_path("qwen2.5-3b", "Q4_K", 0.03).exists()
+    assert doc["models"][0]["check"]["gen_tokens"] == 8 and "writing the twin" in capsys.readouterr().err
+    _assert_within_10_percent(doc)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_bundled_models_are_predicted_within_10_percent(smollm2_path, gemma3_path, tmp_path):

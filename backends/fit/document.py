@@ -279,7 +279,7 @@ async def _check(t: Target, opts: FitOptions, say: Callable[[str], None], row: d
         from backends.twins.writer import ensure
 
         say(f"{t.spec}: writing the twin for --check…")
-        t.path = ensure(*t.twin, show=False)
+        t.path = ensure(*t.twin)
     try:
         measured = await check(ModelSpec(t.spec, "gguf", path=t.path), max(t.ctxs), gen_tokens=opts.gen_tokens,
                                lazy_ple=opts.lazy_ple, repack=opts.repack, flash_attn=opts.flash_attn, progress=say)  # fmt: skip
