@@ -1,13 +1,19 @@
 """Prefix-reuse scoring against scoring each option from scratch, on ARC-Easy (goal ≥ 2.5x).
 
 For each bundled model, the worker's own ``Model`` (in this process: no pipe, no parent) reads the
-same seeded ARC-Easy items in interleaved rounds: ``reuse`` (the eval's way: the context decoded
-once, each option's own tokens after it, ``llama_memory_seq_rm`` between options) and ``scratch``
-(each option from an empty cache: context and option in one batch, logits rows at the option's
-positions only, so the two differ in the prefix reuse alone). Prints items/s by the wall clock and
-by this process's CPU time (steadier on a shared box), tokens decoded per item, the speed-up of
-each, and how many items' picks the two ways agree on (their batches differ in shape, and
-llama.cpp's CPU numbers move a little with that; see backends/quality/eval/llama_eval.py).
+same seeded ARC-Easy items in interleaved rounds, three ways:
+
+- ``reuse``: the eval's way (the context decoded once, each option's own tokens after it,
+  ``llama_memory_seq_rm`` between options, logits rows at the options' positions only);
+- ``scratch``: each option from an empty cache, context and option in one batch, logits rows at
+  the option's positions only: the two differ in the prefix reuse alone;
+- ``scratch, every row``: the same with a logits row at every position, as a plain
+  ``Llama(logits_all=True)`` decode (or lm-eval's Hugging Face model) computes them.
+
+Prints items/s by the wall clock and by this process's CPU time (steadier on a shared box), tokens
+decoded per item, the speed-up over each baseline, and how many items' picks agree (the batches
+differ in shape, and llama.cpp's CPU numbers move a little with that; see
+backends/quality/eval/llama_eval.py).
 
     .venv/bin/python benchmarks/eval_speed.py [--items 40] [--rounds 3] [--threads 2]
 """
@@ -31,13 +37,16 @@ from backends.quality.eval.scoring import picks  # noqa: E402
 from backends.quality.eval.tasks import load_task, subset  # noqa: E402
 from backends.specs import DEFAULT_PAIR, bundled_path  # noqa: E402
 
+WAYS = {"reuse": (True, False), "scratch": (False, False), "scratch, every row": (False, True)}
 
-def one_round(ev: Evaluator, items, reuse: bool) -> tuple[float, float, int, list[int]]:
+
+def one_round(ev: Evaluator, items, way: str) -> tuple[float, float, int, list[int]]:
     """(wall s, CPU s, tokens decoded, picks) of one pass over ``items``."""
+    reuse, every_row = WAYS[way]
     ev.reset()
     ev.decoded = 0
     t, c = time.perf_counter(), time.process_time()
-    out = [ev.choices(it.contexts, it.continuations, reuse=reuse) for it in items]
+    out = [ev.choices(it.contexts, it.continuations, reuse=reuse, every_row=every_row) for it in items]
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     return wall, cpu, ev.decoded, [picks(o["lls"], it.lengths)[0] for o, it in zip(out, items, strict=True)]
 
@@ -45,24 +54,26 @@ def one_round(ev: Evaluator, items, reuse: bool) -> tuple[float, float, int, lis
 def measure(model: str, items, rounds: int, threads: int, n_ctx: int) -> str:
     m = worker.Model(str(bundled_path(model)), n_ctx, threads, None)
     ev = Evaluator(m)
-    one_round(ev, items[:5], True)  # warm: pages in, buffers touched
-    got: dict[bool, list] = {True: [], False: []}
+    one_round(ev, items[:5], "reuse")  # warm: pages in, buffers touched
+    got: dict[str, list] = {w: [] for w in WAYS}
+    order = list(WAYS)
     for r in range(rounds):
-        for reuse in ((True, False) if r % 2 == 0 else (False, True)):  # interleaved, order alternating
-            got[reuse].append(one_round(ev, items, reuse))
+        for way in order[r % len(order) :] + order[: r % len(order)]:  # interleaved, the order rotating
+            got[way].append(one_round(ev, items, way))
     n = len(items)
 
-    def rate(reuse: bool, k: int) -> float:
-        return n / statistics.median(x[k] for x in got[reuse])
+    def rate(way: str, k: int) -> float:
+        return n / statistics.median(x[k] for x in got[way])
 
-    agree = sum(a == b for a, b in zip(got[True][0][3], got[False][0][3], strict=True))
-    tokens = {k: got[k][0][2] / n for k in got}
-    return (
-        f"{model} ({threads} threads): reuse {rate(True, 0):.2f} items/s wall, {rate(True, 1):.2f} per CPU s, "
-        f"{tokens[True]:.1f} tokens/item · scratch {rate(False, 0):.2f} items/s wall, {rate(False, 1):.2f} per CPU s, "
-        f"{tokens[False]:.1f} tokens/item · speed-up {rate(True, 0) / rate(False, 0):.2f}x wall, "
-        f"{rate(True, 1) / rate(False, 1):.2f}x CPU · picks agree on {agree}/{n} items"
-    )
+    parts = []
+    for way in WAYS:
+        agree = sum(a == b for a, b in zip(got["reuse"][0][3], got[way][0][3], strict=True))
+        part = f"{way} {rate(way, 0):.2f} items/s wall, {rate(way, 1):.2f} per CPU s, {got[way][0][2] / n:.1f} tokens/item"
+        if way != "reuse":
+            part += (f" (reuse {rate('reuse', 0) / rate(way, 0):.2f}x wall, {rate('reuse', 1) / rate(way, 1):.2f}x CPU;"
+                     f" picks agree on {agree}/{n})")  # fmt: skip
+        parts.append(part)
+    return f"{model} ({threads} threads): " + " · ".join(parts)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -167,6 +168,10 @@ def live_replay(root: Path, size: tuple[int, int], rates: list[float], seconds: 
     rec = tmp / "rates.jsonl"
     if not rec.exists():
         write(rec, *synthetic(rates, seconds, moving=True))
+        # fields left unset are dropped, so a baseline checkout from before a field existed reads it too
+        lines = rec.read_text().splitlines()
+        rec.write_text("\n".join([lines[0], *(json.dumps({k: v for k, v in json.loads(x).items() if v is not None})
+                                               for x in lines[1:])]) + "\n")  # fmt: skip
     tui = Tui(["replay", str(rec)], size, root)
     try:
         wait_for(lambda: "w1 " in tui.screen(), 120, "the replay's first tokens", tui)

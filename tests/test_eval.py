@@ -212,3 +212,32 @@ def test_an_item_longer_than_the_context_is_skipped_counted_and_said(tmp_path):
     e = json.loads(out.read_text())["models"][0]["tasks"]["gsm8k"]
     assert (e["items"], e["scored"], e["skipped"]) == (1, 0, 1)
     assert "1 of 1 items skipped" in r.stderr and "longer than the context (256)" in r.stderr
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_keeps_what_was_read_marked_partial(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "e.json"
+    p = subprocess.Popen([*ABTOP, "eval", "smollm2-135m", "--tasks", "arc_easy", "--limit", "200", "--json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the first item read is said on stderr (a line per 5 s in a log)
+            line = p.stderr.readline()
+            assert line and time.monotonic() < deadline, "abtop eval never said it had read an item"
+            if "items (arc_easy)" in line:
+                break
+        os.kill(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=240)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    doc = json.loads(out.read_text())
+    m = doc["models"][0]
+    assert doc["partial"] is True and m["partial"] is True
+    assert 1 <= len(m["records"]) < 200 and m["tasks"]["arc_easy"]["acc"]["n"] == len(m["records"])
+    assert "marked partial" in err

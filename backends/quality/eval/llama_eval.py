@@ -130,10 +130,12 @@ class Evaluator:
         return lps, row
 
     # -- items --------------------------------------------------------------------------------
-    def choices(self, contexts: list[str], continuations: list[str], reuse: bool = True) -> dict:
+    def choices(self, contexts: list[str], continuations: list[str], reuse: bool = True, every_row: bool = False) -> dict:
         """``{"lls", "tokens"}`` of an item's options, or ``{"skipped", "tokens"}`` when an option
         does not fit the context. ``reuse`` False: every option from an empty cache, context and
-        option in one batch (the baseline ``benchmarks/eval_speed.py`` measures against)."""
+        option in one batch, with logits rows at every position if ``every_row`` (as a plain
+        ``Llama(logits_all=True)`` decode or lm-eval's Hugging Face model computes them): the
+        baselines ``benchmarks/eval_speed.py`` measures against."""
         pairs = [self.pair(c, k) for c, k in zip(contexts, continuations, strict=True)]
         longest = max(len(c) + len(k) for c, k in pairs)
         if longest > self.m.n_ctx:
@@ -146,7 +148,8 @@ class Evaluator:
             seq = ctx + cont
             if not reuse:
                 self.reset()
-                lls.append(sum(self._feed(seq, 0, len(ctx) - 1, len(seq) - 1)[0]))
+                first = 0 if every_row else len(ctx) - 1
+                lls.append(sum(self._feed(seq, 0, first, len(seq) - 1)[0][len(ctx) - 1 - first :]))
                 continue
             if self.row is None or self.row[0] != ctx or self._window_lost(len(ctx)):
                 # a new context: decoded with this option in one batch, the context's last row kept
