@@ -194,6 +194,9 @@ def test_abtop_votes_names_a_document_of_the_wrong_kind(tmp_path, capsys):
     assert main(["votes", str(log), "--json", str(votes)]) == 0
     capsys.readouterr()
     assert main(["votes", str(log), "--bench", str(votes)]) == 2
-    assert capsys.readouterr().err == f"abtop: --bench {votes}: not an abtop.bench/1 file.\n"
+    assert capsys.readouterr().err == f"abtop: --bench {votes}: not an abtop.bench/1 file (an abtop.votes/1 file).\n"
+    (tmp_path / "t.json").write_text("hello")
+    assert main(["votes", str(log), "--eval", str(tmp_path / "t.json")]) == 2
+    assert capsys.readouterr().err.endswith("not an abtop.eval/1 file (not JSON).\n")
     assert main(["votes", str(log), "--score", str(tmp_path / "none.json")]) == 2
     assert "abtop: --score " in capsys.readouterr().err

@@ -67,7 +67,9 @@ def run(args) -> int:
         except ValueError:
             doc = None
         if not isinstance(doc, dict) or doc.get("schema") != schema:
-            print(f"abtop: {option} {path}: not an {schema} file (not JSON, or another schema).", file=sys.stderr)
+            found = doc.get("schema") if isinstance(doc, dict) else None
+            what = f"an {escape_controls(found[:60])} file" if isinstance(found, str) else "not JSON" if doc is None else "JSON without a schema"
+            print(f"abtop: {option} {path}: not an {schema} file ({what}).", file=sys.stderr)
             return 2
         docs[option] = doc
     bench, score = docs.get("--bench"), docs.get("--score")
