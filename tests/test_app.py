@@ -13,6 +13,7 @@ from backends.base import GenParams
 from backends.events import Finished, Sample, Started, Token
 from tui.app.app import ABTopApp
 from tui.widgets.host import HostBar, host_text
+from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
 from tui.widgets.texts import TextScreen
 
@@ -49,7 +50,7 @@ async def test_both_bundled_models_stream_to_completion():
             assert not (cpus[0] & cpus[1])
         assert {slot for slot, ev in seen if isinstance(ev, Finished)} == {0, 1}
         # telemetry of each model's own process reached its pane; the whole box's beside the prompt
-        assert app.panes[0].query_one("#m-mem").history
+        assert app.panes[0].query_one(MetricsStrip).metric("mem").history
         host = str(app.query_one(HostBar).render())
         assert host.startswith("host CPU ") and "% · RAM " in host and " GB" in host
         # t: each model's whole text, side by side; Esc back
@@ -84,8 +85,8 @@ async def test_killed_worker_is_isolated_to_its_pane():
         assert "worker lost" in str(lost.query_one(".stats").render())
         reason = lost.query_one(StreamView).render().plain
         assert "smollm2-135m: worker lost (killed by SIGKILL)" in reason  # the alias; kill -9 is no OOM
-        for metric in ("#m-cpu", "#m-mem"):  # a dead process's last readings are not left up
-            assert "gone" in str(lost.query_one(f"{metric} Label").render())
+        for metric in ("cpu", "mem"):  # a dead process's last readings are not left up
+            assert "gone" in lost.query_one(MetricsStrip).metric(metric).text
         assert not other.failed and other.runs and other.runs[0]["gen_tokens"] > 0
         # the app goes on: a rerun streams again in the surviving pane, and the lost model is
         # loaded again in a new worker and streams too

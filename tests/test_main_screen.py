@@ -141,7 +141,7 @@ async def test_80x24_gives_each_pane_8_lines_of_text_and_keeps_every_figure():
         moved = dict(a.query_one(CardPanel).moved)
         assert "135.0M params" in moved["model"] and "Q4_1" in moved["model"]
         assert "prompt" in moved["run"] and "chars/s" in moved["run"] and "tok/100 chars" in moved["run"]
-        assert "mem w " in str(a.query_one("#m-mem").query_one("Label").render())  # never one RSS
+        assert "mem w " in a.query_one(MetricsStrip).metric("mem").text  # never one RSS
         app.set_focus(None)
         await pilot.press("c")
         await pilot.pause()

@@ -20,6 +20,7 @@ from backends.stats import RUN_FIELDS, RunCollector
 from backends.telemetry.hardware import rapl_note, roofline_pct
 from tui.app.app import ABTopApp
 from tui.widgets.card import CardPanel
+from tui.widgets.metrics import MetricsStrip
 
 from .conftest import worker_children
 from .test_telemetry import FakeGpu, fake_pynvml
@@ -167,9 +168,9 @@ async def test_pane_shows_card_memory_split_and_no_gpu(monkeypatch):
                       "roofline", "of", "GB/s", "energy"):  # fmt: skip
             assert words in text, words
         assert f"pid {pane.loaded.pid}" in text  # the process the figures are read from
-        mem = _text(pane.query_one("#m-mem").query_one("Label"))
+        mem = pane.query_one(MetricsStrip).metric("mem").text
         assert mem.startswith("mem w ") and "+ anon " in mem  # never one RSS number
-        assert "no GPU" in _text(pane.query_one("#m-gpu").query_one("Label"))
+        assert "no GPU" in pane.query_one(MetricsStrip).metric("gpu").text
         assert pane.runs[0]["roofline_pct"] > 0
         assert "roofline" in _text(pane.query_one(".stats"))
         assert pane.runs[0]["energy_note"]
@@ -197,7 +198,7 @@ async def test_gpu_figures_then_gpu_lost_mid_run(monkeypatch):
         pane = app.panes[0]
         if isinstance(ev, Sample) and ev.gpu_util is not None and pane.loaded and not gpu.procs:
             gpu.procs = [types.SimpleNamespace(pid=pane.loaded.pid, usedGpuMemory=300_000_000)]  # the worker now holds GPU memory
-        label = _text(pane.query_one("#m-gpu").query_one("Label")) if isinstance(ev, (Sample, Token)) else ""
+        label = pane.query_one(MetricsStrip).metric("gpu").text if isinstance(ev, (Sample, Token)) else ""
         if "300M" in label and not shown:  # a frame has just drawn a reading with this process's GPU memory
             shown.append((label, _text(pane.query_one(CardPanel))))
         if isinstance(ev, Token) and shown:
@@ -215,10 +216,10 @@ async def test_gpu_figures_then_gpu_lost_mid_run(monkeypatch):
         label, card = shown[0]
         assert label.startswith("GPU 37%") and "300M" in label and "72W" in label and "54°C" in label
         assert "37 % util" in card and "this model 300 MB" in card
-        assert "GPU lost" in _text(pane.query_one("#m-gpu").query_one("Label"))
+        assert "GPU lost" in pane.query_one(MetricsStrip).metric("gpu").text
         assert "GPU lost" in _text(pane.query_one(CardPanel))
         assert not pane.failed and pane.runs and pane.runs[0]["gen_tokens"] > 0
-        assert "w " in _text(pane.query_one("#m-mem").query_one("Label"))  # the process figures go on
+        assert "w " in pane.query_one(MetricsStrip).metric("mem").text  # the process figures go on
     assert not worker_children()
 
 

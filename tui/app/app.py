@@ -37,6 +37,7 @@ from tui.text.safe import safe
 from tui.widgets.card import CardPanel
 from tui.widgets.footer import Footer
 from tui.widgets.host import HostBar
+from tui.widgets.lean_screen import LeanScreen
 from tui.widgets.pane import ModelPane
 from tui.widgets.prompt import PromptInput
 from tui.widgets.results import ResultsScreen
@@ -192,6 +193,9 @@ class ABTopApp(App):
         """Text or a reading arrived since the last frame (its frame is asked for)."""
         self._prompting = False
         """A run started and some model may still be reading its prompt (see ``_show_streaming``)."""
+
+    def get_default_screen(self) -> LeanScreen:
+        return LeanScreen(id="_default")  # renders only the widgets a frame changes
 
     def compose(self) -> ComposeResult:
         with Container(id="panes"):

@@ -2,105 +2,239 @@
 
 Full size it is two rows of two; in a compact pane (``ModelPane.-compact``) one row of four, each
 label cut to its figure (``short``): the details are on the card.
+
+One widget draws all four (Textual's Line API), not a Label and a Sparkline each: a frame renders
+every widget in the rows it changes, and thirteen widgets a pane cost ~13 times one (0.1–0.5 ms
+each, every reading, on a core a model needs). A row is drawn again only when one of its
+figures changed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from fractions import Fraction
 
-from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal
-from textual.widgets import Label, Sparkline
+from rich.color import Color as RichColor
+from rich.segment import Segment
+from rich.style import Style
+from textual.color import Color
+from textual.geometry import Region
+from textual.renderables.sparkline import Sparkline as SparklineRenderable
+from textual.strip import Strip
+from textual.widget import Widget
 
 from tui.text.safe import safe
 
 HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
 LABEL_MIN_WIDTH = 19
+NAMES = {"tps": "tok/s", "cpu": "CPU", "mem": "mem", "gpu": "GPU"}
 
 
-class Metric(Horizontal):
-    """A label with the latest value, and a sparkline of the recent history."""
+class Metric:
+    """One figure: its label (the latest reading) and the recent history its sparkline draws."""
 
-    DEFAULT_CSS = """
-    Metric { height: 1; }
-    Metric > Label { width: auto; min-width: %d; max-width: 75%%; padding-right: 1; color: $text-muted; }
-    Metric > Sparkline { width: 1fr; min-width: 4; }
-    Metric.-compact > Label { min-width: 0; max-width: 85%%; }
-    Metric.-compact > Sparkline { min-width: 2; }
-    """ % LABEL_MIN_WIDTH
-
-    def __init__(self, name: str, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(self, key: str, name: str) -> None:
+        self.key = key
         self.metric_name = name
         self.history: deque[float] = deque(maxlen=HISTORY)
-        self._label_len = 0
-        self._label = ""
+        self.compact = False
+        self.label = f"{name} –"
+        """The label's text as drawn (padded to its kept width)."""
+        self.width = 0
+        """The label's width, its padding included: it grows with its text and keeps its width when
+        the text gets shorter, so the sparkline beside it does not jump at every reading."""
         self._shown = ("–", "–")
         """(full, short) texts of the latest reading."""
         self._flat: float | None = None
         """The value every reading in ``history`` has, if they all have one: the line drawn then is
         flat whatever its length, and another reading of that value changes nothing on screen."""
+        self.data: list[float] = []
+        """What the sparkline draws: the history (one reading drawn flat), set when it changes."""
+        self._set_label()
 
-    def compose(self) -> ComposeResult:
-        yield Label(f"{self.metric_name} –", markup=False)
-        yield Sparkline([], summary_function=max)
-
-    def push(self, value: float | None, shown: str, short: str | None = None) -> None:
+    def push(self, value: float | None, shown: str, short: str | None = None) -> bool:
         """Add a reading; ``None`` keeps the history and shows ``shown`` (e.g. 'no GPU').
-        ``short``: the label in a compact strip (``shown`` if not given)."""
+        ``short``: the label in a compact strip (``shown`` if not given). True if it changed what is drawn."""
         self._shown = (shown, shown if short is None else short)
-        self._draw_label()
+        changed = self._set_label()
         if value is not None:
             unchanged = self._flat == value  # an idle model's CPU 0 %, its memory: no redraw
             self.history.append(value)
             self._flat = value if unchanged or min(self.history) == max(self.history) else None
             if not unchanged:
-                # Sparkline.data is reactive: assign a new list, appending to the same one redraws nothing.
-                # One reading alone would draw as full bars (Sparkline scales min to max): show it flat.
-                data = list(self.history) if len(self.history) > 1 else [value, value]
-                self.query_one(Sparkline).data = data
+                # One reading alone would draw as full bars (the sparkline scales min to max): flat.
+                self.data = list(self.history) if len(self.history) > 1 else [value, value]
+                changed = True
+        return changed
 
     def set_compact(self, compact: bool) -> None:
-        self.set_class(compact, "-compact")
-        self._label, self._label_len = "", 0  # drawn again, its width reckoned the compact way (or not)
-        self._draw_label()
-
-    def _draw_label(self) -> None:
-        compact = self.has_class("-compact")
-        text = f"{self.metric_name} {safe(self._shown[compact])}"  # a server's note among the figures
-        if text == self._label:  # the same reading again: nothing to draw
-            return
-        self._label = text
-        # The label is as wide as its text (+ padding), and a new width relayouts the whole screen:
-        # it keeps its width when the reading gets shorter (padded), and grows when it gets longer.
-        floor = 0 if compact else LABEL_MIN_WIDTH  # the CSS min-width holds the rest
-        width = max(floor, len(text) + 1)
-        shown = text.ljust(self._label_len - 1) if self._label_len > floor else text
-        self.query_one(Label).update(shown, layout=width > self._label_len)
-        self._label_len = max(width, self._label_len)
+        self.compact = compact
+        self.label, self.width = "", 0  # its width reckoned the compact way (or not)
+        self._set_label()
 
     def reset(self) -> None:
         self.history.clear()
         self._flat = None
-        self._label, self._label_len = "", 0  # a new model: the label fits its readings afresh
-        self.query_one(Sparkline).data = []
+        self.data = []
+        self.label, self.width = "", 0  # a new model: the label fits its readings afresh
         self._shown = ("–", "–")
-        self._draw_label()
+        self._set_label()
+
+    @property
+    def text(self) -> str:
+        """The label without its padding (what tests and the card read)."""
+        return self.label.rstrip()
+
+    def _set_label(self) -> bool:
+        text = f"{self.metric_name} {safe(self._shown[self.compact])}"  # a server's note among the figures
+        if text == self.label.rstrip() and self.label:
+            return False
+        floor = 0 if self.compact else LABEL_MIN_WIDTH
+        self.width = max(floor, len(text) + 1, self.width)
+        self.label = text
+        return True
 
 
-class MetricsStrip(Grid):
+class MetricsStrip(Widget):
+    """Four labelled sparklines, two rows of two (one row of four when compact), in one widget."""
+
     DEFAULT_CSS = """
-    MetricsStrip { grid-size: 2; grid-gutter: 0 2; height: 2; padding: 0 1; }
-    MetricsStrip.-compact { grid-size: 4; grid-columns: 1fr 1fr 1.6fr 1fr; grid-gutter: 0 1; height: 1; }
+    MetricsStrip { height: 2; padding: 0 1; }
+    MetricsStrip.-compact { height: 1; }
+    MetricsStrip > .metrics--label { color: $text-muted; }
+    MetricsStrip > .metrics--max-color { color: $primary; }
+    MetricsStrip > .metrics--min-color { color: $primary 30%; }
     """
+    COMPONENT_CLASSES = {"metrics--label", "metrics--max-color", "metrics--min-color"}
+    FULL = ((("tps", "cpu"), ("mem", "gpu")), 2, (1, 1))
+    """(rows of keys, gutter, column weights) full size; ``COMPACT`` on one row."""
+    COMPACT = ((("tps", "cpu", "mem", "gpu"),), 1, (1, 1, Fraction(8, 5), 1))
 
-    def compose(self) -> ComposeResult:
-        yield Metric("tok/s", id="m-tps")
-        yield Metric("CPU", id="m-cpu")
-        yield Metric("mem", id="m-mem")
-        yield Metric("GPU", id="m-gpu")
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.metrics = {key: Metric(key, name) for key, name in NAMES.items()}
+        self._rows: dict[int, Strip] = {}
+        self._styles: dict[tuple, Style] = {}
+        """A bar's style by its colour (the strip's background under it)."""
+
+    def metric(self, key: str) -> Metric:
+        """``tps``, ``cpu``, ``mem`` or ``gpu``."""
+        return self.metrics[key]
+
+    def push(self, key: str, value: float | None, shown: str, short: str | None = None) -> None:
+        if self.metrics[key].push(value, shown, short):
+            self._redraw(key)
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+        self._rows.clear()
+        self.refresh()
 
     def set_compact(self, compact: bool) -> None:
         self.set_class(compact, "-compact")
-        for metric in self.query(Metric):
+        for metric in self.metrics.values():
             metric.set_compact(compact)
+        self._rows.clear()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._rows.clear()  # a theme or class change: colours are reckoned again
+        self._styles.clear()
+
+    def on_resize(self) -> None:
+        self._rows.clear()
+
+    def _layout(self) -> tuple[tuple[tuple[str, ...], ...], int, tuple]:
+        return self.COMPACT if self.has_class("-compact") else self.FULL
+
+    def _redraw(self, key: str) -> None:
+        rows = self._layout()[0]
+        for y, row in enumerate(rows):
+            if key in row:
+                self._rows.pop(y, None)
+                self.refresh(Region(0, y, self.size.width, 1))
+
+    def _columns(self, width: int, gutter: int, weights: tuple) -> list[tuple[int, int]]:
+        """(x, width) of each column, as a grid of fr columns with gutters lays them out."""
+        free = max(0, width - gutter * (len(weights) - 1))
+        total = sum(weights)
+        out, x, acc = [], 0, Fraction(0)
+        for weight in weights:
+            end = int((acc + weight) * free / total)
+            start = int(acc * free / total)
+            out.append((x, end - start))
+            x += end - start + gutter
+            acc += weight
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        strip = self._rows.get(y)
+        if strip is None:
+            strip = self._rows[y] = self._draw_row(y)
+        return strip
+
+    def _draw_row(self, y: int) -> Strip:
+        rows, gutter, weights = self._layout()
+        width = self.content_region.width
+        base = self.rich_style
+        if y >= len(rows) or width <= 0:
+            return Strip.blank(width, base)
+        compact = self.has_class("-compact")
+        label_style = self.get_component_rich_style("metrics--label")
+        base = Style(bgcolor=base.bgcolor)  # gutters and padding: the background alone, as Textual pads
+        _, background = self.background_colors
+        low = background + self.get_component_styles("metrics--min-color").color
+        high = background + self.get_component_styles("metrics--max-color").color
+        segments: list[Segment] = []
+        x = 0
+        for key, (cx, cw) in zip(rows[y], self._columns(width, gutter, weights), strict=False):
+            if cx > x:
+                segments.append(Segment(" " * (cx - x), base))
+            metric = self.metrics[key]
+            # the label: as wide as its kept width, at most 75 % of the column (85 % compact), the
+            # sparkline in the rest (at least 4 cells, 2 compact), as the CSS grid of widgets drew it
+            most = int(cw * (0.85 if compact else 0.75))
+            lw = min(metric.width, most, cw)
+            label = metric.label[: max(0, lw - 1)]
+            segments.append(Segment(label, label_style))
+            segments.append(Segment(" " * (lw - len(label)), base))
+            sw = cw - lw
+            if sw > 0:
+                segments.extend(self._sparkline(metric.data, sw, low, high, base))
+            x = cx + cw
+        if x < width:
+            segments.append(Segment(" " * (width - x), base))
+        return Strip(segments).crop(0, width).extend_cell_length(width, base)
+
+    def _sparkline(self, data: list[float], width: int, low: Color, high: Color, base: Style) -> list[Segment]:
+        """One row of Textual's ``Sparkline`` renderable (bars, buckets and colours alike, max of
+        each bucket), without its per-bar ``Fraction`` and ``Style`` objects: ~10× cheaper."""
+        lo, hi = low.rich_color.triplet, high.rich_color.triplet
+        if not data:
+            return [Segment("▁" * width, self._bar_style(lo, base))]
+        if len(data) == 1:
+            return [Segment("█" * width, self._bar_style(hi, base))]
+        bars = SparklineRenderable.BARS
+        levels = len(bars) - 1
+        minimum, maximum = min(data), max(data)
+        extent = maximum - minimum or 1
+        n = len(data)
+        buckets = [data[n * i // width : n * (i + 1) // width] for i in range(width)]
+        buckets = [b for b in buckets if b]
+        out: list[Segment] = []
+        index, step = 0.0, len(buckets) / width
+        for _ in range(width):
+            ratio = (max(buckets[int(index)]) - minimum) / extent
+            bar = int(ratio * levels)
+            rgb = tuple(int(a + (b - a) * ratio) for a, b in zip(lo, hi, strict=True))
+            out.append(Segment(bars[bar], self._bar_style(rgb, base)))
+            index += step
+        return out
+
+    def _bar_style(self, rgb: tuple, base: Style) -> Style:
+        style = self._styles.get(rgb)
+        if style is None:
+            style = self._styles[rgb] = base + Style(color=RichColor.from_rgb(*rgb))
+        return style

@@ -22,7 +22,7 @@ from tui.files import export
 from tui.text import format as fmt
 from tui.text.safe import plain, safe
 from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning
-from tui.widgets.metrics import Metric, MetricsStrip
+from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
 
 COMPACT_BELOW = 20
@@ -171,7 +171,7 @@ class ModelPane(Vertical):
             result["run"] = len(self.runs)  # numbered across every Enter with this prompt and mode
             self.runs.append(result)
         if not result["probe"]:  # a probe starts from evicted pages: its speed is no figure to show
-            self.query_one("#m-tps", Metric).push(None, fmt.rate(result["gen_tps"], ""), fmt.rate(result["gen_tps"], "").strip())
+            self.query_one(MetricsStrip).push("tps", None, fmt.rate(result["gen_tps"], ""), fmt.rate(result["gen_tps"], "").strip())
         suffix = "" if ev.stop != "cancelled" else " · cancelled"
         if result["probe"]:
             suffix += " · working-set probe (pages evicted first: not a speed figure; see the card)"
@@ -190,8 +190,8 @@ class ModelPane(Vertical):
         if self.loaded is None:
             self.query_one(".header", Static).update(safe(public_spec(self.spec)))
         if ev.lost:  # the process is gone: its last readings are no longer true
-            for name in ("#m-cpu", "#m-mem", "#m-gpu"):
-                self.query_one(name, Metric).push(None, "gone")
+            for key in ("cpu", "mem", "gpu"):
+                self.query_one(MetricsStrip).push(key, None, "gone")
         self._status("worker lost · Enter loads it again" if ev.lost else "failed")
 
     # -- drawing (called by the app's timers) ---------------------------------------------------
@@ -241,7 +241,7 @@ class ModelPane(Vertical):
             # while streaming: the rate over the last interval ("now", the sparkline's latest bar,
             # unlike the stats line's whole-run "gen"); once over, the run's figure
             shown = fmt.rate(tps, "now") if c.t_end is None else fmt.rate(c.gen_tps, "")
-            self.query_one("#m-tps", Metric).push(tps, shown, shown.removesuffix(" now").strip())
+            self.query_one(MetricsStrip).push("tps", tps, shown, shown.removesuffix(" now").strip())
             if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
                 self._show_stats(final=False)
         self._last_tokens = c.n_tokens
@@ -249,14 +249,15 @@ class ModelPane(Vertical):
 
     def _show_sample(self, s: Sample) -> None:
         q = self.query_one
+        push = q(MetricsStrip).push
         if s.cpu_percent is not None:
-            q("#m-cpu", Metric).push(s.cpu_percent, f"{s.cpu_percent:.0f}%")
+            push("cpu", s.cpu_percent, f"{s.cpu_percent:.0f}%")
         if s.rss_bytes is not None:
-            q("#m-mem", Metric).push(s.rss_bytes / 1e6, mem_label(s), mem_short(s))
+            push("mem", s.rss_bytes / 1e6, mem_label(s), mem_short(s))
         elif s.note:
-            q("#m-mem", Metric).push(None, s.note)
+            push("mem", None, s.note)
         if s.gpu_util is not None or s.note != "process gone":
-            q("#m-gpu", Metric).push(s.gpu_util, gpu_label(s), f"{s.gpu_util:.0f}%" if s.gpu_util is not None else "n/a")
+            push("gpu", s.gpu_util, gpu_label(s), f"{s.gpu_util:.0f}%" if s.gpu_util is not None else "n/a")
         q(CardPanel).show_sample(s)
 
     def reset(self, spec: str) -> None:
@@ -276,8 +277,7 @@ class ModelPane(Vertical):
         view = self.query_one(StreamView)
         view.clear()
         view.set_message(None)
-        for metric in self.query(Metric):  # the old model's readings are not this one's
-            metric.reset()
+        self.query_one(MetricsStrip).reset()  # the old model's readings are not this one's
         self._status("loading…")
 
     def show_reloading(self, text: str = "loading again…") -> None:

@@ -1,0 +1,121 @@
+"""What a frame draws, and that drawing less never leaves a stale cell.
+
+- ``LeanCompositor`` (tui/widgets/lean_screen.py) renders only the widgets whose visible part
+  overlaps a frame's changed rows: a frame where only the streamed text changed renders no card,
+  no metrics strip, no host line.
+- Every partial frame applied in turn to a grid of cells gives the same screen as one full render
+  of the final state: nothing a frame skipped was needed.
+- The metrics strip draws its sparklines exactly as Textual's ``Sparkline`` renderable does
+  (characters and colours), and a reading redraws only the row it is on.
+
+Replays a made-up recording (``tui.app.replay.synthetic``): no model, no wall-clock figure.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+
+from rich.style import Style
+from textual._compositor import ChopsUpdate, LayoutUpdate
+from textual.color import Color
+from textual.renderables.sparkline import Sparkline
+from textual.widget import Widget
+
+from tests.waiting import wait_for
+from tui.app.replay import ReplayApp, synthetic
+from tui.widgets.metrics import MetricsStrip
+from tui.widgets.stream_view import StreamView
+
+
+def _apply(grid: list[list[str]], update) -> None:
+    """Write an update's cells into ``grid``, as a terminal would (ASCII text: one cell a char)."""
+    if isinstance(update, LayoutUpdate):
+        for y, line in enumerate(update.strips, update.region.y):
+            text = "".join(seg.text for strip in line for seg in strip)
+            grid[y][update.region.x : update.region.x + len(text)] = list(text)
+    elif isinstance(update, ChopsUpdate):
+        for y, x1, x2 in update.spans:  # as ChopsUpdate.render_segments sends them
+            for end, (x, strip) in zip(update.chop_ends[y], update.chops[y].items(), strict=False):
+                if strip is None or x > x2 or end <= x1:
+                    continue
+                text = "".join(seg.text for seg in strip.crop(0, min(end, x2) - x))
+                grid[y][x : x + len(text)] = list(text)
+
+
+async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_did_not_change():
+    app = ReplayApp(*synthetic([50, 29], 2, moving=True), speed=1.0)
+    async with app.run_test(size=(160, 45)) as pilot:
+        compositor = app.screen._compositor
+        width, height = compositor.size
+        grid = [[" "] * width for _ in range(height)]
+        rendered: list[tuple[bool, list[str]]] = []  # (only text rows changed?, widgets rendered) per frame
+        real_update, real_render = compositor.render_update, Widget.render_lines
+        current: list[str] = []
+
+        def render_update(*args, **kwargs):
+            rows = {y for r in compositor._dirty_regions for y in range(r.y, r.bottom)}
+            text = {y for p in app.panes for r in [p.query_one(StreamView).region] for y in range(r.y, r.bottom)}
+            current.clear()
+            update = real_update(*args, **kwargs)
+            if update is not None:
+                _apply(grid, update)
+                if isinstance(update, ChopsUpdate):
+                    rendered.append((rows <= text, list(current)))
+            return update
+
+        def render_lines(widget, crop):
+            current.append(type(widget).__name__)
+            return real_render(widget, crop)
+
+        compositor.render_update = render_update
+        Widget.render_lines = render_lines
+        try:
+            await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
+            await pilot.pause()
+            app.screen.refresh()  # one more frame: every pending change on screen
+            await pilot.pause()
+        finally:
+            Widget.render_lines = real_render
+            del compositor.render_update
+        full = ["".join(seg.text for seg in strip) for strip in compositor.render_strips()]
+        shown = ["".join(row) for row in grid]
+        stale = [(y, s, f) for y, (s, f) in enumerate(zip(shown, full, strict=True)) if s != f]
+        assert not stale, f"cells the partial frames left stale (row, shown, full): {stale[:3]}"
+
+        text_only = [names for only_text, names in rendered if only_text]
+        assert len(text_only) >= 5, f"only {len(text_only)} of {len(rendered)} frames changed nothing but text rows"
+        drawn = collections.Counter(name for names in text_only for name in names)
+        assert drawn["StreamView"] and not {"MetricsStrip", "CardPanel", "HostBar", "Footer"} & set(drawn), drawn
+
+
+def test_the_strip_draws_sparklines_as_textuals_sparkline_does():
+    strip = MetricsStrip()
+    low, high = Color(10, 200, 30), Color(250, 20, 90)
+    rng = random.Random(7)
+    for _ in range(500):
+        data = [rng.choice([0.0, 1.5, rng.random() * 100]) for _ in range(rng.choice([0, 1, 2, 5, 17, 120]))]
+        width = rng.randint(1, 60)
+        theirs = Sparkline(data, width=width, min_color=low.rich_color, max_color=high.rich_color, summary_function=max)
+        ours = strip._sparkline(data, width, low, high, Style())
+        expect = [(ch, seg.style.color) for seg in theirs.__rich_console__(None, None) for ch in seg.text]
+        got = [(ch, seg.style.color) for seg in ours for ch in seg.text]
+        assert got == expect, (data, width)
+
+
+async def test_a_reading_redraws_only_its_row():
+    app = ReplayApp(*synthetic([20, 20], 1), speed=1.0)
+    app.autostart = False
+    async with app.run_test(size=(160, 45)) as pilot:
+        strip = app.panes[0].query_one(MetricsStrip)
+        await pilot.pause()
+        drawn: list[int] = []
+        real = strip._draw_row
+        strip._draw_row = lambda y: drawn.append(y) or real(y)
+        strip.push("gpu", 40.0, "GPU 40%")  # the second row, full size: mem and GPU
+        await pilot.pause()
+        assert drawn == [1] and "GPU 40%" in "".join(seg.text for seg in strip.render_line(1))
+        drawn.clear()
+        strip.push("gpu", None, "GPU 40%")  # the same label, no value: nothing to draw
+        await pilot.pause()
+        assert drawn == []
