@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from backends.base import Backend, BackendError, GenParams, Placement
 from backends.events import Event, Failed, Finished, Loaded, Note, Sample, Started, Token
-from backends.specs import distinct_names
+from backends.specs import name_suffix
 from backends.telemetry.process import Pace, ProcessSampler, sample_every
 from backends.telemetry.remote import remote_sampler
 
@@ -136,13 +136,8 @@ class Session:
         except Exception as exc:  # an engine bug must not take the other model down
             self.emit(i, Failed(f"{b.spec}: could not load ({type(exc).__name__}: {exc})."))
             return
-        specs = [x.full_spec for x in self.backends]
-        differs = distinct_names(specs)[i]
-        if differs:  # one file with other settings: named by what differs (gemma3-270m kv=q8_0)
-            loaded.info.name = f"{loaded.info.name} {differs}"
-        same = sum(1 for j in range(i) if specs[j] == specs[i])
-        if same:  # the same model twice: two rows, two titles, told apart
-            loaded.info.name = f"{loaded.info.name} #{same + 1}"
+        # one file with other settings is named by what differs (gemma3-270m kv=q8_0), the same model twice by #2
+        loaded.info.name += name_suffix([x.full_spec for x in self.backends], i)
         self.loaded[i] = loaded
         self.alive[i] = True
         self.emit(i, loaded)

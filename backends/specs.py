@@ -344,6 +344,14 @@ def distinct_names(specs: list[str]) -> list[str]:
     return out
 
 
+def name_suffix(specs: list[str], i: int) -> str:
+    """What model ``i``'s name gains to stand apart from the others of ``specs`` (full specs, their
+    settings included): the settings that differ (`` kv=q8_0``), and `` #2`` for a spec given twice."""
+    differs = distinct_names(specs)[i]
+    same = sum(1 for j in range(i) if specs[j] == specs[i])
+    return (f" {differs}" if differs else "") + (f" #{same + 1}" if same else "")
+
+
 def redact_url(url: str) -> str:
     """``url`` without user:password and without a query string (either may hold a secret)."""
     try:

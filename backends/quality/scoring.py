@@ -15,7 +15,7 @@ from collections.abc import Callable
 from backends.base import BackendError, Placement
 from backends.catalog import make_backend
 from backends.quality.bpb import NO_PROMPT_LOGPROBS, SCHEMA, model_score, score_openai, text_info
-from backends.specs import public_spec
+from backends.specs import name_suffix, public_spec
 
 Progress = Callable[[int, str, int, int], None]
 """``progress(slot, label, done, total)``: tokens scored so far (total 0 while loading)."""
@@ -34,7 +34,7 @@ async def _peak_anon(pid: int, stop: asyncio.Event, interval: float, out: list[i
 async def score_loaded(backend, text: str, *, stride: int | None = None, progress=None, interval: float = 0.25) -> dict:
     """Score ``text`` with a loaded backend (the bench's and the TUI's workers, or ``score_one``'s):
     its entry, ``bpb`` None with the reason when it cannot be scored. ``progress(done, total)``."""
-    spec, loaded = public_spec(backend.spec), backend.loaded
+    spec, loaded = public_spec(backend.full_spec), backend.loaded
     n_bytes = len(text.encode("utf-8"))
     name = loaded.info.name if loaded else None
     if loaded is None:
@@ -85,9 +85,9 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 async def score_one(slot: int, spec: str, text: str, *, n_ctx: int, stride: int | None, threads: int | None,
-                    progress: Progress | None = None, interval: float = 0.25) -> dict:
+                    progress: Progress | None = None, interval: float = 0.25, suffix: str = "") -> dict:
     """Load one model with all cores, score ``text``, close it; a model that cannot be loaded
-    gets ``bpb: null`` and the reason."""
+    gets ``bpb: null`` and the reason. ``suffix`` tells its name apart (``specs.name_suffix``)."""
     from backends.session import available_cpus
 
     n_bytes = len(text.encode("utf-8"))
@@ -105,6 +105,7 @@ async def score_one(slot: int, spec: str, text: str, *, n_ctx: int, stride: int 
         except BackendError as exc:
             return model_score(public_spec(spec), name=None, backend=backend.kind, text_bytes=n_bytes, result=None,
                                reason=str(exc))
+        loaded.info.name += suffix
         name = loaded.info.name
         return await score_loaded(backend, text, stride=stride, interval=interval,
                                   progress=(lambda d, t: progress(slot, name, d, t)) if progress else None)
@@ -121,7 +122,8 @@ async def score_document(specs: list[str], text: str, text_name: str, *, n_ctx: 
         host = host_info()
     models = []
     for slot, spec in enumerate(specs):
-        models.append(await score_one(slot, spec, text, n_ctx=n_ctx, stride=stride, threads=threads, progress=progress))
+        models.append(await score_one(slot, spec, text, n_ctx=n_ctx, stride=stride, threads=threads, progress=progress,
+                                      suffix=name_suffix(specs, slot)))
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,0 +1,93 @@
+"""Three models through the files: bench's ``--record`` played back by ``abtop replay`` in three
+panes, ``abtop score`` with a column each, and a config file's ``[pairs.x] models = [a, b, c]``.
+
+Real workers on the bundled models (one of them twice, its KV cache in q8_0), tiny runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from backends.specs import name_suffix
+from backends.stats import RUN_FIELDS
+from tui.app.replay import ReplayApp, load
+from tui.widgets.stream_view import StreamView
+
+from .waiting import wait_for
+
+ABTOP = [sys.executable, "-m", "tui.cli.main"]
+THREE = ["smollm2-135m", "gemma3-270m", "smollm2-135m,kv=q8_0"]
+NAMES = ["smollm2-135m", "gemma3-270m", "smollm2-135m kv=q8_0"]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """``abtop bench`` on the three, one run of 8 tokens, recorded: (recording, bench JSON)."""
+    d = tmp_path_factory.mktemp("three")
+    rec, out = d / "run.jsonl", d / "out.json"
+    p = subprocess.run([*ABTOP, "bench", *THREE, "--record", str(rec), "--runs", "1", "--warmup", "0", "-n", "8",
+                        "--ctx", "256", "-p", "The sky is blue because", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return rec, json.loads(out.read_text())
+
+
+async def test_a_bench_of_three_recorded_replays_in_three_panes_with_its_figures(recorded):
+    rec, doc = recorded
+    header, events = load(rec)
+    assert header["specs"] == THREE and {slot for slot, _ in events} == {0, 1, 2}
+    app = ReplayApp(header, events, speed=8, source=str(rec))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay of three models to end", 60)
+        await pilot.pause()
+        assert len(app.panes) == 3 and app.query_one("#panes").has_class("-grid")
+        for pane, model, name in zip(app.panes, doc["models"], NAMES, strict=True):
+            assert pane.loaded is not None and not pane.failed, name
+            assert name in pane.border_title
+            (got,), (want,) = pane.runs, model["runs"]
+            assert got["gen_tokens"] == want["gen_tokens"] == 8
+            assert got["text"] == want["text"] and pane.query_one(StreamView).text == want["text"]
+            for key in ("ttft_s", "gen_tps", "prompt_tokens"):
+                assert key in RUN_FIELDS and got[key] == pytest.approx(want[key], rel=1e-6), (name, key)
+            assert "TTFT" in str(pane.query_one(".stats").render())
+
+
+def test_abtop_score_of_three_gives_three_rows(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("It is for us the living, rather, to be dedicated here to the unfinished work.\n", encoding="utf-8")
+    out = tmp_path / "s.json"
+    p = subprocess.run([*ABTOP, "score", *THREE, "--text", str(text), "--ctx", "256", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert [m["spec"] for m in doc["models"]] == THREE
+    assert [m["name"] for m in doc["models"]] == NAMES
+    for m in doc["models"]:
+        assert m["bpb"] > 0 and m["tokens"] > 0 and m["reason"] is None
+        assert f"| {m['name']} | {m['bpb']:.4f} |" in p.stdout
+    # the same file and tokenizer: a q8_0 cache scores the text as the f16 one within a hair
+    assert doc["models"][2]["tokens"] == doc["models"][0]["tokens"]
+
+
+def test_a_configured_pair_of_three_benches_all_three(tmp_path):
+    cfg = tmp_path / "abtop" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[defaults]\nmax_tokens = 4\nctx = 256\n\n[pairs.three]\nmodels = ["' + '", "'.join(THREE) + '"]\n')
+    out = tmp_path / "out.json"
+    p = subprocess.run([*ABTOP, "bench", "--pair", "three", "--warmup", "0", "-p", "Hi", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert [m["spec"] for m in doc["models"]] == THREE and [m["info"]["name"] for m in doc["models"]] == NAMES
+    assert doc["params"]["max_tokens"] == 4 and doc["params"]["n_ctx"] == 256
+    assert all(r["gen_tokens"] > 0 for m in doc["models"] for r in m["runs"])
+    assert "| question | " + " | ".join(NAMES) + " |" in p.stdout
+
+
+def test_a_name_gains_what_tells_it_apart_as_the_live_panes_and_score_say():
+    specs = ["smollm2-135m", "smollm2-135m", "smollm2-135m,kv=q8_0", "gemma3-270m"]
+    assert [name_suffix(specs, i) for i in range(4)] == ["", " #2", " kv=q8_0", ""]
