@@ -14,7 +14,8 @@ import pytest
 
 from backends.specs import name_suffix
 from backends.stats import RUN_FIELDS
-from tui.app.replay import ReplayApp, load
+from tui.app.replay import ReplayApp, load, select, synthetic, write
+from tui.cli.main import _command_parser
 from tui.widgets.stream_view import StreamView
 
 from .waiting import wait_for
@@ -91,3 +92,30 @@ def test_a_configured_pair_of_three_benches_all_three(tmp_path):
 def test_a_name_gains_what_tells_it_apart_as_the_live_panes_and_score_say():
     specs = ["smollm2-135m", "smollm2-135m", "smollm2-135m,kv=q8_0", "gemma3-270m"]
     assert [name_suffix(specs, i) for i in range(4)] == ["", " #2", " kv=q8_0", ""]
+
+
+@pytest.mark.parametrize(
+    "only, words",
+    [(None, "holds 6 models and the TUI shows 4 at most; pick them with --only, e.g. --only 1,2,3,4."),
+     ("1,2,3,4,5", "--only 1,2,3,4,5: 5 models; the TUI shows 4 at most."),
+     ("0,2", "give distinct model numbers between 1 and 6"), ("2,2", "distinct"), ("a", "with commas")],
+)  # fmt: skip
+def test_a_bench_of_six_replays_only_what_fits_and_says_so(tmp_path, capsys, only, words):
+    path = tmp_path / "six.jsonl"
+    write(path, *synthetic(tokens_per_s=20, seconds=0.2, models=6))
+    args = _command_parser("replay").parse_args(["replay", str(path), *(["--only", only] if only else [])])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and err.startswith("abtop: ")
+
+
+async def test_only_picks_models_of_a_recording_and_renumbers_their_slots():
+    header, events = select(*synthetic(tokens_per_s=[20, 21, 22, 23, 24, 25], seconds=0.4), "2,5,6", 4)
+    assert header["specs"] == ["synthetic-b", "synthetic-e", "synthetic-f"] and {s for s, _ in events} == {0, 1, 2}
+    app = ReplayApp(header, events, speed=4)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay of three of six models to end", 30)
+        await pilot.pause()
+        assert [p.loaded.info.name for p in app.panes] == header["specs"]
+        assert all(r.width and r.height for r in (p.region for p in app.panes))  # none left unseen
+        assert [p.runs[0]["gen_tokens"] for p in app.panes] == [int(r * 0.4) for r in (21, 24, 25)]

@@ -62,6 +62,30 @@ def load(path: str | Path) -> tuple[dict, list[tuple[int, Event]]]:
     return header, events
 
 
+def select(header: dict, events: list[tuple[int, Event]], only: str | None, max_panes: int, *,
+           source: str = "the recording") -> tuple[dict, list]:
+    """The models ``only`` names (``"1,3"``: numbered from 1 as in the header), their slots renumbered;
+    all of them when ``only`` is None. ``ReplayError`` when that is more than ``max_panes`` (a bench
+    of up to eight models is recorded whole; the TUI shows four) or ``only`` is not such a list."""
+    specs = list(header.get("specs") or [])
+    n = len(specs)
+    if only is None:
+        if n > max_panes:
+            raise ReplayError(f"{source} holds {n} models and the TUI shows {max_panes} at most; "
+                              f"pick them with --only, e.g. --only {','.join(map(str, range(1, max_panes + 1)))}.")  # fmt: skip
+        return header, events
+    try:
+        keep = [int(x) - 1 for x in only.split(",")]
+    except ValueError:
+        keep = []
+    if not keep or any(not 0 <= k < n for k in keep) or len(set(keep)) != len(keep):
+        raise ReplayError(f"--only {only}: give distinct model numbers between 1 and {n}, with commas (e.g. --only 1,3).")
+    if len(keep) > max_panes:
+        raise ReplayError(f"--only {only}: {len(keep)} models; the TUI shows {max_panes} at most.")
+    slot = {old: new for new, old in enumerate(keep)}
+    return {**header, "specs": [specs[k] for k in keep]}, [(slot[s], ev) for s, ev in events if s in slot]
+
+
 def timeline(events: list[tuple[int, Event]], idle_max: float = IDLE_MAX) -> list[tuple[float, int, Event]]:
     """``(offset_s, slot, event)`` in recorded order, offsets from the first event.
 

@@ -11,6 +11,7 @@ examples:
   abtop bench --runs 3 --record run.jsonl     or a headless bench
   abtop replay run.jsonl                      play it back as it happened
   abtop replay run.jsonl --speed 4            four times faster (the figures stay the recorded ones)
+  abtop replay bench8.jsonl --only 1,5,8      three models of a bench of eight (the TUI shows four at most)
 
 keys: Enter or r plays it again, Esc stops, e exports, s saves an SVG, g plots, q quits.
 """
@@ -26,18 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", metavar="FILE.jsonl", help="a recording written by abtop --record or abtop bench --record")
     p.add_argument("--speed", type=float, default=1.0, help="play X times faster (default 1)")
+    p.add_argument("--only", metavar="N,N", help="play these models only, numbered from 1 (a bench of more than 4 models)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.app.replay import ReplayApp, ReplayError, load
+    from tui.app.replay import ReplayApp, ReplayError, load, select
+    from tui.cli.options import MAX_PANES
     from tui.text.safe import safe
 
     if not args.speed > 0:
         print(f"abtop: --speed must be above 0 (got {args.speed:g}).", file=sys.stderr)
         return 2
     try:
-        header, events = load(args.file)
+        header, events = select(*load(args.file), args.only, MAX_PANES, source=args.file)
     except ReplayError as exc:
         print(safe(f"abtop: {exc}"), file=sys.stderr)
         return 2
