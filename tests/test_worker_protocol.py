@@ -176,3 +176,41 @@ async def test_cancel_on_a_stopped_worker_ends_the_run(smollm2_path, monkeypatch
     finally:
         await b.close()
 
+
+
+async def test_score_and_eval_runs_end_cleanly_when_busy_abandoned_or_lost(smollm2_path):
+    """Score and eval drive their worker runs through one loop: busy while a stream is open, a
+    consumer that raises mid-score (the worker stops that run; the next score is unaffected), and
+    a worker killed mid-score (one sentence, the death's)."""
+    from backends.base import BackendError
+    from backends.quality.bpb import reference_text
+
+    text = reference_text()[:800]
+    b = LlamaCppBackend("smollm2-135m", smollm2_path, n_ctx=256, placement=Placement(threads=2))
+    try:
+        await b.load()
+        want = await b.score(text)
+        stream = b.stream(STORY, GenParams(max_tokens=300))
+        assert isinstance(await anext(stream), Started)
+        with pytest.raises(BackendError, match="busy with a run; score it after"):
+            await b.score(text)
+        with pytest.raises(BackendError, match="busy with a run; run the eval after"):
+            await b.evaluate([])
+        await stream.aclose()
+
+        def walk_away(done, total):
+            raise Abandon
+
+        with pytest.raises(Abandon):
+            await b.score(text, progress=walk_away)
+        again = await b.score(text)
+        assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
+
+        def kill(done, total):
+            os.kill(b.loaded.pid, signal.SIGKILL)
+
+        with pytest.raises(BackendError) as lost:
+            await b.score(text, progress=kill)
+        assert "smollm2-135m" in str(lost.value) and "\n" not in str(lost.value)
+    finally:
+        await b.close()

@@ -323,47 +323,32 @@ class LlamaCppBackend(Backend):
         """The log-likelihood of ``text`` in the worker (``backends.quality.llama_score``): a run
         of its own id; ``progress(done, total)`` as tokens are scored. ``BackendError`` (one
         sentence) when it cannot be scored or the worker is lost."""
-        if self.loaded is None:
-            raise BackendError(f"{self.label}: not ready (load it first).")
-        w = self.worker
-        if w.run_q is not None:
-            raise BackendError(f"{self.label}: busy with a run; score it after.")
-        run, q = w.open_run()
-        done = False
-        try:
-            if not w.send(cmd="score", run=run, text=text, window=window, stride=stride):
-                done = True
-                raise BackendError(await self._death_sentence())
-            while True:
-                msg = await q.get()
-                if msg is None:
-                    done = True
-                    raise BackendError(await self._death_sentence())
-                if msg["ev"] == "score_progress":
-                    if progress is not None:
-                        progress(msg["done"], msg["total"])
-                elif msg["ev"] == "scored":
-                    done = True
-                    return msg["result"]
-                elif msg["ev"] == "failed":
-                    done = True
-                    raise BackendError(f"{self.label}: {msg['reason']}")
-        finally:
-            w.close_run(run, cancel=not done)  # interrupted: the worker stops scoring
+        on_step = None if progress is None else lambda msg: progress(msg["done"], msg["total"])
+        msg = await self._worker_run("score", "score it after", "score_progress", on_step, "scored",
+                                     text=text, window=window, stride=stride)  # fmt: skip
+        return msg["result"]
 
     async def evaluate(self, items: list[dict], *, reuse: bool = True, on_item=None) -> dict:
         """Standard-task items in the worker (``backends.quality.eval.llama_eval``): ``on_item(line)``
         for each item as it is read; the run's totals (``cancelled`` True when ``cancel()`` stopped
         it after the item in hand). ``BackendError`` (one sentence) when the worker is lost."""
+        return await self._worker_run("eval", "run the eval after", "eval_item", on_item, "evaluated", items=items, reuse=reuse)
+
+    async def _worker_run(self, command: str, after: str, step: str, on_step, end: str, **args) -> dict:
+        """Drive one worker run of its own id that is not a stream (score, eval): send ``command``
+        with ``args``, hand each ``step`` reply to ``on_step(msg)``, return the ``end`` reply.
+        ``BackendError`` (one sentence) when not loaded, busy (``after`` says when to ask again),
+        failed in the worker, or the worker is lost. Interrupted (cancelled, an ``on_step`` that
+        raised), the worker is told to stop the run."""
         if self.loaded is None:
             raise BackendError(f"{self.label}: not ready (load it first).")
         w = self.worker
         if w.run_q is not None:
-            raise BackendError(f"{self.label}: busy with a run; run the eval after.")
+            raise BackendError(f"{self.label}: busy with a run; {after}.")
         run, q = w.open_run()
         done = False
         try:
-            if not w.send(cmd="eval", run=run, items=items, reuse=reuse):
+            if not w.send(cmd=command, run=run, **args):
                 done = True
                 raise BackendError(await self._death_sentence())
             while True:
@@ -371,17 +356,17 @@ class LlamaCppBackend(Backend):
                 if msg is None:
                     done = True
                     raise BackendError(await self._death_sentence())
-                if msg["ev"] == "eval_item":
-                    if on_item is not None:
-                        on_item(msg)
-                elif msg["ev"] == "evaluated":
+                if msg["ev"] == step:
+                    if on_step is not None:
+                        on_step(msg)
+                elif msg["ev"] == end:
                     done = True
                     return msg
                 elif msg["ev"] == "failed":
                     done = True
                     raise BackendError(f"{self.label}: {msg['reason']}")
         finally:
-            w.close_run(run, cancel=not done)  # interrupted: the worker stops its eval
+            w.close_run(run, cancel=not done)  # interrupted: the worker stops the run
 
     def _unresponsive(self, verdict: str, watch: _Watch) -> Failed:
         """The run's end when the worker stopped answering: a stall, or a cancel it ignored."""
