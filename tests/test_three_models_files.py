@@ -1,21 +1,25 @@
 """Three models through the files: bench's ``--record`` played back by ``abtop replay`` in three
-panes, ``abtop score`` with a column each, and a config file's ``[pairs.x] models = [a, b, c]``.
+panes (a recording of six: the TUI shows four, ``--only`` picks them), ``abtop score`` with a row each,
+and a config file's ``[pairs.x] models = [a, b, c]``.
 
-Real workers on the bundled models (one of them twice, its KV cache in q8_0), tiny runs."""
+Real workers on the bundled models (one of them twice, its KV cache in q8_0), tiny runs; and
+``abtop votes`` on votes among the three, beside that bench."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 
 import pytest
 
+from backends.quality.votes import append_vote, battle_record
 from backends.specs import name_suffix
 from backends.stats import RUN_FIELDS
 from tui.app.replay import ReplayApp, load, select, synthetic, write
-from tui.cli.main import _command_parser
+from tui.cli.main import _command_parser, main
 from tui.widgets.stream_view import StreamView
 
 from .waiting import wait_for
@@ -119,3 +123,32 @@ async def test_only_picks_models_of_a_recording_and_renumbers_their_slots():
         assert [p.loaded.info.name for p in app.panes] == header["specs"]
         assert all(r.width and r.height for r in (p.region for p in app.panes))  # none left unseen
         assert [p.runs[0]["gen_tokens"] for p in app.panes] == [int(r * 0.4) for r in (21, 24, 25)]
+
+
+def test_abtop_votes_of_three_drawn_two_at_a_time_rates_all_three_beside_the_bench(recorded, tmp_path, capsys):
+    """Votes as a blind session of three logs them (each between two drawn at random), the
+    stronger of each two always winning: a win rate and a Bradley–Terry rating each, in strength
+    order, and the verdict beside the three-model bench marks the one that won every vote."""
+    _, doc = recorded
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(doc))
+    strength = [THREE[1], THREE[2], THREE[0]]
+    rng, drawn = random.Random(0), {s: 0 for s in THREE}
+    log = tmp_path / "battles.jsonl"
+    for _ in range(30):
+        a, b = rng.sample(THREE, 2)
+        drawn[a] += 1
+        drawn[b] += 1
+        winner = "model_a" if strength.index(a) < strength.index(b) else "model_b"
+        append_vote(log, battle_record(model_a=a, model_b=b, winner=winner, prompt="p"))
+    out_json = tmp_path / "votes.json"
+    assert main(["votes", str(log), "--bench", str(bench), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    votes = json.loads(out_json.read_text())
+    assert {m["model"]: m["battles"] for m in votes["models"]} == drawn
+    assert [r["model"] for r in votes["ratings"]] == strength
+    verdict = out.split("## Verdict")[1]
+    assert "| question | " + " | ".join(NAMES) + " |" in verdict
+    row = next(line for line in verdict.splitlines() if line.startswith("| blind win rate"))
+    cells = [c.strip() for c in row.split("|")[2:5]]
+    assert [("✓" in c) for c in cells] == [s == strength[0] for s in THREE] and "100% (" in cells[THREE.index(strength[0])]
