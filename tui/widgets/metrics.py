@@ -115,6 +115,8 @@ class MetricsStrip(Widget):
         self.metrics = {key: Metric(key, name) for key, name in NAMES.items()}
         self._rows: dict[int, Strip] = {}
         self._styles: dict[tuple, Style] = {}
+        self._look: tuple | None = None
+        """(label style, background style, sparkline low and high colours), until the style changes."""
         """A bar's style by its colour (the strip's background under it)."""
 
     def metric(self, key: str) -> Metric:
@@ -142,6 +144,7 @@ class MetricsStrip(Widget):
         super().notify_style_update()
         self._rows.clear()  # a theme or class change: colours are reckoned again
         self._styles.clear()
+        self._look = None
 
     def on_resize(self) -> None:
         self._rows.clear()
@@ -178,15 +181,19 @@ class MetricsStrip(Widget):
     def _draw_row(self, y: int) -> Strip:
         rows, gutter, weights = self._layout()
         width = self.content_region.width
-        base = self.rich_style
         if y >= len(rows) or width <= 0:
-            return Strip.blank(width, base)
+            return Strip.blank(width, self.rich_style)
+        base = self.rich_style if self._look is None else None
         compact = self.has_class("-compact")
-        label_style = self.get_component_rich_style("metrics--label")
-        base = Style(bgcolor=base.bgcolor)  # gutters and padding: the background alone, as Textual pads
-        _, background = self.background_colors
-        low = background + self.get_component_styles("metrics--min-color").color
-        high = background + self.get_component_styles("metrics--max-color").color
+        if self._look is None:  # Textual's style lookups walk the DOM: once per theme or class change
+            _, background = self.background_colors
+            self._look = (
+                self.get_component_rich_style("metrics--label"),
+                Style(bgcolor=base.bgcolor),  # gutters and padding: the background alone, as Textual pads
+                background + self.get_component_styles("metrics--min-color").color,
+                background + self.get_component_styles("metrics--max-color").color,
+            )
+        label_style, base, low, high = self._look
         segments: list[Segment] = []
         x = 0
         for key, (cx, cw) in zip(rows[y], self._columns(width, gutter, weights), strict=False):
