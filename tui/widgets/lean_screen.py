@@ -6,11 +6,13 @@ crop, so one changed row of streamed text renders every widget in both panes: th
 labels and sparklines, the stats line, ~21 widgets a frame where 2 changed. Each costs Textual
 0.1–0.5 ms even when all its lines are cached, on a core a model needs.
 
-``LeanCompositor`` renders a widget only where its visible part (region ∩ clip) overlaps the
-crop, and only that part: upstream renders the whole widget (all 45 rows of a pane, each taken
-from its cache and filtered) to use the rows that changed. Nothing else can add a cell to the
-frame: ``_render_chops`` draws each widget into region ∩ clip, and only cells inside the frame's
-spans (all inside the crop) are sent. A full update (no crop) is Textual's own.
+``LeanCompositor`` renders, front to back, only the widgets that paint a changed cell no widget in
+front of them has painted, and only their rows that do: a frame where two rows of text changed
+renders the two text views, one row each, not the panes, the screen and the containers behind
+them. Every widget paints every cell of its region (Textual fills its background), so a cell a
+front widget painted is what upstream's ``_render_chops`` would keep too ("the first segment for
+a cut wins"), and only cells in the frame's spans are sent. A full update is Textual's own.
+``tests/test_frames.py`` checks that partial frames give the screen a full render gives.
 """
 
 from __future__ import annotations
@@ -23,16 +25,51 @@ from textual.screen import Screen
 from textual.strip import Strip
 
 
+def _minus(spans: list[tuple[int, int]], x1: int, x2: int) -> list[tuple[int, int]]:
+    """``spans`` ([start, end) on one row) without [x1, x2)."""
+    out = []
+    for a, b in spans:
+        if b <= x1 or x2 <= a:
+            out.append((a, b))
+            continue
+        if a < x1:
+            out.append((a, x1))
+        if x2 < b:
+            out.append((x2, b))
+    return out
+
+
 class LeanCompositor(Compositor):
+    _changed: list[Region] | None = None
+    """The regions the partial update being drawn repaints."""
+
+    def render_partial_update(self):  # type: ignore[override]
+        self._changed = list(self._dirty_regions)
+        try:
+            return super().render_partial_update()
+        finally:
+            self._changed = None
+
     def _get_renders(self, crop: Region | None = None) -> Iterable[tuple[Region, Region, list[Strip]]]:
-        if crop is None:  # a full update: Textual's own
+        if crop is None or self._changed is None:  # a full update: Textual's own
             yield from super()._get_renders(crop)
             return
+        todo: dict[int, list[tuple[int, int]]] = {}  # per row, the cells no widget has painted yet
+        for y, x1, x2 in self._regions_to_spans(self._changed):
+            todo.setdefault(y, []).append((x1, x2))
         for widget, (region, clip) in self.visible_widgets.items():  # front to back, as upstream
             part = region.intersection(clip).intersection(crop)
-            if part:  # its cells in the crop, and only those rows (upstream renders it whole)
-                x, y, width, height = part
-                yield region, part, widget.render_lines(Region(x - region.x, y - region.y, width, height))
+            if not part:
+                continue
+            x1, x2 = part.x, part.right
+            rows = [y for y in part.line_range if any(a < x2 and x1 < b for a, b in todo.get(y, ()))]
+            if not rows:  # every changed cell under it is painted by a widget in front of it
+                continue
+            top, bottom = rows[0], rows[-1] + 1
+            area = Region(x1, top, x2 - x1, bottom - top)
+            yield region, area, widget.render_lines(Region(x1 - region.x, top - region.y, area.width, area.height))
+            for y in rows:  # a widget paints every cell of its region: nothing behind it shows there
+                todo[y] = _minus(todo[y], x1, x2)
 
 
 class LeanScreen(Screen):
