@@ -93,6 +93,16 @@ def test_a_configured_pair_of_three_benches_all_three(tmp_path):
     assert "| question | " + " | ".join(NAMES) + " |" in p.stdout
 
 
+
+def test_a_configured_pair_of_five_is_refused_naming_the_pair(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "abtop" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[pairs.five]\nmodels = ["' + '", "'.join(THREE + THREE[:2]) + '"]\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["--pair", "five"]) == 2  # the TUI: refused before anything loads
+    err = capsys.readouterr().err
+    assert err.startswith("abtop: [pairs.five] in the config file names 5 models (") and "4 panes at most" in err
+
 def test_a_name_gains_what_tells_it_apart_as_the_live_panes_and_score_say():
     specs = ["smollm2-135m", "smollm2-135m", "smollm2-135m,kv=q8_0", "gemma3-270m"]
     assert [name_suffix(specs, i) for i in range(4)] == ["", " #2", " kv=q8_0", ""]

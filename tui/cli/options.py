@@ -154,8 +154,11 @@ def check_run_options(args: argparse.Namespace, *, max_models: int = MAX_PANES) 
         return problem
     if len(args.models) > max_models:
         where = "abtop bench takes" if max_models >= MAX_BENCH else f"the TUI shows {max_models} panes at most; bench takes"
+        given = f"{len(args.models)} models were given"
+        if getattr(args, "pair", None):
+            given = f"[pairs.{args.pair}] in the config file names {len(args.models)} models"
         return (
-            f"abtop: {len(args.models)} models were given ({', '.join(public_spec(m) for m in args.models)}); "
+            f"abtop: {given} ({', '.join(public_spec(m) for m in args.models)}); "
             f"{where} up to {MAX_BENCH}."
         )
     for spec in args.models:
