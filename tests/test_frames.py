@@ -22,9 +22,12 @@ from textual.app import App
 from textual.color import Color
 from textual.renderables.sparkline import Sparkline
 from textual.widget import Widget
+from textual.widgets._footer import FooterKey
 
 from tests.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
+from tui.widgets.footer import Footer
+from tui.widgets.lean_screen import LeanScreen
 from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
 
@@ -123,3 +126,58 @@ async def test_a_reading_redraws_only_its_row():
         assert set(strip._rows) == {0, 1}
         await pilot.pause()
         assert "GPU 40%" in "".join(seg.text for seg in strip.render_line(1))
+
+
+async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch):
+    """From a run's start to the first token of every model, what changed waits (TTFT's window
+    is the models'); it is drawn in the frame after."""
+    app = ReplayApp(*synthetic([20, 20], 1), speed=1.0)
+    app.HOLD_S = 60.0  # only the first tokens release it here: no clock in the test
+    held_with_changes: list[bool] = []
+    drawn: list[bool] = []  # per frame: was a model still reading its prompt?
+    real_update, real_refresh = LeanScreen._on_timer_update, LeanScreen._compositor_refresh
+
+    def on_timer_update(screen):
+        if screen._held:
+            held_with_changes.append(bool(screen._dirty_widgets))
+        real_update(screen)
+
+    def compositor_refresh(screen):
+        drawn.append(any(p.in_prompt for p in app.panes))
+        real_refresh(screen)
+
+    monkeypatch.setattr(LeanScreen, "_on_timer_update", on_timer_update)  # before the app makes its timer
+    monkeypatch.setattr(LeanScreen, "_compositor_refresh", compositor_refresh)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay to end")
+        await pilot.pause()
+        assert all(p.query_one(StreamView).text for p in app.panes)
+    assert any(held_with_changes), "nothing was held: the test saw no prompt phase"
+    assert drawn and not any(drawn), "a frame was drawn while a model read its prompt"
+
+
+class _KeysApp(App):
+    BINDINGS = [("x", "x", "Ex")]
+    shown = False
+
+    def compose(self):
+        yield Footer()
+
+    def check_action(self, action, parameters):
+        return self.shown if action == "x" else True
+
+
+async def test_a_held_footer_shows_new_keys_only_when_released():
+    app = _KeysApp()
+    async with app.run_test(size=(80, 3)) as pilot:
+        footer = app.query_one(Footer)
+        keys = lambda: [k.description for k in footer.query(FooterKey)]  # noqa: E731
+        await pilot.pause()
+        assert "Ex" not in keys()
+        footer.hold()
+        app.shown = True
+        app.refresh_bindings()
+        await pilot.pause()
+        assert "Ex" not in keys()  # held: the run's prompt is being read
+        footer.release()
+        await wait_for(lambda: "Ex" in keys(), "the released footer to show the key", pilot=pilot)

@@ -87,6 +87,8 @@ class ABTopApp(App):
     FRAME_LAG = 0.005
     """Frames fall this long after the ticks of their grid: the samplers read on those ticks (on
     the event loop, cheap), so their readings are in by then and share the frame."""
+    HOLD_S = 0.5
+    """The longest a run's start holds the screen's frames, while the models read their prompts."""
     BINDINGS = [
         Binding("enter", "run", "Run", show=True),
         # footer words kept short: every key fits at 80 columns. Esc is "Stop" in the footer only
@@ -263,6 +265,7 @@ class ABTopApp(App):
             self._want_frame()
         if isinstance(ev, Started):
             self._prompting = True
+            self._hold_frames()
         if self._prompting and isinstance(ev, (Token, Finished, Failed)):
             self._show_streaming()
         for hook in self.hooks:
@@ -355,6 +358,12 @@ class ABTopApp(App):
             self._last_plan = (prompt, self.mode)
             for pane in self.panes:
                 pane.runs.clear()
+        # The footer's "esc Stop" waits until the models have read their prompt (TTFT's window),
+        # or a second for a long prompt: Esc works at once either way.
+        footer = self.query_one(Footer)
+        footer.hold()
+        self.set_timer(1.0, footer.release)
+        self._hold_frames()
         self._run(
             RunPlan(prompt, self.params, mode=self.mode, runs=self.n_runs, warmup=self.n_warmup, working_set=self.working_set)
         )
@@ -381,6 +390,10 @@ class ABTopApp(App):
                     pane.shared_energy = shared
                 await self.session.run(plan)
         finally:
+            with contextlib.suppress(NoMatches):
+                self.query_one(Footer).release()
+            if isinstance(self.screen, LeanScreen):
+                self.screen.release()
             self.refresh_bindings()  # the vote keys open once both have finished
             self.run_finished.set()
 
@@ -567,6 +580,14 @@ class ABTopApp(App):
             self._prompting = False
             for pane in self.panes:
                 pane.show_streaming()
+            self.query_one(Footer).release()
+            if isinstance(self.screen, LeanScreen):
+                self.screen.release()
+
+    def _hold_frames(self) -> None:
+        """No frame while a model reads its prompt (at most ``HOLD_S``): see ``LeanScreen.hold``."""
+        if isinstance(self.screen, LeanScreen):
+            self.screen.hold(self.HOLD_S)
 
     def _want_frame(self, at: float | None = None) -> None:
         """Ask for a ``_frame`` at the loop time ``at``, or at the next 1/FLUSH_HZ s of the loop's
