@@ -266,7 +266,12 @@ class ABTopApp(App):
         if isinstance(ev, Started):
             self._prompting = True
             self._hold_frames()
-        if self._prompting and isinstance(ev, (Token, Finished, Failed)):
+        elif isinstance(ev, (Finished, Failed)) and self.session is not None and self.session.running:
+            # the next model may start reading its prompt now (alternate): this one's last frame
+            # waits for its first token, or for the run's end (``_run``)
+            self._prompting = True
+            self._hold_frames()
+        elif self._prompting and isinstance(ev, (Token, Finished, Failed)):
             self._show_streaming()
         for hook in self.hooks:
             hook(slot, ev)
