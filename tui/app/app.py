@@ -396,9 +396,7 @@ class ABTopApp(App):
                 await self.session.run(plan)
         finally:
             with contextlib.suppress(NoMatches):
-                self.query_one(Footer).release()
-            if isinstance(self.screen, LeanScreen):
-                self.screen.release()
+                self._release_frames()
             self.refresh_bindings()  # the vote keys open once both have finished
             self.run_finished.set()
 
@@ -585,14 +583,18 @@ class ABTopApp(App):
             self._prompting = False
             for pane in self.panes:
                 pane.show_streaming()
-            self.query_one(Footer).release()
-            if isinstance(self.screen, LeanScreen):
-                self.screen.release()
+            self._release_frames()
 
     def _hold_frames(self) -> None:
         """No frame while a model reads its prompt (at most ``HOLD_S``): see ``LeanScreen.hold``."""
         if isinstance(self.screen, LeanScreen):
             self.screen.hold(self.HOLD_S)
+
+    def _release_frames(self) -> None:
+        """The footer's keys and the screen's frames, held while the models read their prompts."""
+        self.query_one(Footer).release()
+        if isinstance(self.screen, LeanScreen):
+            self.screen.release()
 
     def _want_frame(self, at: float | None = None) -> None:
         """Ask for a ``_frame`` at the loop time ``at``, or at the next 1/FLUSH_HZ s of the loop's
