@@ -113,8 +113,10 @@ def test_absurd_counts_are_corrupt_not_truncated(tmp_path):
 def test_dependency_floors_cover_what_the_code_calls():
     deps = {Requirement(d).name: Requirement(d) for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     textual, llama = deps["textual"].specifier, deps["llama-cpp-python"].specifier
-    # Static.update(layout=) is Textual 5's; llama_kv_self_clear (the KV reset) llama-cpp-python 0.3.9's
-    assert not textual.contains("4.99") and textual.contains("5.0.0")
+    # Static.update(layout=) is Textual 5's, and the compositor LeanCompositor reads (its private
+    # _get_renders, render_partial_update) 8.2's, checked up to 9 (tests/test_frames.py);
+    # llama_kv_self_clear (the KV reset) llama-cpp-python 0.3.9's
+    assert not textual.contains("8.1.9") and textual.contains("8.2.0") and not textual.contains("9.0.0")
     assert not llama.contains("0.3.8") and llama.contains("0.3.9")
     for name in ("textual", "llama-cpp-python"):  # and what is installed here satisfies them
         assert deps[name].specifier.contains(Version(importlib.metadata.version(name)), prereleases=True), name
