@@ -45,10 +45,11 @@ PROMPT = "Write a long story about a lighthouse keeper who keeps the light burni
 BANDWIDTH = 20.0
 
 
-def story_events() -> list:
-    """Two models racing through the story; the second is still streaming when it ends."""
-    _, events = synthetic(tokens_per_s=40, seconds=4)
-    count = {0: 0, 1: 0}
+def story_events(n: int = 2) -> list:
+    """``n`` models racing through the story at once; the first finishes, the others are still
+    streaming when it ends."""
+    _, events = synthetic(tokens_per_s=40, seconds=4, models=n)
+    count = dict.fromkeys(range(n), 0)
     out = []
     for slot, ev in events:
         if isinstance(ev, Token):

@@ -4,32 +4,14 @@ and every figure reachable; ``z`` still zooms one. Fed a synthetic recording on 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from backends.base import GenParams
-from backends.events import Finished, Token
-from tui.app.replay import synthetic
 from tui.widgets.card import CardPanel
 from tui.widgets.stream_view import StreamView
 
-from .test_main_screen import PROMPT, WORDS, StillApp, _ready
+from .test_main_screen import PROMPT, StillApp, _ready, story_events
 from .test_main_screen import fixed_host as fixed_host  # noqa: F401 - the autouse fixture, here too
-
-
-def story_events(n: int) -> list:
-    """``n`` models racing through the story at once; the first finishes, the others stream on."""
-    _, events = synthetic(tokens_per_s=40, seconds=4, models=n)
-    count = dict.fromkeys(range(n), 0)
-    out = []
-    for slot, ev in events:
-        if isinstance(ev, Token):
-            ev = dataclasses.replace(ev, text=WORDS[count[slot] % len(WORDS)])
-            count[slot] += 1
-        out.append((slot, ev))
-    end = next(ev.t for slot, ev in out if slot == 0 and isinstance(ev, Finished))
-    return [(slot, ev) for slot, ev in out if ev.t <= end]
 
 
 class ManyApp(StillApp):

@@ -39,7 +39,7 @@ class Metric:
         self.history: deque[float] = deque(maxlen=HISTORY)
         self.compact = False
         self.label = f"{name} –"
-        """The label's text as drawn (padded to its kept width)."""
+        """The label's text (drawn padded to ``width``)."""
         self.width = 0
         """The label's width, its padding included: it grows with its text and keeps its width when
         the text gets shorter, so the sparkline beside it does not jump at every reading."""
@@ -82,12 +82,12 @@ class Metric:
 
     @property
     def text(self) -> str:
-        """The label without its padding (what tests and the card read)."""
-        return self.label.rstrip()
+        """The label as shown (what tests read)."""
+        return self.label
 
     def _set_label(self) -> bool:
         text = f"{self.metric_name} {safe(self._shown[self.compact])}"  # a server's note among the figures
-        if text == self.label.rstrip() and self.label:
+        if text == self.label:
             return False
         floor = 0 if self.compact else LABEL_MIN_WIDTH
         self.width = max(floor, len(text) + 1, self.width)
