@@ -5,6 +5,8 @@
   no metrics strip, no host line.
 - Every partial frame applied in turn to a grid of cells gives the same screen as one full render
   of the final state: nothing a frame skipped was needed.
+- Text that arrived is drawn by the frame callback that flushed it (``LeanScreen.draw_now``), not
+  by the Update message, idle event and update timer Textual posts for each refreshed widget.
 - The metrics strip draws its sparklines exactly as Textual's ``Sparkline`` renderable does
   (characters and colours), and a reading redraws only the row it is on.
 
@@ -133,20 +135,21 @@ async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch)
     is the models'); it is drawn in the frame after."""
     app = ReplayApp(*synthetic([20, 20], 1), speed=1.0)
     app.HOLD_S = 60.0  # only the first tokens release it here: no clock in the test
-    held_with_changes: list[bool] = []
+    held_with_changes: list[bool] = []  # per release: had something changed while held?
     drawn: list[bool] = []  # per frame: was a model still reading its prompt?
-    real_update, real_refresh = LeanScreen._on_timer_update, LeanScreen._compositor_refresh
+    real_release, real_refresh = LeanScreen.release, LeanScreen._compositor_refresh
 
-    def on_timer_update(screen):
-        if screen._held:
-            held_with_changes.append(bool(screen._dirty_widgets))
-        real_update(screen)
+    def release(screen):
+        if screen._held:  # what changed waits in the screen, or in widgets not yet reported to it
+            pending = any(w._repaint_required for w in screen._compositor.visible_widgets)
+            held_with_changes.append(bool(screen._dirty_widgets) or pending)
+        real_release(screen)
 
     def compositor_refresh(screen):
         drawn.append(any(p.in_prompt for p in app.panes))
         real_refresh(screen)
 
-    monkeypatch.setattr(LeanScreen, "_on_timer_update", on_timer_update)  # before the app makes its timer
+    monkeypatch.setattr(LeanScreen, "release", release)
     monkeypatch.setattr(LeanScreen, "_compositor_refresh", compositor_refresh)
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_for(app.run_finished, "the replay to end")
@@ -154,6 +157,35 @@ async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch)
         assert all(p.query_one(StreamView).text for p in app.panes)
     assert any(held_with_changes), "nothing was held: the test saw no prompt phase"
     assert drawn and not any(drawn), "a frame was drawn while a model read its prompt"
+
+
+async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):
+    """Textual draws a refreshed widget after an Update message to the screen, the screen's idle
+    event and its update timer: four wakeups of the event loop per frame on a core a model needs.
+    The app's frame draws what it flushed itself; Update messages are left for the rest (a run's
+    start, a message, the footer)."""
+    app = ReplayApp(*synthetic([40, 25], 3), speed=1.0)
+    by_message: collections.Counter[str] = collections.Counter()
+    by_frame: collections.Counter[str] = collections.Counter()
+    real_on_update, real_draw_now = LeanScreen._on_update, LeanScreen.draw_now
+
+    async def on_update(screen, message):
+        by_message[type(message.widget).__name__] += 1
+        await real_on_update(screen, message)
+
+    def draw_now(screen):
+        if not screen._held:
+            by_frame.update(type(w).__name__ for w in screen._compositor.visible_widgets if w._repaint_required)
+        real_draw_now(screen)
+
+    monkeypatch.setattr(LeanScreen, "_on_update", on_update)
+    monkeypatch.setattr(LeanScreen, "draw_now", draw_now)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay to end")
+        await pilot.pause()
+        assert all(p.query_one(StreamView).text for p in app.panes)
+    assert by_frame["StreamView"] > 4 * by_message["StreamView"], (by_frame, by_message)
+    assert by_frame["MetricsStrip"], "the readings were not drawn with the text"
 
 
 class _KeysApp(App):

@@ -624,20 +624,27 @@ class ABTopApp(App):
         assert self.loop is not None
         t = self.loop.time()
         with _teardown_safe(self):
-            for pane in self.panes:
-                pane.flush()
-            ticking = [pane for pane in self.panes if pane.ticking]
-            if not ticking:
-                self._next_tick = None
-                return
-            if self._next_tick is None or t >= self._next_tick - 1e-3:
-                if self._next_tick is not None:
-                    for pane in ticking:
-                        pane.tick()
-                lag = self.FRAME_LAG
-                self._next_tick = (math.floor((t - lag) / self.interval + 1e-3) + 1) * self.interval + lag
-            if any(pane.ticking for pane in self.panes):
-                self._want_frame(self._next_tick)
+            self._flush_panes(t)
+            stack = self._screen_stack
+            if stack and isinstance(stack[-1], LeanScreen):  # Textual's way would post an Update per widget
+                stack[-1].draw_now()
+
+    def _flush_panes(self, t: float) -> None:
+        """Each pane's new text and readings, and its tok/s tick when one is due; the next frame asked."""
+        for pane in self.panes:
+            pane.flush()
+        ticking = [pane for pane in self.panes if pane.ticking]
+        if not ticking:
+            self._next_tick = None
+            return
+        if self._next_tick is None or t >= self._next_tick - 1e-3:
+            if self._next_tick is not None:
+                for pane in ticking:
+                    pane.tick()
+            lag = self.FRAME_LAG
+            self._next_tick = (math.floor((t - lag) / self.interval + 1e-3) + 1) * self.interval + lag
+        if any(pane.ticking for pane in self.panes):
+            self._want_frame(self._next_tick)
 
     def action_help(self, _where: str = "") -> None:
         """``?``: every key on one screen (``_where``: as ``action_quit``'s)."""

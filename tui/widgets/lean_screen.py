@@ -100,6 +100,27 @@ class LeanScreen(Screen):
                 self._hold_timer = None
             self._update_timer.resume()  # the frame of what changed while held
 
+    def draw_now(self) -> None:
+        """Draw, in this callback, the visible widgets that asked to be repainted.
+
+        Textual draws a refreshed widget after four hops of the event loop (the widget's idle event,
+        an Update message to the screen, the screen's idle event, its update timer): the app's
+        frame, which has just flushed the text and readings, draws them itself. A widget that needs
+        a layout, a scroll or a style update, and a screen held or not on top, take Textual's way."""
+        app = self.app
+        if (self._held or not self.is_current or app._batch_count or self._layout_required
+                or self._scroll_required or self._recompose_required or self._repaint_required):
+            return
+        dirty = self._dirty_widgets
+        for widget in self._compositor.visible_widgets:
+            if (widget._repaint_required and not widget._layout_required and not widget._scroll_required
+                    and not widget._refresh_styles_required):
+                widget._repaint_required = False  # its idle event then posts no Update
+                dirty.add(widget)
+        if dirty:
+            self._compositor.update_widgets(dirty)
+            self._compositor_refresh()
+
     def _on_timer_update(self) -> None:
         if self._held:
             self._update_timer.pause()  # a refresh resumes it; ``release`` does too

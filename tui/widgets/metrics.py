@@ -11,6 +11,7 @@ figures changed.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from fractions import Fraction
 
@@ -159,8 +160,11 @@ class MetricsStrip(Widget):
                 self._rows.pop(y, None)
                 self.refresh(Region(0, y, self.size.width, 1))
 
-    def _columns(self, width: int, gutter: int, weights: tuple) -> list[tuple[int, int]]:
-        """(x, width) of each column, as a grid of fr columns with gutters lays them out."""
+    @staticmethod
+    @functools.lru_cache(maxsize=32)
+    def _columns(width: int, gutter: int, weights: tuple) -> tuple[tuple[int, int], ...]:
+        """(x, width) of each column, as a grid of fr columns with gutters lays them out (cached:
+        its ``Fraction`` sums were half of a row's drawing)."""
         free = max(0, width - gutter * (len(weights) - 1))
         total = sum(weights)
         out, x, acc = [], 0, Fraction(0)
@@ -170,7 +174,7 @@ class MetricsStrip(Widget):
             out.append((x, end - start))
             x += end - start + gutter
             acc += weight
-        return out
+        return tuple(out)
 
     def render_line(self, y: int) -> Strip:
         strip = self._rows.get(y)
