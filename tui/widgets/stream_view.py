@@ -9,7 +9,7 @@ from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
-from textual.geometry import Region
+from textual.geometry import Region, Size, Spacing
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -57,6 +57,20 @@ class StreamView(Widget):
         """The widget's style for the frame being drawn (``render_lines``)."""
         self._rows: list[tuple[str, object]] | None = None
         """(text, style) of each row as last drawn or refreshed, to refresh only the rows that change."""
+        self._gutter: Spacing | None = None
+
+    @property
+    def _content_size(self) -> Size:
+        """``self.size`` (the content area) without asking the screen where the widget is:
+        ``Widget.region`` walks up the DOM to the screen at every call, and a frame asked ~6 times."""
+        if self._gutter is None:
+            self._gutter = self.styles.gutter
+        width, height = self._size
+        return Size(max(0, width - self._gutter.width), max(0, height - self._gutter.height))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._gutter = None  # padding may have changed
 
     @property
     def text(self) -> str:
@@ -88,16 +102,32 @@ class StreamView(Widget):
         if rows is None or not self.is_mounted:
             self.refresh()
             return
-        new = [(line.plain, line.style) for line in self.visible_lines()]
+        lines = self.visible_lines()
+        new = [(line.plain, line.style) for line in lines]
         changed = [y for y in range(max(len(rows), len(new))) if y >= len(rows) or y >= len(new) or rows[y] != new[y]]
         if not changed:
             return
-        width = self.size.width
         if len(changed) > 2:  # scrolled: one refresh of the whole view
             self.refresh()
         else:
-            self.refresh(*(Region(0, y, width, 1) for y in changed))
+            self._repaint_rows(lines, changed)
         self._rows = new
+
+    def _repaint_rows(self, lines: list[Text], changed: list[int]) -> None:
+        """Repaint rows whose text changed: their strips are made here, from the lines just
+        wrapped (not wrapped again to draw), and the widget's size, layout and colours are kept
+        (``Widget.refresh`` drops them all, and its style is then walked up the DOM again)."""
+        width = self._content_size.width
+        if self._lines is not None and self._lines_key is not None and len(lines) == len(self._lines):
+            style = self._lines_key[1]
+            for y in changed:
+                self._lines[y] = self._strip(lines[y], width, style)
+        else:
+            self._lines = None
+        self._layout_cache.clear()
+        self._set_dirty(*(Region(0, y, width, 1) for y in changed))
+        self._repaint_required = True
+        self.check_idle()
 
     def set_message(self, message: str | None, style: str = "") -> None:
         """A line under the text (an error, a note such as 'waiting')."""
@@ -124,8 +154,8 @@ class StreamView(Widget):
 
     def visible_lines(self) -> list[Text]:
         """The wrapped lines on screen now, top to bottom (freezing what the new text completed)."""
-        width = max(self.content_region.width, 1)
-        height = max(self.content_region.height, 1)
+        size = self._content_size
+        width, height = max(size.width, 1), max(size.height, 1)
         if width != self._width or height > self._wrapped_for:  # wider, or taller (a zoom): more of the tail
             self._rewrap_tail(width, height)
         *done, last = self._open.split("\n")
@@ -162,12 +192,13 @@ class StreamView(Widget):
             self._frame_style = None
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        size = self._content_size
+        width = size.width
         style = self.rich_style if self._frame_style is None else self._frame_style
-        if self._lines is None or self._lines_key != (self.size, style):
+        if self._lines is None or self._lines_key != (size, style):
             lines = self.visible_lines()
             self._lines = [self._strip(line, width, style) for line in lines]
-            self._lines_key = (self.size, style)
+            self._lines_key = (size, style)
             self._rows = [(line.plain, line.style) for line in lines]
         return self._lines[y] if y < len(self._lines) else Strip.blank(width, style)
 
