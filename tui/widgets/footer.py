@@ -39,6 +39,9 @@ class Footer(_TextualFooter):
         super().bindings_changed(screen)
 
     async def recompose(self) -> None:
+        if self._held:  # one asked for before the hold (a binding change still in the queue) waits too
+            self._owed = True
+            return
         await super().recompose()
         watchers: dict = getattr(self, "__watchers", {})  # textual.reactive._watch's registry
         for bound in watchers.values():
