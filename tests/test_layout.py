@@ -138,4 +138,4 @@ def test_the_readme_tree_names_every_room_and_module():
         for p in folder.glob("*.py"):
             if p.name not in ("__init__.py", "__main__.py") and not re.search(rf"\b{p.stem}\b", tree):
                 missing.append(str(p.relative_to(ROOT)))
-    assert not missing, f"README's \"How it is built\" does not name: {', '.join(sorted(missing))}"
+    assert not missing, f'README\'s "How it is built" does not name: {", ".join(sorted(missing))}'
