@@ -60,10 +60,12 @@ def test_quit_leaves_no_worker(how):
             seen = _workers(proc.pid)
         assert len(seen) == 2, "both workers should start"
         # wait until both models are loaded (the workers have mapped their GGUF files)
-        while time.monotonic() < deadline and not all(
-            any(m.path.endswith(".gguf") for m in w.memory_maps()) for w in seen
-        ):
+        def mapped() -> bool:
+            return all(any(m.path.endswith(".gguf") for m in w.memory_maps()) for w in seen)
+
+        while time.monotonic() < deadline and not mapped():
             _drain(master, time.monotonic() + 0.5)
+        assert mapped(), f"the workers did not map their GGUF files in {TIMEOUT} s"
         if how == "q":
             os.write(master, b"q")  # the prompt starts unfocused: q is a command at once, as in top
         elif how == "ctrl+c":
