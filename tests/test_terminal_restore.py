@@ -14,13 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.test_exit import _workers
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,14 +28,8 @@ LOAD_S = 180
 
 
 def wait_for(what: str, check, deadline_s: float):
-    end = time.monotonic() + deadline_s
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)  # tmux and /proc have no event to wait on from here
+    """tests/waiting.py's wait, polled at 0.2 s: tmux and /proc have no event to wait on from here."""
+    return wait_until(check, what, deadline_s, poll=0.2)
 
 
 def test_sighup_restores_a_terminal_that_survives(tmp_path):
