@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.test_exit import _workers
+from tests.conftest import worker_children
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -55,7 +55,7 @@ def test_sighup_restores_a_terminal_that_survives(tmp_path):
                         lambda: next((p for p in psutil.Process(pane).children() if "tui.cli" in " ".join(p.cmdline())), None),
                         60)  # fmt: skip
         seen = wait_for("the worker to load its model", lambda: [
-            w for w in _workers(proc.pid) if any(m.path.endswith(".gguf") for m in w.memory_maps())], LOAD_S)  # fmt: skip
+            w for w in worker_children(proc.pid) if any(m.path.endswith(".gguf") for m in w.memory_maps())], LOAD_S)  # fmt: skip
         assert wait_for("abtop to take the terminal", lambda: modes() == "1 0 1" and modes(), 60)
         proc.send_signal(signal.SIGHUP)
         text = wait_for("stty to run in the pane after abtop", lambda: stty.exists() and stty.read_text(), 60)
