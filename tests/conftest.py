@@ -33,9 +33,17 @@ def children() -> list[psutil.Process]:
     return [p for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def worker_children() -> list[psutil.Process]:
+def worker_children(pid: int | None = None) -> list[psutil.Process]:
+    """The llama.cpp workers below ``pid`` (default: this test process); none once ``pid`` is gone."""
+    if pid is None:
+        kids = children()
+    else:
+        try:
+            kids = psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
     out = []
-    for p in children():
+    for p in kids:
         try:
             if "llamacpp_worker" in " ".join(p.cmdline()):
                 out.append(p)

@@ -18,6 +18,7 @@ from tui.widgets.stream_view import StreamView
 from tui.widgets.texts import TextScreen
 
 from .conftest import worker_children, write_tiny_gguf
+from .waiting import wait_for
 
 TIMEOUT = 180
 
@@ -31,7 +32,7 @@ async def test_both_bundled_models_stream_to_completion():
     seen: list[tuple[int, object]] = []
     app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         for pane in app.panes:
             assert not pane.failed
@@ -78,7 +79,7 @@ async def test_killed_worker_is_isolated_to_its_pane():
 
     app.hooks.append(kill_after_three_tokens)
     async with app.run_test(size=(100, 30)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         lost, other = app.panes
         assert killed and lost.failed
@@ -92,7 +93,7 @@ async def test_killed_worker_is_isolated_to_its_pane():
         # loaded again in a new worker and streams too
         app.run_finished.clear()
         await pilot.press("r")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert len(other.runs) == 2
         assert not lost.failed and lost.loaded.pid != killed[0] and lost.runs[-1]["gen_tokens"] > 0
@@ -105,7 +106,7 @@ async def test_bad_model_fails_in_its_pane_while_other_works(tmp_path):
     bogus.write_bytes(b"GGUF but not really")
     app = make_app(specs=(str(bogus), "smollm2-135m"), autostart=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         bad, good = app.panes
         assert bad.failed
@@ -120,7 +121,7 @@ async def test_a_model_the_engine_rejects_leaves_its_cores_to_the_other(tmp_path
     broken = write_tiny_gguf(tmp_path / "broken.gguf", "llama", {}, {"token_embd.weight": (4, 8)})
     app = make_app(specs=(broken, "smollm2-135m"))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
         await pilot.pause()
         bad, good = app.panes
         assert bad.failed and "broken.gguf" in bad.query_one(StreamView).render().plain
@@ -140,9 +141,9 @@ async def test_escape_cancels_both_and_quit_leaves_nothing():
 
     app.hooks.append(cancel_when_streaming)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+        await wait_for(cancelled, "two tokens in both panes", TIMEOUT)
         await pilot.press("escape")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         for pane in app.panes:
             # a cancelled run is shown but never counted: no median or export quotes half a run
@@ -156,7 +157,7 @@ async def test_escape_cancels_both_and_quit_leaves_nothing():
 async def test_missing_file_sentence_in_pane():
     app = make_app(specs=("/nonexistent/model.gguf", "smollm2-135m"))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
         await pilot.pause()
         text = app.panes[0].query_one(StreamView).render().plain
         assert "no such file" in text
@@ -173,7 +174,7 @@ async def test_a_prompt_too_long_for_one_model_costs_it_one_try_and_its_sentence
     started = {0: 0, 1: 0}
     app.hooks.append(lambda slot, ev: started.__setitem__(slot, started[slot] + 1) if isinstance(ev, Started) else None)
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         small, gemma = app.panes
         assert started == {0: 1, 1: 3}
@@ -198,14 +199,14 @@ async def test_enter_loads_again_a_server_that_was_not_there():
         ("POST", "/v1/chat/completions"): lines_route(chunk("Hello") + chunk(" there", "stop") + ["data: [DONE]", ""]),
     }
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         remote, local = app.panes
         assert remote.failed and local.runs
         with ReplayServer(routes, port=port):
             app.run_finished.clear()
             await pilot.press("enter")
-            await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+            await wait_for(app.run_finished, "the run to finish", TIMEOUT)
             await pilot.pause()
             assert not remote.failed and remote.runs and remote.runs[-1]["text"] == "Hello there"
             assert len(local.runs) == 2
@@ -234,11 +235,11 @@ async def test_a_run_shorter_than_the_sampling_interval_exports_its_memory(tmp_p
 
     app.hooks.append(hook)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
-        await asyncio.wait_for(sampled.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
+        await wait_for(sampled, "a memory reading of both models", TIMEOUT)
         app.run_finished.clear()
         app.action_run()
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.press("e")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -266,7 +267,7 @@ async def test_the_bandwidth_probe_waits_for_the_models_to_load(monkeypatch, tmp
 
     monkeypatch.setattr(hw, "probe_bandwidth", probe)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert seen == [[True, True, False]]
         assert all(p.query_one("CardPanel").bandwidth_gbs for p in app.panes)
@@ -291,7 +292,7 @@ async def test_a_stopped_worker_is_said_and_enter_kills_and_reloads_it(monkeypat
 
     app.hooks.append(stop_after_two_tokens)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         hung, other = app.panes
         assert stopped and hung.failed and not other.failed
@@ -301,7 +302,7 @@ async def test_a_stopped_worker_is_said_and_enter_kills_and_reloads_it(monkeypat
         assert psutil.Process(stopped[0]).status() == psutil.STATUS_STOPPED
         app.run_finished.clear()
         await pilot.press("enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert not hung.failed and hung.loaded.pid != stopped[0] and hung.runs[-1]["gen_tokens"] > 0
         assert not psutil.pid_exists(stopped[0]) or psutil.Process(stopped[0]).status() == psutil.STATUS_ZOMBIE

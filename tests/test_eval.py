@@ -16,6 +16,8 @@ from backends.catalog import make_backend
 from backends.quality.eval.run import eval_plan, payload
 from backends.specs import bundled_path
 
+from .waiting import wait_for
+
 ABTOP = [sys.executable, "-m", "tui.cli.main"]
 
 
@@ -165,7 +167,7 @@ async def test_a_runs_the_eval_in_the_loaded_workers_and_the_verdict_gets_an_acc
                    results_dir=tmp_path)  # fmt: skip
     app.quality_keys.eval_tasks, app.quality_keys.eval_limit = ("arc_easy",), 3
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), 300)
+        await wait_for(app.models_loaded, "the models to load", 300)
         pids = [b.loaded.pid for b in app.session.backends]
         await pilot.press("a")
         await pilot.pause()
@@ -179,11 +181,8 @@ async def test_a_runs_the_eval_in_the_loaded_workers_and_the_verdict_gets_an_acc
         assert section["tasks"]["arc_easy"]["mcnemar"]["items"] == 3 and not section["partial"]
         assert all("acc " in str(p.border_subtitle) for p in app.panes)
         await pilot.press("v")
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if isinstance(app.screen, VerdictScreen):
-                break
-        assert isinstance(app.screen, VerdictScreen)
+        verdict_open = lambda: isinstance(app.screen, VerdictScreen)  # noqa: E731
+        await wait_for(verdict_open, "v to open the verdict screen", 60, pilot=pilot)
         console = Console(width=120, record=True, file=io.StringIO())
         console.print(verdict_table(app.screen.cols))
         assert "accuracy: arc_easy acc, 3 items" in console.export_text()

@@ -17,6 +17,8 @@ import time
 import psutil
 import pytest
 
+from tests.conftest import worker_children
+
 TIMEOUT = 180
 
 
@@ -35,14 +37,6 @@ def _drain(fd: int, until: float) -> bytes:
     return out
 
 
-def _workers(pid: int) -> list[psutil.Process]:
-    try:
-        kids = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    return [k for k in kids if "llamacpp_worker" in " ".join(k.cmdline())]
-
-
 @pytest.mark.parametrize("how", ["SIGHUP", "SIGTERM", "q", "ctrl+c", "hangup"])
 def test_quit_leaves_no_worker(how):
     master, slave = pty.openpty()
@@ -57,13 +51,15 @@ def test_quit_leaves_no_worker(how):
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and len(seen) < 2:
             _drain(master, time.monotonic() + 0.5)
-            seen = _workers(proc.pid)
+            seen = worker_children(proc.pid)
         assert len(seen) == 2, "both workers should start"
         # wait until both models are loaded (the workers have mapped their GGUF files)
-        while time.monotonic() < deadline and not all(
-            any(m.path.endswith(".gguf") for m in w.memory_maps()) for w in seen
-        ):
+        def mapped() -> bool:
+            return all(any(m.path.endswith(".gguf") for m in w.memory_maps()) for w in seen)
+
+        while time.monotonic() < deadline and not mapped():
             _drain(master, time.monotonic() + 0.5)
+        assert mapped(), f"the workers did not map their GGUF files in {TIMEOUT} s"
         if how == "q":
             os.write(master, b"q")  # the prompt starts unfocused: q is a command at once, as in top
         elif how == "ctrl+c":

@@ -8,7 +8,6 @@ not stop root; a full disk cannot be made here).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +19,7 @@ import sys
 
 import pytest
 
+from tests.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
 from tui.files import export
 
@@ -102,7 +102,7 @@ async def test_e_with_a_failed_write_says_so_and_writes_the_others(tmp_path):
     out.mkdir()
     app = ReplayApp(header, events, speed=50, results_dir=out)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 60)
+        await wait_for(app.run_finished, "the run to finish", 60)
         with file_size_limit(8000):  # the Markdown table fits, the JSON and CSV do not
             await pilot.press("e")
             await app.workers.wait_for_complete()

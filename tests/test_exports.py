@@ -6,13 +6,13 @@ real-engine bench exports are covered in ``test_modes.py``.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 
 from backends.events import Loaded, ModelInfo
 from backends.stats import RUN_FIELDS
+from tests.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
 from tui.files import export
 
@@ -82,7 +82,7 @@ def _messages(app) -> list[str]:
 async def test_e_exports_the_runs_on_screen(tmp_path):
     app = await _replayed(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the run to finish", 30)
         await pilot.press("e")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -101,7 +101,7 @@ async def test_e_exports_the_runs_on_screen(tmp_path):
 async def test_s_saves_an_svg_and_says_where(tmp_path):
     app = await _replayed(tmp_path, runs=1)
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the run to finish", 30)
         await pilot.press("s")
         await pilot.pause()
         (svg,) = (tmp_path / "out").glob("*.svg")
@@ -114,7 +114,7 @@ async def test_e_before_any_run_says_so(tmp_path):
     loads_only = [(s, ev) for s, ev in events if isinstance(ev, Loaded)]
     app = ReplayApp(header, loads_only, results_dir=tmp_path / "out")
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the run to finish", 30)
         await pilot.press("e")
         await pilot.pause()
         assert not (tmp_path / "out").exists()

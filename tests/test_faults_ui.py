@@ -13,6 +13,7 @@ from textual.widgets._toast import Toast
 from backends.base import GenParams
 from backends.events import Started, Token
 from tests.test_main_screen import StillApp, _ready, fixed_host, story_events  # noqa: F401 - fixture
+from tests.waiting import wait_for
 from tui.widgets.card import CardPanel
 
 TIMEOUT = 180
@@ -68,10 +69,7 @@ async def test_the_export_toast_reads_as_a_sentence(tmp_path):
     async with app.run_test(size=(160, 45), notifications=True) as pilot:
         await _ready(app, pilot)
         await pilot.press("e")
-        deadline = asyncio.get_running_loop().time() + 30
-        while not list(tmp_path.glob("*.md")):
-            assert asyncio.get_running_loop().time() < deadline, "the export was never written"
-            await pilot.pause(0.05)
+        await wait_for(lambda: list(tmp_path.glob("*.md")), "e to write the export", 30, pilot=pilot)
         await pilot.pause()
         toasts = [str(t.render()) for t in app.screen.query(Toast)]
         stem = next(tmp_path.glob("*.md")).with_suffix("")
@@ -94,12 +92,12 @@ async def test_alternate_modes_waiting_pane_shows_no_earlier_figures():
 
     app.hooks.append(on_event)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert "race" in str(app.panes[1].query_one(".stats").render())
         app.run_finished.clear()
         await pilot.press("m", "enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert seen and "TTFT" not in seen[0] and "waiting for its turn" in seen[0], seen
         after = str(app.panes[1].query_one(".stats").render())
@@ -142,20 +140,17 @@ async def test_a_worker_killed_while_idle_is_said_at_once_and_one_enter_reloads_
     lost = asyncio.Event()
     app.hooks.append(lambda slot, ev: isinstance(ev, Failed) and ev.lost and lost.set())
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
         pane = app.panes[0]
         first = pane.loaded.pid
         os.kill(first, signal.SIGKILL)
-        try:
-            await asyncio.wait_for(lost.wait(), 30)
-        except asyncio.TimeoutError:
-            pytest.fail("the pane was never told its idle worker was lost")
+        await wait_for(lost, "the pane to be told its idle worker was lost", 30)
         await pilot.pause()
         assert pane.failed
         assert "worker lost" in str(pane.query_one(".stats").render())
         assert "smollm2-135m: worker lost (killed by SIGKILL)" in pane.query_one("StreamView")._message.plain
         await pilot.press("enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert not pane.failed and pane.loaded.pid != first
         assert pane.runs and pane.runs[-1]["gen_tokens"] > 0 and not pane.runs[-1]["error"]

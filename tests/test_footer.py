@@ -4,11 +4,11 @@ changes the bindings ("esc Stop"), and so recomposes the footer."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 
 from textual.widgets._footer import FooterKey
 
+from tests.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
 
 
@@ -20,7 +20,7 @@ async def test_runs_leave_no_footer_keys_behind():
             app.run_finished.clear()
             if i:
                 app.action_run()
-            await asyncio.wait_for(app.run_finished.wait(), 30)
+            await wait_for(app.run_finished, "the run to finish", 30)
             await pilot.pause()
         gc.collect()
         shown = set(app.screen.query(FooterKey))

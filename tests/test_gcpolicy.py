@@ -5,9 +5,9 @@ A replay (no engine) is enough: the policy belongs to the app, not to any model.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 
+from tests.waiting import wait_for
 from tui.app import gcpolicy
 from tui.app.replay import ReplayApp, synthetic
 from tui.widgets.stream_view import StreamView
@@ -19,7 +19,7 @@ async def test_startup_objects_frozen_while_streaming_and_released_on_exit():
     header, events = synthetic(tokens_per_s=400, seconds=0.5)
     app = ReplayApp(header, events, speed=1.0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the run to finish", 30)
         await pilot.pause()
         # frozen once the first frame was up: the widget tree is out of every later collection
         assert gcpolicy.settled()

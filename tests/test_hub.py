@@ -25,6 +25,7 @@ from tui.app.app import ABTopApp
 from .conftest import worker_children, write_split_gguf
 from .hub_replay import HubReplay
 from .replay_server import free_port
+from .waiting import wait_for
 
 REPO = "replay/SmolLM2-135M-Instruct-GGUF"
 NAMES = ("SmolLM2-135M-Instruct-Q4_K_M.gguf", "SmolLM2-135M-Instruct-Q8_0.gguf")
@@ -218,8 +219,8 @@ async def test_the_pane_draws_the_download_bar(cache, smollm2_path, monkeypatch)
 
         app.hooks.append(watch)
         async with app.run_test(size=(160, 45)) as pilot:
-            await asyncio.wait_for(drawn.wait(), 120)
-            await asyncio.wait_for(app.models_loaded.wait(), 180)
+            await wait_for(drawn, "the pane to draw the download bar", 120)
+            await wait_for(app.models_loaded, "the models to load", 180)
             await pilot.pause()
             assert not app.panes[0].failed
             line = shown[0]

@@ -15,6 +15,7 @@ import collections
 
 from backends.base import GenParams
 from tests.conftest import worker_children
+from tests.waiting import wait_for
 from tui.app.app import ABTopApp
 
 TIMEOUT = 180
@@ -50,13 +51,13 @@ async def test_idle_app_with_two_loaded_models_runs_few_timer_callbacks(monkeypa
     monkeypatch.setattr(asyncio.TimerHandle, "_run", counted)
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=8), n_ctx=512)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
         await asyncio.sleep(1.0)  # the load's last readings and frames
         n, span, top = await _count(ran)
         assert n <= PER_S * span, f"{n} timer callbacks in {span:.1f} s of idle after loading; most: {top}"
 
         await pilot.press("enter")
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         assert all(p.runs and p.runs[0]["gen_tokens"] > 0 for p in app.panes)
         await asyncio.sleep(1.0)  # the run's last tick and readings
         n, span, top = await _count(ran)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -110,8 +111,31 @@ def test_the_cycle_check_sees_imports_in_functions_and_importlib(tmp_path):
     assert _cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
 
 
-def test_tui_has_rooms_of_at_most_twelve_modules():
+def _rooms() -> list[pathlib.Path]:
+    tops = [ROOT / "backends", ROOT / "tui"]
+    return tops + [p for top in tops for p in top.rglob("*") if p.is_dir() and any(p.glob("*.py"))]
+
+
+def test_backends_and_tui_have_rooms_of_at_most_twelve_modules():
     """A reader finds where a thing lives from folder names: no room holds more than ~12 modules."""
-    for folder in [ROOT / "tui", *(p for p in (ROOT / "tui").rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+    for folder in _rooms():
         modules = [p for p in folder.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
         assert len(modules) <= 12, f"{folder.relative_to(ROOT)} holds {len(modules)} modules"
+
+
+def test_the_readme_tree_names_every_room_and_module():
+    """README's "How it is built" is the map a newcomer reads: every room of backends/ and tui/ and
+    every module in them is named there (widgets/ and commands/ hold one widget or subcommand a
+    module, and say so instead)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tree = readme.split("## How it is built", 1)[1].split("```")[1]
+    missing = []
+    for folder in _rooms():
+        if folder.name not in ("backends", "tui") and f"{folder.name}/" not in tree:
+            missing.append(f"{folder.relative_to(ROOT)}/")
+        if folder.name in ("widgets", "commands"):
+            continue
+        for p in folder.glob("*.py"):
+            if p.name not in ("__init__.py", "__main__.py") and not re.search(rf"\b{p.stem}\b", tree):
+                missing.append(str(p.relative_to(ROOT)))
+    assert not missing, f'README\'s "How it is built" does not name: {", ".join(sorted(missing))}'

@@ -229,3 +229,29 @@ async def test_cancel_stops_a_long_prompt_mid_batch(gemma3_path):
     assert spent < whole_cpu * 0.6, f"the cancelled prompt cost {spent:.2f} CPU-s of the whole one's {whole_cpu:.2f}"
     assert events[-1].stop == "cancelled" and not any(isinstance(e, Token) for e in events)
     assert isinstance(again[-1], Finished) and again[-1].stop in ("eos", "length")
+
+
+async def test_a_file_llama_cpp_refuses_is_one_sentence_naming_it_and_no_worker_stays(tmp_path):
+    """A GGUF whose header reads (the card is fine) but whose architecture llama.cpp does not know:
+    the worker answers the load with an error, and ``load()`` raises one sentence that names the
+    model by its file and says llama.cpp's reason; the worker is closed."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "odd-model.gguf"
+    w = gguf.GGUFWriter(str(path), "notanarch")
+    w.add_name("Odd")
+    w.add_tensor("x.weight", np.zeros((4, 4), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    b = LlamaCppBackend(str(path), path, n_ctx=256)
+    try:
+        with pytest.raises(BackendError) as e:
+            await b.load()
+    finally:
+        await b.close()
+    said = str(e.value)
+    assert said.startswith("odd-model: llama.cpp could not load the model (") and "\n" not in said, said
+    assert b.loaded is None and not worker_children()

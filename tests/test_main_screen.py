@@ -8,7 +8,6 @@ replaced: it reads this machine's /proc), and the bandwidth probe (run by the ap
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from textual.widgets._toast import ToastRack
 
 from backends.base import GenParams
 from backends.events import Finished, Sample, Token
+from tests.waiting import wait_for
 from tui.app import app as app_module
 from tui.app.app import ABTopApp
 from tui.app.replay import synthetic
@@ -113,7 +113,7 @@ class _Load:
 
 
 async def _ready(app: StillApp, pilot) -> None:
-    await asyncio.wait_for(app.run_finished.wait(), 30)
+    await wait_for(app.run_finished, "the run to finish", 30)
     app.query_one(HostBar).refresh_load()
     await pilot.pause()
 

@@ -12,6 +12,7 @@ from tui.widgets.stream_view import StreamView
 
 from .test_main_screen import PROMPT, StillApp, _ready, story_events
 from .test_main_screen import fixed_host as fixed_host  # noqa: F401 - the autouse fixture, here too
+from .waiting import wait_for
 
 
 class ManyApp(StillApp):
@@ -71,7 +72,6 @@ def test_many_panes_snapshot(snap_compare, n, size):
 async def test_blind_vote_with_three_panes_draws_two_and_hides_all_names(tmp_path):
     """The real engine on three panes (one file twice, other KV settings): the vote is between two
     drawn at random, the third is hidden too, and the log names the two drawn."""
-    import asyncio
     import json
     import random
 
@@ -82,7 +82,7 @@ async def test_blind_vote_with_three_panes_draws_two_and_hides_all_names(tmp_pat
     app = ABTopApp(specs, "The sky is blue because", GenParams(max_tokens=4), n_ctx=512, autostart=True, blind=True,
                    rng=random.Random(3), results_dir=tmp_path, mode="alternate")  # fmt: skip
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 300)
+        await wait_for(app.run_finished, "the run to finish", 300)
         await pilot.pause()
         assert app.blind.sides == expect
         other = ({0, 1, 2} - set(expect)).pop()

@@ -24,6 +24,7 @@ from tui.widgets.metrics import MetricsStrip
 
 from .conftest import worker_children
 from .test_telemetry import FakeGpu, fake_pynvml
+from .waiting import wait_for
 
 MiB = 2**20
 TIMEOUT = 180
@@ -157,7 +158,7 @@ async def test_pane_shows_card_memory_split_and_no_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML at all
     app = _app(autostart=True)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         pane = app.panes[0]
         card = pane.query_one(CardPanel)
@@ -208,9 +209,9 @@ async def test_gpu_figures_then_gpu_lost_mid_run(monkeypatch):
 
     app.hooks.append(watch)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         gpu.lost = True  # in case every token came before the GPU was seen
-        await asyncio.wait_for(lost.wait(), TIMEOUT)
+        await wait_for(lost, "a GPU lost reading", TIMEOUT)
         await pilot.pause()
         pane = app.panes[0]
         label, card = shown[0]

@@ -14,6 +14,7 @@ from tui.app.app import ABTopApp
 
 from .replay_server import ReplayServer
 from .test_ollama_backend import MODEL, pulling_routes
+from .waiting import wait_for
 
 
 async def test_p_pulls_the_missing_model_into_its_pane():
@@ -24,14 +25,14 @@ async def test_p_pulls_the_missing_model_into_its_pane():
         back = asyncio.Event()
         app.hooks.append(lambda slot, ev: (seen.append((slot, ev)), isinstance(ev, Loaded) and slot == 0 and back.set()))
         async with app.run_test(size=(160, 45)) as pilot:
-            await asyncio.wait_for(app.models_loaded.wait(), 120)
+            await wait_for(app.models_loaded, "the models to load", 120)
             await pilot.pause()
             pane = app.panes[0]
             assert pane.failed and not pulled
             text = pane.query_one("StreamView")._message.plain
             assert "press p to pull it here, or pull it with `ollama pull llama3.2`" in text
             await pilot.press("p")
-            await asyncio.wait_for(back.wait(), 60)
+            await wait_for(back, "the pulled model to load in pane A", 60)
             await pilot.pause()
             assert pulled == [MODEL] and not pane.failed
             assert any(slot == 0 and isinstance(ev, Progress) and ev.finished for slot, ev in seen)

@@ -11,6 +11,7 @@ from tui.app.app import ABTopApp
 from tui.app.replay import ReplayApp, load, synthetic
 
 from .conftest import worker_children
+from .waiting import wait_for
 
 TIMEOUT = 180
 
@@ -20,12 +21,12 @@ async def test_a_run_switched_to_alternate_replays_as_alternate(tmp_path):
     live = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=6),
                     n_ctx=512, record=str(rec))  # fmt: skip  (starts in race, the header says so)
     async with live.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(live.models_loaded.wait(), TIMEOUT)
+        await wait_for(live.models_loaded, "live: the models to load", TIMEOUT)
         await pilot.press("m")  # alternate, then Enter
         await live.workers.wait_for_complete()
         await pilot.press("enter")
         await asyncio.sleep(0)
-        await asyncio.wait_for(live.run_finished.wait(), TIMEOUT)
+        await wait_for(live.run_finished, "live: the run to finish", TIMEOUT)
         await pilot.pause()
         assert [p.runs[0]["mode"] for p in live.panes] == ["alternate", "alternate"]
         await pilot.press("q")
@@ -35,7 +36,7 @@ async def test_a_run_switched_to_alternate_replays_as_alternate(tmp_path):
     assert {ev.mode for _, ev in events if isinstance(ev, Started)} == {"alternate"}  # what each run had
     app = ReplayApp(header, events, speed=8, source=str(rec))
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 60)
+        await wait_for(app.run_finished, "the run to finish", 60)
         await pilot.pause()
         for pane in app.panes:
             assert pane.runs[0]["mode"] == "alternate"
@@ -50,7 +51,7 @@ async def test_a_truncated_recording_says_where_it_ends():
     assert sum(isinstance(ev, Started) for _, ev in cut) == 2
     app = ReplayApp(header, cut, speed=20)
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the run to finish", 30)
         await pilot.pause()
         for pane in app.panes:
             assert not pane.has_class("-streaming")

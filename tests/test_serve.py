@@ -14,6 +14,7 @@ import threading
 import aiohttp
 import psutil
 
+from .conftest import worker_children
 from .replay_server import free_port
 
 
@@ -29,17 +30,6 @@ async def _read_until(ws, needle: bytes, timeout: float = 120) -> bytes:
         else:
             raise AssertionError(f"the websocket ended ({msg.type}) before {needle!r}: {buf[-400:]!r}")
     return buf
-
-
-def _workers(server: psutil.Process) -> list[psutil.Process]:
-    out = []
-    for p in server.children(recursive=True):
-        try:
-            if "llamacpp_worker" in " ".join(p.cmdline()):
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
 
 
 async def test_serve_one_tab_runs_abtop_and_a_second_is_told_so():
@@ -65,12 +55,12 @@ async def test_serve_one_tab_runs_abtop_and_a_second_is_told_so():
             await _read_until(one, b"smollm2-135m")
             await _read_until(one, b"ready")  # a model loaded in the tab's abtop
             server = psutil.Process(srv.pid)
-            assert len(_workers(server)) == 2
+            assert len(worker_children(server.pid)) == 2
             two = await http.ws_connect(f"ws://127.0.0.1:{port}/ws?width=100&height=30")
             await _read_until(two, b"already open in another browser tab")
-            assert len(_workers(server)) == 2  # the second tab loaded nothing
+            assert len(worker_children(server.pid)) == 2  # the second tab loaded nothing
             await two.close()
-            workers = _workers(server)
+            workers = worker_children(server.pid)
             await one.close()
             gone, alive = psutil.wait_procs(workers, timeout=30)
             assert not alive

@@ -4,7 +4,6 @@ and dependency floors that match what the code calls."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import inspect
 import json
@@ -27,6 +26,7 @@ from tui.cli.parser import build_parser
 from tui.text.card_text import card_lines
 
 from .conftest import worker_children
+from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 180
@@ -54,7 +54,7 @@ async def test_one_model_runs_alone_in_one_pane():
     app = app_for(build_parser().parse_args(["smollm2-135m", "-n", "4", "--ctx", "512", "-p", "Hi"]))
     assert app.specs == ["smollm2-135m"]  # no partner added behind the person's back
     async with app.run_test(size=(120, 30)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert len(app.panes) == 1 and len(app.panes[0].runs) == 1
         assert app.panes[0].loaded.info.name == "smollm2-135m"
@@ -76,7 +76,7 @@ async def test_question_mark_shows_every_key_and_closes():
     header, events = synthetic(tokens_per_s=40, seconds=0.2)
     app = ReplayApp(header, events, speed=50)
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 30)
+        await wait_for(app.run_finished, "the run to finish", 30)
         for close in ("escape", "q", "question_mark"):
             await pilot.press("question_mark")
             await pilot.pause()

@@ -19,7 +19,8 @@ import time
 import psutil
 import pytest
 
-from tests.test_exit import _drain, _workers
+from tests.conftest import worker_children
+from tests.test_exit import _drain
 
 LOAD_S = 180
 """The deadline for the second model's worker to load and for the note to show (a busy box)."""
@@ -46,7 +47,7 @@ def test_quitting_while_a_model_file_never_opens(tmp_path, how):
             assert proc.poll() is None, f"abtop ended early: {out[-2000:]!r}"
             assert time.monotonic() < deadline, f"no 'still opening' note or no second worker in {LOAD_S} s"
             out += _drain(master, time.monotonic() + 0.5)
-            seen = seen or _workers(proc.pid)
+            seen = seen or worker_children(proc.pid)
         os.write(master, b"q" if how == "q" else b"\x03")
         end = time.monotonic() + EXIT_S
         while proc.poll() is None and time.monotonic() < end:

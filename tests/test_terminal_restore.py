@@ -14,13 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.test_exit import _workers
+from tests.conftest import worker_children
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,14 +28,8 @@ LOAD_S = 180
 
 
 def wait_for(what: str, check, deadline_s: float):
-    end = time.monotonic() + deadline_s
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)  # tmux and /proc have no event to wait on from here
+    """tests/waiting.py's wait, polled at 0.2 s: tmux and /proc have no event to wait on from here."""
+    return wait_until(check, what, deadline_s, poll=0.2)
 
 
 def test_sighup_restores_a_terminal_that_survives(tmp_path):
@@ -61,7 +55,7 @@ def test_sighup_restores_a_terminal_that_survives(tmp_path):
                         lambda: next((p for p in psutil.Process(pane).children() if "tui.cli" in " ".join(p.cmdline())), None),
                         60)  # fmt: skip
         seen = wait_for("the worker to load its model", lambda: [
-            w for w in _workers(proc.pid) if any(m.path.endswith(".gguf") for m in w.memory_maps())], LOAD_S)  # fmt: skip
+            w for w in worker_children(proc.pid) if any(m.path.endswith(".gguf") for m in w.memory_maps())], LOAD_S)  # fmt: skip
         assert wait_for("abtop to take the terminal", lambda: modes() == "1 0 1" and modes(), 60)
         proc.send_signal(signal.SIGHUP)
         text = wait_for("stty to run in the pane after abtop", lambda: stty.exists() and stty.read_text(), 60)

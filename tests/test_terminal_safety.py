@@ -9,7 +9,6 @@ header could put it.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import numpy as np
@@ -24,6 +23,7 @@ from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
 
 from .conftest import worker_children
+from .waiting import wait_for
 
 HOSTILE = "\x1b[2J\x1b[31mRED\x07 \x1b]0;PWNED\x07 \x1b[?1049l end"
 """``abtop -p "$(printf '\\e[2J\\e[31mRED\\x07 \\e]0;PWNED\\x07 \\e[?1049l end')"``"""
@@ -50,7 +50,7 @@ def assert_clean(lines: list[str]) -> None:
 async def test_hostile_prompt_is_shown_not_obeyed():
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], HOSTILE, GenParams(max_tokens=4), n_ctx=512, autostart=True)
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         assert all(len(p.runs) == 1 for p in app.panes)  # the prompt went to the models as typed
         lines = screen_lines(app)
@@ -62,7 +62,7 @@ async def test_hostile_prompt_is_shown_not_obeyed():
 async def test_two_line_prompt_keeps_the_footer():
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "Line one.\nLine two.", GenParams(max_tokens=4), n_ctx=512)
     async with app.run_test(size=(80, 24)) as pilot:
-        await asyncio.wait_for(app.models_loaded.wait(), TIMEOUT)
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
         await pilot.pause()
         lines = screen_lines(app)
         assert_clean(lines)
@@ -98,7 +98,7 @@ async def test_every_place_that_draws_outside_text_is_safe(tmp_path):
     header, events = _hostile_recording()
     app = ReplayApp(header, events, speed=50, source=f"rec{HOSTILE}.jsonl", results_dir=tmp_path / HOSTILE)
     async with app.run_test(size=(160, 45), notifications=True) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 60)
+        await wait_for(app.run_finished, "the run to finish", 60)
         await pilot.pause()
         lines = screen_lines(app)
         assert_clean(lines)
@@ -107,14 +107,17 @@ async def test_every_place_that_draws_outside_text_is_safe(tmp_path):
         assert "arch␛[2J[bold]" in text  # the header, [bold] drawn, not read as markup
         assert "server said <html>␛[2J" in text  # the error sentence
         app.notify(f"toast {HOSTILE} [b]x")
-        await pilot.pause(0.3)
-        toasts = [_drawn(t) for t in app.screen.query(Toast)]
-        assert any("toast ␛[2J" in t and "[b]x" in t for t in toasts), toasts
+
+        def toasts() -> list[str]:
+            return [_drawn(t) for t in app.screen.query(Toast)]
+
+        hostile = lambda: [t for t in toasts() if "toast ␛[2J" in t and "[b]x" in t]  # noqa: E731
+        seen = await wait_for(hostile, "the hostile toast", 30, pilot=pilot)
         await pilot.press("e")  # a toast naming a (hostile) folder; the footer line shows the newest only
-        await pilot.pause(0.3)
-        toasts += [_drawn(t) for t in app.screen.query(Toast)]
-        assert any("Could not write the exports" in t or "Exported" in t for t in toasts), toasts
-        assert_clean([line for t in toasts for line in t.split("\n")])
+        said = ("Could not write the exports", "Exported")
+        exported = lambda: [t for t in toasts() if any(w in t for w in said)]  # noqa: E731
+        seen += await wait_for(exported, "e to say where the exports went", 30, pilot=pilot)
+        assert_clean([line for t in seen + toasts() for line in t.split("\n")])
         await pilot.press("c")  # the card, with the path and the server's note
         await pilot.pause()
         assert_clean(screen_lines(app))

@@ -7,7 +7,6 @@ show as untouched; the groups' ``repacked`` flag is checked in a run with repack
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -134,7 +133,7 @@ async def test_tui_streams_two_twins_and_the_card_shows_the_working_set(tiny_twi
     seen = []
     app.hooks.append(lambda slot, ev: seen.append((slot, ev)))
     async with app.run_test(size=(160, 45)) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), TIMEOUT)
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         await pilot.pause()
         for i, pane in enumerate(app.panes):
             assert not pane.failed

@@ -118,12 +118,7 @@ class LlamaCppBackend(Backend):
         # A missing, foreign or truncated file fails here, in one sentence; in a thread: a GGUF on
         # a slow disk must not hold the event loop (the other pane's tokens, the screen), and one
         # that never opens (a FIFO, a hung network filesystem) must not hold quitting (off_loop).
-        info = await self._read_card()
-        if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
-            info.name = self.spec
-        elif not self.spec.startswith(TWIN_PREFIX):  # a path, or the file an hf: spec chose: by its name
-            stem = re.sub(r"-\d{5}-of-\d{5}$", "", Path(self.path).stem)  # a split: the model, not its part
-            info.name, info.gguf_name = stem, info.name
+        info = self._named(await self._read_card())
         threads = self.threads or self.placement.threads or len(self.placement.cpus or ()) or os.cpu_count() or 1
         cpus = list(self.placement.cpus) if self.placement.cpus else None
         w = self.worker
@@ -134,13 +129,36 @@ class LlamaCppBackend(Backend):
         )
         msg = None if cmd_id is None else await w.reply(cmd_id)
         if msg is None or msg.get("ev") != "loaded":
-            if msg is None:
-                reason = (await self._death_sentence()).rstrip(".")
-                last = next((ln for ln in reversed(w.log) if "error" in ln.lower()), "")
-                raise BackendError(f"{reason}{': ' + last.strip() if last else ''}.")
-            await self.close()
-            raise BackendError(f"{info.name}: {msg.get('reason', 'the worker could not load the model.')}")
-        self.loaded = Loaded(
+            raise await self._load_failed(msg, info.name)
+        self.loaded = self._loaded(msg, info, cpus)
+        try:
+            w.ps = psutil.Process(msg["pid"])
+        except psutil.Error:
+            w.ps = None
+        return self.loaded
+
+    def _named(self, info):
+        """The card's name as a person knows the model: the bundled alias, or the file's name
+        (the GGUF's ``general.name`` kept as ``gguf_name``); a twin keeps its own."""
+        if self.spec in BUNDLED:  # "smollm2-135m" reads better than the GGUF's general.name
+            info.name = self.spec
+        elif not self.spec.startswith(TWIN_PREFIX):  # a path, or the file an hf: spec chose: by its name
+            stem = re.sub(r"-\d{5}-of-\d{5}$", "", Path(self.path).stem)  # a split: the model, not its part
+            info.name, info.gguf_name = stem, info.name
+        return info
+
+    async def _load_failed(self, msg: dict | None, name: str) -> BackendError:
+        """The load's one sentence: the worker died (its last error line), or it said why."""
+        if msg is None:
+            reason = (await self._death_sentence()).rstrip(".")
+            last = next((ln for ln in reversed(self.worker.log) if "error" in ln.lower()), "")
+            return BackendError(f"{reason}{': ' + last.strip() if last else ''}.")
+        await self.close()
+        return BackendError(f"{name}: {msg.get('reason', 'the worker could not load the model.')}")
+
+    def _loaded(self, msg: dict, info, cpus: list[int] | None) -> Loaded:
+        """The worker's ``loaded`` line as the event (and the tensors its load log named)."""
+        loaded = Loaded(
             info=info,
             t=msg["t"],
             backend=self.kind,
@@ -161,11 +179,7 @@ class LlamaCppBackend(Backend):
         """Tensors llama.cpp reads on demand (its load log), e.g. a PLE table with ``--lazy-ple on``."""
         self.repacked_tensors: list[str] = msg.get("repacked_tensors") or []
         """Tensors llama.cpp copied into ``CPU_REPACK`` buffers at load (its load log)."""
-        try:
-            w.ps = psutil.Process(msg["pid"])
-        except psutil.Error:
-            w.ps = None
-        return self.loaded
+        return loaded
 
     async def _read_card(self):
         """The file's card, read off the loop; a read still blocked after ``OPEN_SLOW_S`` is said."""
@@ -290,34 +304,39 @@ class LlamaCppBackend(Backend):
                     done = True
                     yield Failed(await self._death_sentence(), lost=True)
                     return
-                ev = msg["ev"]
-                if ev == "tok":
-                    yield Token(msg["s"], msg["t"], msg.get("n", 1))
-                elif ev == "started":
-                    yield Started(msg["t"], msg["prompt_tokens"])
-                elif ev == "finished":
+                event = self._event(msg)
+                if isinstance(event, (Finished, Failed)):  # the run's last line
                     done = True
-                    yield Finished(
-                        msg["t"],
-                        msg["stop"],
-                        msg["gen_tokens"],
-                        EngineTimings(**msg["engine"]) if msg.get("engine") else None,
-                        working_set=msg.get("working_set"),
-                        working_set_note=msg.get("working_set_note"),
-                    )
+                    yield event
                     return
-                elif ev == "failed":
-                    done = True
-                    yield Failed(f"{self.label}: {msg['reason']}", msg["t"])
-                    return
-                elif ev == "superseded":
-                    done = True
-                    yield Failed(f"{self.label}: a newer run took the worker; this one was cancelled.")
-                    return
+                if event is not None:
+                    yield event
         finally:
             if w.run_id == run:  # not done: the consumer walked away mid-run; the worker stops it
                 w.close_run(run, cancel=not done)
                 self._cancel_at = None
+
+    def _event(self, msg: dict) -> Event | None:
+        """A run's line from the worker as its event (None for a line a run does not show)."""
+        ev = msg["ev"]
+        if ev == "tok":
+            return Token(msg["s"], msg["t"], msg.get("n", 1))
+        if ev == "started":
+            return Started(msg["t"], msg["prompt_tokens"])
+        if ev == "finished":
+            return Finished(
+                msg["t"],
+                msg["stop"],
+                msg["gen_tokens"],
+                EngineTimings(**msg["engine"]) if msg.get("engine") else None,
+                working_set=msg.get("working_set"),
+                working_set_note=msg.get("working_set_note"),
+            )
+        if ev == "failed":
+            return Failed(f"{self.label}: {msg['reason']}", msg["t"])
+        if ev == "superseded":
+            return Failed(f"{self.label}: a newer run took the worker; this one was cancelled.")
+        return None
 
     async def score(self, text: str, *, window: int | None = None, stride: int | None = None, progress=None) -> dict:
         """The log-likelihood of ``text`` in the worker (``backends.quality.llama_score``): a run
