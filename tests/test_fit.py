@@ -274,3 +274,45 @@ def test_bench_fit_joins_the_exports_and_the_verdict(smollm2_path, gemma3_path, 
     assert main(["bench", "smollm2-135m", "--ram", "1G"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--fit" in err
+
+
+async def test_f_in_the_tui_predicts_in_the_panes_and_joins_the_verdict_and_exports(tmp_path):
+    """``f``: each pane says what it is asking, then the least RAM at the app's context; ``v`` has the
+    row and ``e``'s JSON the ``abtop.fit/1`` section. Real engine, bundled models."""
+    import io
+
+    from rich.console import Console
+
+    from backends.base import GenParams
+    from tui.app.app import ABTopApp
+    from tui.widgets.verdict_screen import VerdictScreen, verdict_table
+
+    from .waiting import wait_for
+
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512,
+                   autostart=True, results_dir=tmp_path)  # fmt: skip
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the first run to finish")
+        await pilot.press("f")
+        await pilot.pause()
+        assert any("fit: asking llama.cpp" in str(p.border_subtitle) or "least RAM" in str(p.border_subtitle)
+                   for p in app.panes)  # fmt: skip
+        for w in app.workers:
+            if w.group == "fit":
+                await wait_for(w.wait(), "both models' least RAM (f)")
+        await pilot.pause()
+        assert all("least RAM" in str(p.border_subtitle) and "512" in str(p.border_subtitle) for p in app.panes)
+        fit = app.fit_section()
+        assert [m["spec"] for m in fit["models"]] == ["smollm2-135m", "gemma3-270m"]
+        await pilot.press("v")
+        await wait_for(lambda: isinstance(app.screen, VerdictScreen), "the verdict screen (v)", pilot=pilot)
+        console = Console(width=160, record=True, file=io.StringIO())
+        console.print(verdict_table(app.screen.cols))
+        assert "least RAM to run without paging" in console.export_text()
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("e")
+        await wait_for(lambda: list(tmp_path.glob("*.json")), "the export (e)", pilot=pilot)
+        await pilot.pause()
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert doc["fit"]["schema"] == "abtop.fit/1" and len(doc["fit"]["models"]) == 2

@@ -143,47 +143,18 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-# Settings a bench spec may carry that abtop fit sizes as the engine would; any other (KV types,
-# GPU layers, mmap) makes that model's prediction n/a rather than wrong.
-FIT_SETTINGS = {"ctx", "threads", "lazy-ple", "repack", "flash-attn"}
-
 
 def bench_fit(args: argparse.Namespace, specs: list[str]) -> dict | None:
     """``bench --fit``: the ``abtop.fit/1`` document for the bench's models at its context (each
     model's ``ctx=`` setting where given), nothing loaded; None after a sentence on stderr (bad input)."""
-    from backends import FitOptions, prepare_fit, run_fit
-    from backends.specs import setting_options, split_settings
+    from backends import fit_specs
     from tui.text.progress import StderrProgress
 
-    doc: dict | None = None
-    for spec in specs:
-        try:
-            base, settings = split_settings(spec)
-        except BackendError as exc:
-            say(str(exc))
-            return None
-        local = setting_options(settings)
-        opts = FitOptions(
-            ctxs=[local.get("n_ctx", args.ctx)], ram=args.ram, lazy_ple=local.get("lazy_ple", args.lazy_ple),
-            repack=local.get("repack", None if args.repack is None else args.repack == "on"),
-            flash_attn=local.get("flash_attn", getattr(args, "flash_attn", None)), beyond_train=True,
-        )  # fmt: skip
-        try:
-            with StderrProgress() as out:
-                targets = prepare_fit([base], opts, out)
-        except BackendError as exc:
-            say(str(exc))
-            return None
-        other = [f"{k}={v}" for k, v in settings if k not in FIT_SETTINGS]
-        if other and not targets[0].na:
-            targets[0].na = f"abtop fit sizes the engine's own choices; this spec's {', '.join(other)} is not modelled"
-        say(f"{spec}: predicting the least RAM at --ctx {opts.ctxs[0]} (abtop fit)…")
-        part = asyncio.run(run_fit(targets, opts, lambda _line: None))
-        part["models"][0]["spec"] = spec
-        if doc is None:
-            doc = part
-        else:
-            doc["models"] += part["models"]
-    if doc is not None:
-        doc["params"]["ctxs"] = sorted({r["ctx"] for m in doc["models"] for r in m["contexts"]})
-    return doc
+    repack = None if args.repack is None else args.repack == "on"
+    try:
+        with StderrProgress() as out:
+            return asyncio.run(fit_specs(specs, args.ctx, ram=args.ram, lazy_ple=args.lazy_ple, repack=repack,
+                                         flash_attn=getattr(args, "flash_attn", None), say=say, report=out))  # fmt: skip
+    except BackendError as exc:
+        say(str(exc))
+        return None
