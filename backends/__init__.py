@@ -52,6 +52,7 @@ _PUBLIC = {
     "text_info": "backends.quality.bpb",
     "FitOptions": "backends.fit.document",
     "prepare_fit": "backends.fit.document",
+    "fit_specs": "backends.fit.document",
     "run_fit": "backends.fit.document",
 }
 __all__ = sorted(_PUBLIC)

@@ -5,6 +5,7 @@ models and small twins of the three architectures (``tiny_twins``)."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import shutil
@@ -178,7 +179,7 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, monkeypatch, capsys, arg
     assert err.count("\n") == 1 and words in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["--ram", "4X"], ["--ctx", "100"], ["--ctx", "2k"]])
+@pytest.mark.parametrize("args", [["--ram", "4X"], ["--ctx", "100"], ["--ctx", "2q"]])
 def test_unparsable_options_are_usage_errors(capsys, args):
     with pytest.raises(SystemExit) as e:
         main(["fit", "twin:qwen2.5-3b:0.03", *args])
@@ -238,3 +239,80 @@ def test_bundled_models_are_predicted_within_10_percent(smollm2_path, gemma3_pat
         os.close(fd)
         copies.append(dst)
     _assert_within_10_percent(_check(tmp_path, copies, 512, "-n", "32"))
+
+
+def test_contexts_may_be_written_as_spoken(monkeypatch, tmp_path, capsys):
+    """``--ctx 1k,2k`` is 1,024 and 2,048 tokens, as contexts are spoken of."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    out = tmp_path / "fit.json"
+    assert main(["fit", "twin:qwen2.5-3b:0.03", "--ctx", "2k,1k", "--json", str(out)]) == 0
+    assert [r["ctx"] for r in json.loads(out.read_text())["models"][0]["contexts"]] == [1024, 2048]
+
+
+def test_bench_fit_joins_the_exports_and_the_verdict(smollm2_path, gemma3_path, tmp_path, capsys):
+    """``bench --fit``: abtop fit's figures at the bench's context (a model's own ctx= where given)
+    in the JSON, a column of the CSV, a table of the Markdown and a row of the verdict; a setting
+    fit does not model (a quantised KV cache) makes that model n/a rather than wrong."""
+    j, c = tmp_path / "b.json", tmp_path / "b.csv"
+    specs = ["smollm2-135m", "gemma3-270m,ctx=1024", "gemma3-270m,kv=q8_0"]
+    argv = ["bench", *specs, "-n", "4", "--warmup", "0", "--ctx", "512", "--fit", "--ram", "1G", "--json", str(j), "--csv", str(c)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    doc = json.loads(j.read_text())
+    fit = doc["fit"]
+    assert fit["schema"] == "abtop.fit/1" and [m["spec"] for m in fit["models"]] == specs
+    small, own_ctx, kv8 = fit["models"]
+    assert [r["ctx"] for r in small["contexts"]] == [512] and [r["ctx"] for r in own_ctx["contexts"]] == [1024]
+    for m in (small, own_ctx):
+        r = m["contexts"][0]
+        assert r["least_ram_bytes"] > r["kv_bytes"] > 0 and r["verdict"] == "fits"
+    assert "kv=q8_0 is not modelled" in kv8["na"] and not kv8["contexts"]
+    rows = list(csv.DictReader(c.read_text().splitlines()))
+    assert {r["model"]: r["least_ram_bytes"] for r in rows}.get("smollm2-135m") == str(small["contexts"][0]["least_ram_bytes"])
+    assert "## Will it fit" in table and "least RAM to run without paging" in table
+    assert "✓" not in table.split("least RAM to run without paging")[1].splitlines()[0]  # 512 vs 1,024: not compared
+    assert main(["bench", "smollm2-135m", "--ram", "1G"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--fit" in err
+
+
+async def test_f_in_the_tui_predicts_in_the_panes_and_joins_the_verdict_and_exports(tmp_path):
+    """``f``: each pane says what it is asking, then the least RAM at the app's context; ``v`` has the
+    row and ``e``'s JSON the ``abtop.fit/1`` section. Real engine, bundled models."""
+    import io
+
+    from rich.console import Console
+
+    from backends.base import GenParams
+    from tui.app.app import ABTopApp
+    from tui.widgets.verdict_screen import VerdictScreen, verdict_table
+
+    from .waiting import wait_for
+
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=4), n_ctx=512,
+                   autostart=True, results_dir=tmp_path)  # fmt: skip
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the first run to finish")
+        await pilot.press("f")
+        await pilot.pause()
+        assert any("fit: asking llama.cpp" in str(p.border_subtitle) or "least RAM" in str(p.border_subtitle)
+                   for p in app.panes)  # fmt: skip
+        for w in app.workers:
+            if w.group == "fit":
+                await wait_for(w.wait(), "both models' least RAM (f)")
+        await pilot.pause()
+        assert all("least RAM" in str(p.border_subtitle) and "512" in str(p.border_subtitle) for p in app.panes)
+        fit = app.fit_section()
+        assert [m["spec"] for m in fit["models"]] == ["smollm2-135m", "gemma3-270m"]
+        await pilot.press("v")
+        await wait_for(lambda: isinstance(app.screen, VerdictScreen), "the verdict screen (v)", pilot=pilot)
+        console = Console(width=160, record=True, file=io.StringIO())
+        console.print(verdict_table(app.screen.cols))
+        assert "least RAM to run without paging" in console.export_text()
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("e")
+        await wait_for(lambda: list(tmp_path.glob("*.json")), "the export (e)", pilot=pilot)
+        await pilot.pause()
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert doc["fit"]["schema"] == "abtop.fit/1" and len(doc["fit"]["models"]) == 2

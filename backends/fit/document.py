@@ -287,3 +287,50 @@ async def _check(t: Target, opts: FitOptions, say: Callable[[str], None], row: d
         return {"error": str(exc)}
     measured["vs"] = compare(row, measured, w)
     return measured
+
+
+FIT_SETTINGS = {"ctx", "threads", "lazy-ple", "repack", "flash-attn"}
+"""Settings a spec may carry (``SPEC,key=value``) that fit sizes as the engine would; any other (KV
+types, GPU layers, mmap) makes that model's figures n/a rather than wrong."""
+
+
+async def fit_specs(
+    specs: list[str],
+    n_ctx: int,
+    *,
+    ram: int | None = None,
+    lazy_ple: str | None = None,
+    repack: bool | None = None,
+    flash_attn: str | None = None,
+    say: Callable[[str], None] = lambda _s: None,
+    report: Callable | None = None,
+) -> dict:
+    """``abtop.fit/1`` for a run's models at its context (a spec's own ``ctx=`` and engine settings
+    win), as ``bench --fit`` and the TUI's ``f`` ask it: nothing loaded, contexts past a model's
+    training sized as asked (the run builds them anyway). ``BackendError`` (one sentence) on a bad spec."""
+    import asyncio
+
+    from backends.specs import setting_options, split_settings
+
+    doc: dict | None = None
+    for spec in specs:
+        base, settings = split_settings(spec)
+        local = setting_options(settings)
+        opts = FitOptions(
+            ctxs=[local.get("n_ctx", n_ctx)], ram=ram, lazy_ple=local.get("lazy_ple", lazy_ple),
+            repack=local.get("repack", repack), flash_attn=local.get("flash_attn", flash_attn), beyond_train=True,
+        )  # fmt: skip
+        targets = await asyncio.to_thread(prepare_fit, [base], opts, report)
+        other = [f"{k}={v}" for k, v in settings if k not in FIT_SETTINGS]
+        if other and not targets[0].na:
+            targets[0].na = f"abtop fit sizes the engine's own choices; this spec's {', '.join(other)} is not modelled"
+        say(f"{public_spec(spec)}: predicting the least RAM at --ctx {opts.ctxs[0]:,} (abtop fit)…")
+        part = await run_fit(targets, opts, lambda _line: None)
+        part["models"][0]["spec"] = public_spec(spec)
+        if doc is None:
+            doc = part
+        else:
+            doc["models"] += part["models"]
+    assert doc is not None, "no specs"
+    doc["params"]["ctxs"] = sorted({r["ctx"] for m in doc["models"] for r in m["contexts"]})
+    return doc

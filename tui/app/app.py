@@ -120,6 +120,7 @@ class ABTopApp(App):
         Binding("n", "next_prompt", "Next", show=False),  # the suite's place in the prompt bar says "n next"
         Binding("S", "score", "Score", show=False),  # bits per byte of the bundled text
         Binding("a", "eval", "Accuracy", show=False),  # accuracy on standard tasks (quality_keys.py)
+        Binding("f", "fit", "Fit", show=False),  # the least RAM each model needs (abtop fit, quality_keys.py)
         Binding("v", "verdict", "Verdict"),
         # ? and q, last: in the footer where it has room for them (FOOTER_ROOM), else unlisted (in ?,
         # --help and the README). One key, two bindings: the footer shows the first one allowed.
@@ -478,6 +479,13 @@ class ABTopApp(App):
 
     def action_eval(self) -> None:
         self.quality_keys.accuracy()
+
+    def action_fit(self) -> None:
+        self.quality_keys.fit()
+
+    def fit_section(self) -> dict | None:
+        """``f``'s ``abtop.fit/1`` document while it is of the panes' models (for ``e`` and ``v``)."""
+        return self.quality_keys.fit_section()
 
     def action_verdict(self) -> None:
         self.quality_keys.verdict()

@@ -29,7 +29,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("t", "each model's whole text, side by side, scrollable (Tab: the other one)"),
         ("S", "bits per byte of the bundled text, for the loaded models"),
         ("a", "accuracy on ARC-Easy, PIQA, HellaSwag, WinoGrande (25 items each; Esc stops)"),
-        ("v", "the verdict: speed, memory, bits per byte, accuracy and votes side by side"),
+        ("f", "the least RAM each model needs at this context, predicted (abtop fit; nothing loaded)"),
+        ("v", "the verdict: speed, memory, bits per byte, accuracy, least RAM and votes side by side"),
         ("?", "this help"),
     )),
     ("Keeping", (

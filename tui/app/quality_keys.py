@@ -1,5 +1,5 @@
 """The quality keys: ``S`` scores bits per byte, ``a`` the accuracy on standard tasks, with the
-loaded models; ``v`` shows the verdict.
+loaded models; ``f`` predicts the least RAM each model needs (abtop fit); ``v`` shows the verdict.
 
 A controller the app owns (``app.quality_keys``; it uses the app through ``AppSurface``). ``S``
 reads the bundled reference text with each loaded model in turn (in its worker: no reload), shows
@@ -25,6 +25,7 @@ from backends import (
     eval_loaded,
     eval_plan,
     eval_section,
+    fit_specs,
     host_info,
     read_battles,
     reference_text,
@@ -32,7 +33,9 @@ from backends import (
     text_info,
     vote_summary,
 )
+from backends.base import BackendError
 from backends.specs import public_spec
+from backends.units import human_bytes
 from tui.text import verdict
 from tui.widgets.verdict_screen import VerdictScreen
 
@@ -55,6 +58,8 @@ class QualityKeys:
         """Items per task (None: the eval's default)."""
         self._eval_worker = None
         self._eval_stop: asyncio.Event | None = None
+        self.fit_doc: dict | None = None
+        """``f``'s ``abtop.fit/1`` document, a model per pane; None until asked (or after a model changed)."""
 
     def add_scores(self, models: list[dict]) -> None:
         """Each export entry (one per pane) gets its model's score, where ``S`` gave one."""
@@ -96,6 +101,42 @@ class QualityKeys:
                 if entry["bpb"] is None:
                     app.notify(entry["reason"], severity="warning", timeout=8)
         app.notify("Bits per byte of the bundled text: lower predicts it better. v shows the verdict.")
+
+    def fit(self) -> None:
+        """``f``: the least RAM each pane's model needs at this context (abtop fit; nothing loaded)."""
+        app = self.app
+        s = app.session
+        if (s is not None and s.running) or app.engine.locked():
+            app.notify("Running: ask what fits once the runs are done (Esc cancels).")
+            return
+        app.run_worker(self._fit, group="fit", exclusive=True, exit_on_error=False)
+
+    async def _fit(self) -> None:
+        app = self.app
+        opts = app.engine_options
+        docs = []
+        for pane in app.panes:
+            pane.show_score(f"fit: asking llama.cpp for its plan at --ctx {app.n_ctx:,}…")
+            try:
+                doc = await fit_specs([pane.spec], app.n_ctx, lazy_ple=opts.get("lazy_ple"), repack=opts.get("repack"),
+                                      flash_attn=opts.get("flash_attn"))  # fmt: skip
+            except BackendError as exc:
+                pane.show_score("fit n/a")
+                app.notify(str(exc), severity="warning", timeout=8)
+                return
+            m = doc["models"][0]
+            r = m["contexts"][0] if m["contexts"] else None
+            least = r and r["least_ram_bytes"]
+            pane.show_score(f"least RAM {human_bytes(least)} at {r['ctx']:,}" if least else "least RAM n/a")
+            docs.append(doc)
+        self.fit_doc = dict(docs[0], models=[d["models"][0] for d in docs])
+        app.notify("Least RAM to run without paging, predicted (abtop fit): in the verdict (v) and the exports (e).")
+
+    def fit_section(self) -> dict | None:
+        """``f``'s figures for an export or the verdict, while they are of the panes' models."""
+        if self.fit_doc and [m["spec"] for m in self.fit_doc["models"]] == [public_spec(p.spec) for p in self.app.panes]:
+            return self.fit_doc
+        return None
 
     def eval_running(self) -> bool:
         return self._eval_worker is not None and not self._eval_worker.is_finished
@@ -167,7 +208,7 @@ class QualityKeys:
             app.screen.dismiss(None)
             return
         models = app.results_models()
-        if not any(m["runs"] or m.get("score") for m in models) and not self.evals:
+        if not any(m["runs"] or m.get("score") for m in models) and not self.evals and not self.fit_doc:
             app.notify("Nothing to judge yet: run the models (Enter), score them (S) or vote (--blind).", severity="warning")
             return
         app.run_worker(partial(self._verdict, models), group="verdict", exit_on_error=False)
@@ -175,6 +216,8 @@ class QualityKeys:
     async def _verdict(self, models: list[dict]) -> None:
         app = self.app
         doc = {"models": models, "params": app.export_params()}
+        if self.fit_section():
+            doc["fit"] = self.fit_section()
         votes = None
         log = app.battle_log
         specs = {public_spec(p.spec) for p in app.panes}

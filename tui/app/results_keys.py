@@ -43,6 +43,9 @@ class ResultsKeys:
         app = self.app
         where = app.results_dir
         doc = await asyncio.to_thread(export.document, models, params)  # host_info reads sensors
+        fit = app.fit_section()
+        if fit:
+            doc["fit"] = fit
         try:
             written, failed = await asyncio.to_thread(export.write_all, doc, where)
         except OSError as exc:

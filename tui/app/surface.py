@@ -38,6 +38,9 @@ class AppSurface(Protocol):
 
     # -- what a run is and where its files go
     prompt: str
+    n_ctx: int
+    engine_options: dict
+    """The local engine's load options but the context (lazy_ple, repack, flash_attn, …)."""
     mode: str
     results_dir: Path
     battle_log: Path
@@ -57,6 +60,8 @@ class AppSurface(Protocol):
     def export_params(self, runs: int | None = None) -> dict: ...
 
     def results_models(self) -> list[dict]: ...
+
+    def fit_section(self) -> dict | None: ...
 
     def action_run(self) -> None: ...
 

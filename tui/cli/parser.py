@@ -52,6 +52,7 @@ keys:
   w working-set probe on/off: each Enter ends with one probe run per local model (card: touched bytes)
   S bits per byte of the bundled text (loaded models)   v the verdict (speed, memory, bpb, votes)
   a accuracy on standard tasks with the loaded models (abtop eval's defaults; Esc stops)
+  f least RAM each model needs at --ctx, predicted (abtop fit): in the pane, v and e
   z zoom the selected pane (Tab or a click selects; else the first) to the whole screen, z back
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
 

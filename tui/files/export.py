@@ -188,13 +188,17 @@ def csv_text(doc: dict) -> str:
     cols = ["model", "backend", "quant", "synthetic", "settings", "lazy_ple", "flash_attn", "depth", "mode", "run", "warmup"] + fields + ["text"]
     if any(m.get("score") for m in doc["models"]):  # bits per byte beside the speed, per model
         cols.insert(cols.index("text"), "bpb")
+    fit = {i: (f.get("contexts") or [{}])[-1] for i, f in enumerate((doc.get("fit") or {}).get("models") or [])}
+    if fit:  # bench --fit: the least RAM predicted at the bench's context, per model
+        cols[cols.index("text") : cols.index("text")] = ["fit_ctx", "least_ram_bytes", "fit_verdict"]
     if any("prompt_id" in r for m in doc["models"] for r in m["runs"]):  # a suite: which prompt each row ran
         cols[cols.index("run") : cols.index("run")] = ["prompt_id", "prompt"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for m in doc["models"]:
+    for i, m in enumerate(doc["models"]):
         quant = (m.get("info") or {}).get("quant")
+        f = fit.get(i) or {}
         for r in m["runs"]:
             row = dict(r, model=_name(m), backend=m["backend"], quant=quant, mode=r.get("mode") or doc["params"]["mode"])
             row.setdefault("lazy_ple", m.get("lazy_ple"))
@@ -202,6 +206,7 @@ def csv_text(doc: dict) -> str:
             row["synthetic"] = bool(m.get("synthetic"))
             row["settings"] = settings_text((m.get("spec_settings") or {}).items())
             row["bpb"] = (m.get("score") or {}).get("bpb")
+            row.update(fit_ctx=f.get("ctx"), least_ram_bytes=f.get("least_ram_bytes"), fit_verdict=f.get("verdict"))
             # the text stays, but no raw ESC/BEL byte reaches a file that is often `cat`ed
             w.writerow({k: ("" if v is None else escape_controls(v) if isinstance(v, str) else v) for k, v in row.items()})
     return buf.getvalue()
@@ -277,6 +282,10 @@ def markdown(doc: dict) -> str:
         from tui.text.eval_text import markdown as eval_markdown
 
         out += "\n## Accuracy\n\n" + eval_markdown(doc["eval"])
+    if doc.get("fit"):  # bench --fit: what each model needs at the bench's context
+        from tui.text.fit_text import summary
+
+        out += "\n## Will it fit (abtop fit, predicted)\n\n" + summary(doc["fit"])
     cols = verdict.columns(bench=doc, votes=doc.get("votes"), evals=doc.get("eval"))
     return out + ("\n" + verdict.markdown(cols, host, p.get("mode")) if len(cols) > 1 else "")
 

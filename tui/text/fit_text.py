@@ -129,3 +129,22 @@ def _check(c: dict) -> list[str]:
     if curve:
         lines.append("Weights' pages back after n generated tokens: " + ", ".join(f"{n}: {hb(b)}" for n, b in curve) + ".")
     return lines
+
+
+def summary(doc: dict) -> str:
+    """One row per model and context (``bench --fit``): the least RAM and the verdict, n/a with why."""
+    ram = f" (--ram {hb(doc['params']['ram_bytes'])})" if doc["params"].get("ram_bytes") else ""
+    out = [f"| model | ctx | KV | must stay resident | may page out | least RAM | file-size rule | verdict{ram} |",
+           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m in doc["models"]:
+        name = safe(m["spec"]).replace("|", "\\|")
+        if m["na"] or not m["contexts"]:
+            out.append(f"| {name} | | | | | n/a | | {safe(m['na'] or (m['plan'] or {}).get('error') or 'n/a')} |")
+            continue
+        for r in m["contexts"]:
+            v = (r["verdict"] or "—") + (f": {r['verdict_why']}" if r["verdict_why"] else "")
+            out.append(
+                f"| {name} | {r['ctx']:,} | {_kv(r)} | {hb(r['resident_bytes'])} | {hb(r['pageable_bytes'])} "
+                f"| **{hb(r['least_ram_bytes'])}** | {hb(r['file_rule_bytes'])} | {safe(v).replace('|', '/')} |"
+            )
+    return "\n".join(out) + "\n"

@@ -35,6 +35,8 @@ ROWS = (
     Row("prompt_tps", "prompt t/s (median)", "higher", _num(1)),
     Row("weights", "resident weights (peak)", "lower", lambda v: fmt.human_bytes(v["value"])),
     Row("anon", "anonymous memory (peak)", "lower", lambda v: fmt.human_bytes(v["value"])),
+    Row("least_ram", "least RAM to run without paging (abtop fit, predicted)", "lower",
+        lambda v: f"{fmt.human_bytes(v['value'])} at {v['ctx']:,}" + (f", {v['verdict']}" if v.get("verdict") else "")),
     Row("bpb", "bits per byte (lower: predicts text better)", "lower", _num(4)),
     Row("win", "blind win rate (95% Wilson)", "higher", lambda v: win_rate(v["value"], v["ci95"], v["n"])),
 )
@@ -74,6 +76,11 @@ def columns(bench: dict | None = None, score: dict | None = None, votes: dict | 
                 c[key] = {"value": value}
         if (m.get("score") or {}).get("bpb") is not None:
             c["bpb"] = {"value": m["score"]["bpb"]}
+    fits = ((bench or {}).get("fit") or {}).get("models") or []
+    for m, f in zip((bench or {}).get("models", []), fits, strict=False):  # bench --fit: one per bench model
+        r = (f.get("contexts") or [None])[-1]
+        if r and r.get("least_ram_bytes") is not None:
+            col(m["spec"], None)["least_ram"] = {"value": r["least_ram_bytes"], "ctx": r["ctx"], "verdict": r.get("verdict")}
     for m in (score or {}).get("models", []):
         if m.get("bpb") is not None:
             col(m["spec"], m.get("name"))["bpb"] = {"value": m["bpb"]}
@@ -96,8 +103,8 @@ def columns(bench: dict | None = None, score: dict | None = None, votes: dict | 
 def best(cols: list[dict], row: Row) -> set[int]:
     """The columns holding the better value of ``row`` (all of them on a tie; none alone)."""
     have = [(i, c[row.key]["value"]) for i, c in enumerate(cols) if row.key in c]
-    if len(have) < 2:
-        return set()
+    if len(have) < 2 or len({c[row.key].get("ctx") for c in cols if row.key in c}) > 1:
+        return set()  # least RAM at different contexts is no comparison
     pick = max if row.better == "higher" else min
     target = pick(v for _, v in have)
     if all(v == target for _, v in have):

@@ -30,6 +30,7 @@ from backends.events import Progress as Fetching
 from backends.session import RunPlan, Session, race_shares_cores
 from backends.specs import DEFAULT_PAIR, public_spec
 from backends.stats import RunCollector, Runs
+from tui.cli.commands.fit import bench_fit, fit_size
 from tui.cli.options import backend_options
 from tui.files import export
 from tui.text.progress import StderrProgress, say
@@ -45,6 +46,7 @@ examples:
   abtop bench --prompts suite --runs 2 --csv runs.csv   the bundled 8-prompt suite, every prompt x runs
   abtop bench --score --votes abtop-results/battles.jsonl --md verdict.md   speed, bpb and votes: the verdict
   abtop bench --eval arc_easy,hellaswag:40 --json out.json   speed and accuracy on 40 items of each task
+  abtop bench twin:gemma-4-e2b twin:qwen2.5-3b --fit --ram 4G   speed and the least RAM each needs (abtop fit)
 
 per-model settings: SPEC,key=value[,key=value...] (the global flags stay the defaults):
 {settings}
@@ -88,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval", metavar="TASKS[:N]", help="also the accuracy on tasks (abtop eval), N items each "
                    "(default 25), e.g. arc_easy,piqa:50; in the exports and the verdict")
     p.add_argument("--pull", action="store_true", help="pull an ollama: model the server does not have (ollama pull)")
+    p.add_argument("--fit", action="store_true", help="also predict the least RAM each model needs at --ctx "
+                   "(abtop fit, nothing loaded); in the exports and the verdict")
+    p.add_argument("--ram", type=fit_size, metavar="SIZE", help="with --fit: judge each model against this much RAM, e.g. 4G")
     p.set_defaults(func=run)
 
 
@@ -220,6 +225,8 @@ def _document(args, col: _Collect, session: Session, params: GenParams, specs: l
         doc["votes"] = vote_summary(read_battles(args.votes))
     if col.evals is not None:
         doc["eval"] = col.evals
+    if getattr(args, "fit_doc", None) is not None:
+        doc["fit"] = args.fit_doc
     return doc
 
 
@@ -508,12 +515,19 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             say(f"abtop: {problem}")
             return 2
+    if args.ram is not None and not args.fit:
+        say("abtop: --ram is the budget --fit judges each model against; add --fit.")
+        return 2
     if args.prompt is None and not args.prompts:
         args.prompt = default_prompt(args)
     problem = write_twins(specs)  # before the bars of the run, each with its own
     if problem:
         say(problem)
         return 2
+    if args.fit:  # before the models load: its planning workers are gone by then
+        args.fit_doc = bench_fit(args, specs)
+        if args.fit_doc is None:
+            return 2
     try:
         return asyncio.run(_bench(args, specs))
     finally:

@@ -9,11 +9,9 @@ import asyncio
 import os
 import sys
 
-from backends import FitOptions, prepare_fit, run_fit
 from backends.base import BackendError
 from backends.specs import DEFAULT_PAIR
 from backends.units import parse_size
-from tui.text.fit_text import markdown
 from tui.text.safe import safe
 
 DEFAULT_CTXS = [2048, 8192, 32768]
@@ -39,10 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"models (default: {' '.join(DEFAULT_PAIR)})")
-    p.add_argument("--ctx", type=_ctxs, default=None, metavar="N[,N…]",
+    p.add_argument("--ctx", type=ctxs, default=None, metavar="N[,N…]",
                    help="contexts in tokens (default 2048,8192,32768, those within each model's training)")  # fmt: skip
-    p.add_argument("--ram", type=_size, metavar="SIZE", help="judge each context against this much RAM, e.g. 4G")
-    p.add_argument("--vram", type=_size, metavar="SIZE", help="judge the GPU's share against this much VRAM (CUDA builds)")
+    p.add_argument("--ram", type=fit_size, metavar="SIZE", help="judge each context against this much RAM, e.g. 4G")
+    p.add_argument("--vram", type=fit_size, metavar="SIZE", help="judge the GPU's share against this much VRAM (CUDA builds)")
     p.add_argument("--check", action="store_true",
                    help="build each local model at the largest context, fill it (untimed), generate, and measure")  # fmt: skip
     p.add_argument("-n", "--max-tokens", type=int, default=64, help="tokens --check generates (default 64)")
@@ -58,17 +56,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _ctxs(text: str) -> list[int]:
+def _ctx(text: str) -> int:
+    """``8192``, or ``8k`` as contexts are spoken of (k = 1,024 tokens)."""
+    t = text.strip().lower()
+    return int(t[:-1]) * 1024 if t.endswith("k") else int(t)
+
+
+def ctxs(text: str) -> list[int]:
     try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
+        vals = [_ctx(v) for v in text.split(",") if v.strip()]
     except ValueError:
         vals = []
     if not vals or min(vals) < 256:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of contexts of 256 tokens or more, e.g. 2048,8192")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of contexts of 256 tokens or more, e.g. 2048,8192 or 2k,8k")
     return sorted(dict.fromkeys(vals))
 
 
-def _size(text: str) -> int:
+def fit_size(text: str) -> int:
     try:
         return parse_size(text)
     except ValueError as exc:
@@ -80,6 +84,9 @@ def say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from backends import FitOptions, prepare_fit, run_fit
+    from tui.text.fit_text import markdown
+
     problem = _check_args(args)
     if problem:
         print(safe(problem), file=sys.stderr)
@@ -134,3 +141,20 @@ def _check_args(args: argparse.Namespace) -> str | None:
         if os.path.isdir(args.json):
             return f"abtop: --json {args.json} is a folder; give a file name."
     return None
+
+
+
+def bench_fit(args: argparse.Namespace, specs: list[str]) -> dict | None:
+    """``bench --fit``: the ``abtop.fit/1`` document for the bench's models at its context (each
+    model's ``ctx=`` setting where given), nothing loaded; None after a sentence on stderr (bad input)."""
+    from backends import fit_specs
+    from tui.text.progress import StderrProgress
+
+    repack = None if args.repack is None else args.repack == "on"
+    try:
+        with StderrProgress() as out:
+            return asyncio.run(fit_specs(specs, args.ctx, ram=args.ram, lazy_ple=args.lazy_ple, repack=repack,
+                                         flash_attn=getattr(args, "flash_attn", None), say=say, report=out))  # fmt: skip
+    except BackendError as exc:
+        say(str(exc))
+        return None
