@@ -10,7 +10,8 @@ Failures become one sentence naming the server (its URL without credentials):
 - ``httpx.ReadTimeout``: no bytes for ``stall_timeout`` seconds (httpx's read timeout is exactly
   "no bytes on the socket for N s", headers included).
 - a stream that sends only keep-alives (SSE ``:`` comments, blank lines) for ``stall_timeout``
-  seconds stalls too: ``lines()`` keeps its own clock of the last line that carried data.
+  seconds stalls too: ``lines()`` keeps its own clock of the last line that carried data; and
+  one that sends only events with no token in them (empty deltas): ``empty_stall``.
 - a line longer than ``LINE_LIMIT`` (a server streaming bytes with no line break) ends the
   stream: ``lines()`` never holds more than that in memory.
 - ``httpx.RemoteProtocolError``: not HTTP, or the connection closed mid-response.
@@ -179,6 +180,14 @@ async def lines(
             raise StreamError(sentence(f"the stream stalled: no data for {stall_s:g} s, only keep-alives"))
     if buf:
         yield buf.rstrip(b"\r").decode("utf-8", "replace")
+
+
+def empty_stall(sentence: Callable[[str], str], moved: float, t: float, stall_s: float) -> None:
+    """Raise the stall sentence when events keep coming but none has brought a token (or a count,
+    or the end) for ``stall_s`` seconds since ``moved``: an endless run of empty deltas holds a
+    run open as keep-alive comments did (``lines()`` counts them as data: they are events)."""
+    if t - moved > stall_s:
+        raise StreamError(sentence(f"the stream stalled: no tokens for {stall_s:g} s, only empty events"))
 
 
 class _Run:
