@@ -118,6 +118,43 @@ async def test_ollama_lines_without_text_alone_are_a_stall():
     assert "the stream stalled: no tokens for 0.8 s, only empty events" in events[-1].reason
 
 
+@pytest.mark.parametrize("kind", ["openai", "ollama"])
+async def test_a_server_that_ignores_max_tokens_is_cut(kind):
+    """A server streaming tokens for ever, whatever max_tokens says: the run fails with a sentence
+    once it is well past the request, not a pane (or bench) that grows until killed."""
+
+    def endless(h: Handler) -> None:
+        if kind == "ollama":
+            if not h.body.get("messages"):
+                return load_chat(h)
+            h.start_stream("application/x-ndjson")
+            line = json.dumps({"model": MODEL, "message": {"role": "assistant", "content": "Hi"}, "done": False})
+        else:
+            h.start_stream("text/event-stream")
+            line = sse("Hi")[0] + "\n"
+        while not h.server.stopping.is_set() and h.write_line(line, delay=0.005):
+            pass
+
+    if kind == "ollama":
+        routes = ollama_routes()
+        load_chat = routes[("POST", "/api/chat")]
+        routes[("POST", "/api/chat")] = endless
+    else:
+        routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): endless}
+    with ReplayServer(routes) as srv:
+        if kind == "ollama":
+            backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), stall_timeout=20)
+        else:
+            backend = backend_for(srv.url, stall_timeout=20)
+        await backend.load()
+        events = await events_of(backend)
+        await backend.close()
+    limit = httpbase.overrun_limit(8)
+    assert [type(e) for e in events] == [Started] + [Token] * limit + [Failed]
+    assert_sentence(events[-1].reason, srv.url)
+    assert f"streamed more than {limit} tokens when 8 were asked for" in events[-1].reason
+
+
 async def test_a_line_without_end_fails_the_run():
     """A server that streams bytes without a newline: the run fails with a sentence once a line
     passes the cap, and what was held is the cap, not everything the server sent."""

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from backends.base import Backend, BackendError, GenParams
-from backends.events import Event, Failed, Finished, Loaded, now
+from backends.events import Event, Failed, Finished, Loaded, Token, now
 from backends.net import http_client
 from backends.specs import redact_url
 
@@ -190,6 +190,13 @@ def empty_stall(sentence: Callable[[str], str], moved: float, t: float, stall_s:
         raise StreamError(sentence(f"the stream stalled: no tokens for {stall_s:g} s, only empty events"))
 
 
+def overrun_limit(max_tokens: int) -> int:
+    """The tokens past which a stream is cut: a server that ignores ``max_tokens`` would stream
+    for ever (its text growing without bound). Twice the request and a few: the count is the
+    server's where it gives one, else a chunk each (a server's chunk holds a token or more)."""
+    return 2 * max_tokens + 8
+
+
 class _Run:
     """One stream in flight: its queue, its pump task, and whether it has ended."""
 
@@ -331,9 +338,18 @@ class HTTPBackend(Backend):
             return
         r = self._run = _Run()
         r.task = asyncio.create_task(self._pump(r, prompt, params, 0, False))  # the session numbers runs
+        limit, got = overrun_limit(params.max_tokens), 0
         try:
             while True:
                 ev = await r.queue.get()
+                if isinstance(ev, Token) and (got := got + ev.n) > limit:
+                    r.ended = True
+                    await self._stop(r)
+                    yield Failed(self.sentence(
+                        f"streamed more than {limit} tokens when {params.max_tokens} were asked for: it ignores "
+                        "the max-tokens limit abtop sends (a proxy that drops it?)"
+                    ))  # fmt: skip
+                    return
                 yield ev
                 if isinstance(ev, (Finished, Failed)):
                     return
