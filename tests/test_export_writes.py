@@ -116,3 +116,26 @@ async def test_e_with_a_failed_write_says_so_and_writes_the_others(tmp_path):
             await pilot.pause()
         assert not list(out.glob("*.svg"))
         assert any("Could not save the screenshot" in m for m in _messages(app)), _messages(app)
+
+
+async def test_e_into_a_folder_that_takes_no_file_says_where_and_why_in_the_footer_line(tmp_path, monkeypatch):
+    """Every file refused for one cause (a read-only folder, a full disk; here ``ulimit -f``, as
+    root writes to a read-only mode): at 80x24 the toast takes the one footer line, and the
+    folder and the cause must fit on it. It named each file's full name and cause, three times
+    (~150 columns), so the line ended before the folder."""
+    from tests.test_terminal_safety import screen_lines
+
+    header, events = synthetic(tokens_per_s=200, seconds=0.5)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "abtop-results").mkdir()
+    app = ReplayApp(header, events, speed=50, results_dir="abtop-results")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await asyncio.wait_for(app.run_finished.wait(), 60)
+        with file_size_limit(1):
+            await pilot.press("e")
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not list((tmp_path / "abtop-results").iterdir())
+        said = "Could not write the exports in abtop-results: File too large."
+        assert said in _messages(app), _messages(app)
+        assert any(said in line for line in screen_lines(app)), screen_lines(app)[-2:]

@@ -5,6 +5,7 @@ tab told that one session runs at a time until the first one closes."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import subprocess
@@ -85,3 +86,15 @@ def test_serve_on_every_address_says_there_is_no_authentication():
     assert f"listening on 0.0.0.0:{port} with no authentication" in p.stderr
     assert p.returncode == 2 and f"abtop serve: cannot listen on 0.0.0.0:{port}" in p.stderr and "Traceback" not in p.stderr
     assert "Serving" not in p.stdout + p.stderr and "Press Ctrl+C" not in p.stdout + p.stderr  # no banner before the error
+
+
+def test_serve_on_a_busy_port_says_so_in_the_systems_words():
+    """asyncio's bind error repeats the address as a Python tuple; the sentence names it once."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "tui.cli.main", "serve", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert p.returncode == 2
+    assert p.stderr.strip() == f"abtop serve: cannot listen on 127.0.0.1:{port} ({os.strerror(errno.EADDRINUSE)}).", p.stderr

@@ -9,6 +9,7 @@ its stream is replayed as its API documentation gives it.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -69,6 +70,89 @@ async def test_keep_alives_alone_are_a_stall():
     assert [type(e) for e in events] == [Started, Token, Failed]
     assert_sentence(events[-1].reason, srv.url)
     assert "the stream stalled: no data for 0.8 s, only keep-alives" in events[-1].reason
+
+
+async def test_empty_events_alone_are_a_stall():
+    """One token, then an event with an empty delta every 0.1 s: events, but none brings a token,
+    so they hold a run open no longer than keep-alive comments do (bench hung until killed)."""
+
+    def empty_deltas(h: Handler) -> None:
+        h.start_stream("text/event-stream")
+        for line in sse("Hello"):
+            h.write_line(line)
+        while not h.server.stopping.is_set() and h.write_line(sse("")[0] + "\n", delay=0.1):
+            pass
+
+    routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): empty_deltas}
+    with ReplayServer(routes) as srv:
+        backend = backend_for(srv.url, stall_timeout=0.8)
+        await backend.load()
+        events = await events_of(backend)
+        await backend.close()
+    assert [type(e) for e in events] == [Started, Token, Failed]
+    assert_sentence(events[-1].reason, srv.url)
+    assert "the stream stalled: no tokens for 0.8 s, only empty events" in events[-1].reason
+
+
+async def test_ollama_lines_without_text_alone_are_a_stall():
+    routes = ollama_routes()
+    load_chat = routes[("POST", "/api/chat")]
+
+    def empty_lines(h: Handler) -> None:
+        if not h.body.get("messages"):
+            return load_chat(h)
+        h.start_stream("application/x-ndjson")
+        h.write_line(json.dumps({"model": MODEL, "message": {"role": "assistant", "content": "Hi"}, "done": False}))
+        empty = json.dumps({"model": MODEL, "message": {"role": "assistant", "content": ""}, "done": False})
+        while not h.server.stopping.is_set() and h.write_line(empty, delay=0.1):
+            pass
+
+    routes[("POST", "/api/chat")] = empty_lines
+    with ReplayServer(routes) as srv:
+        backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), stall_timeout=0.8)
+        await backend.load()
+        events = await events_of(backend)
+        await backend.close()
+    assert [type(e) for e in events] == [Started, Token, Failed]
+    assert_sentence(events[-1].reason, srv.url)
+    assert "the stream stalled: no tokens for 0.8 s, only empty events" in events[-1].reason
+
+
+@pytest.mark.parametrize("kind", ["openai", "ollama"])
+async def test_a_server_that_ignores_max_tokens_is_cut(kind):
+    """A server streaming tokens for ever, whatever max_tokens says: the run fails with a sentence
+    once it is well past the request, not a pane (or bench) that grows until killed."""
+
+    def endless(h: Handler) -> None:
+        if kind == "ollama":
+            if not h.body.get("messages"):
+                return load_chat(h)
+            h.start_stream("application/x-ndjson")
+            line = json.dumps({"model": MODEL, "message": {"role": "assistant", "content": "Hi"}, "done": False})
+        else:
+            h.start_stream("text/event-stream")
+            line = sse("Hi")[0] + "\n"
+        while not h.server.stopping.is_set() and h.write_line(line, delay=0.005):
+            pass
+
+    if kind == "ollama":
+        routes = ollama_routes()
+        load_chat = routes[("POST", "/api/chat")]
+        routes[("POST", "/api/chat")] = endless
+    else:
+        routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): endless}
+    with ReplayServer(routes) as srv:
+        if kind == "ollama":
+            backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), stall_timeout=20)
+        else:
+            backend = backend_for(srv.url, stall_timeout=20)
+        await backend.load()
+        events = await events_of(backend)
+        await backend.close()
+    limit = httpbase.overrun_limit(8)
+    assert [type(e) for e in events] == [Started] + [Token] * limit + [Failed]
+    assert_sentence(events[-1].reason, srv.url)
+    assert f"streamed more than {limit} tokens when 8 were asked for" in events[-1].reason
 
 
 async def test_a_line_without_end_fails_the_run():

@@ -10,7 +10,8 @@ Failures become one sentence naming the server (its URL without credentials):
 - ``httpx.ReadTimeout``: no bytes for ``stall_timeout`` seconds (httpx's read timeout is exactly
   "no bytes on the socket for N s", headers included).
 - a stream that sends only keep-alives (SSE ``:`` comments, blank lines) for ``stall_timeout``
-  seconds stalls too: ``lines()`` keeps its own clock of the last line that carried data.
+  seconds stalls too: ``lines()`` keeps its own clock of the last line that carried data; and
+  one that sends only events with no token in them (empty deltas): ``empty_stall``.
 - a line longer than ``LINE_LIMIT`` (a server streaming bytes with no line break) ends the
   stream: ``lines()`` never holds more than that in memory.
 - ``httpx.RemoteProtocolError``: not HTTP, or the connection closed mid-response.
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from backends.base import Backend, BackendError, GenParams
-from backends.events import Event, Failed, Finished, Loaded, now
+from backends.events import Event, Failed, Finished, Loaded, Token, now
 from backends.net import http_client
 from backends.specs import redact_url
 
@@ -181,6 +182,21 @@ async def lines(
         yield buf.rstrip(b"\r").decode("utf-8", "replace")
 
 
+def empty_stall(sentence: Callable[[str], str], moved: float, t: float, stall_s: float) -> None:
+    """Raise the stall sentence when events keep coming but none has brought a token (or a count,
+    or the end) for ``stall_s`` seconds since ``moved``: an endless run of empty deltas holds a
+    run open as keep-alive comments did (``lines()`` counts them as data: they are events)."""
+    if t - moved > stall_s:
+        raise StreamError(sentence(f"the stream stalled: no tokens for {stall_s:g} s, only empty events"))
+
+
+def overrun_limit(max_tokens: int) -> int:
+    """The tokens past which a stream is cut: a server that ignores ``max_tokens`` would stream
+    for ever (its text growing without bound). Twice the request and a few: the count is the
+    server's where it gives one, else a chunk each (a server's chunk holds a token or more)."""
+    return 2 * max_tokens + 8
+
+
 class _Run:
     """One stream in flight: its queue, its pump task, and whether it has ended."""
 
@@ -322,9 +338,18 @@ class HTTPBackend(Backend):
             return
         r = self._run = _Run()
         r.task = asyncio.create_task(self._pump(r, prompt, params, 0, False))  # the session numbers runs
+        limit, got = overrun_limit(params.max_tokens), 0
         try:
             while True:
                 ev = await r.queue.get()
+                if isinstance(ev, Token) and (got := got + ev.n) > limit:
+                    r.ended = True
+                    await self._stop(r)
+                    yield Failed(self.sentence(
+                        f"streamed more than {limit} tokens when {params.max_tokens} were asked for: it ignores "
+                        "the max-tokens limit abtop sends (a proxy that drops it?)"
+                    ))  # fmt: skip
+                    return
                 yield ev
                 if isinstance(ev, (Finished, Failed)):
                     return

@@ -26,6 +26,7 @@ from backends.engines.httpbase import (
     StreamError,
     _Run,
     describe_transport_error,
+    empty_stall,
     lines,
     server_says,
 )
@@ -150,6 +151,7 @@ class OllamaBackend(HTTPBackend):
         async with self.client.stream("POST", path, json=body) as resp:
             if resp.status_code >= 400:
                 raise StreamError(self.sentence(self.status_clause(resp.status_code, await resp.aread(), what)))
+            moved = now()  # the last line that brought a token or the end
             async for line in lines(resp, self.sentence, self.stall_timeout, is_data=str.strip):
                 t = now()
                 if not line.strip():
@@ -170,6 +172,10 @@ class OllamaBackend(HTTPBackend):
                 if obj.get("done"):
                     emit(self._finished(t, obj))
                     return
+                if text:
+                    moved = t
+                else:
+                    empty_stall(self.sentence, moved, t, self.stall_timeout)
 
     @staticmethod
     def _finished(t: float, done: dict) -> Finished:

@@ -28,7 +28,7 @@ import os
 import httpx
 
 from backends.base import BackendError, GenParams
-from backends.engines.httpbase import Emit, HTTPBackend, StreamError, _Run, lines, server_says
+from backends.engines.httpbase import Emit, HTTPBackend, StreamError, _Run, empty_stall, lines, server_says
 from backends.events import EngineTimings, Finished, ModelInfo, Started, Token, now
 from backends.specs import ModelSpec
 from backends.telemetry.remote import gguf_of, server_pid
@@ -189,6 +189,7 @@ class OpenAIBackend(HTTPBackend):
         finish = None
         finish_t = None
         done = False
+        moved = now()  # the last event that brought a token, a count or the end
         async for line in lines(resp, self.sentence, self.stall_timeout, is_data=_is_data):
             t = now()
             if not line or line.startswith(":") or line.startswith(_SSE_FIELDS):
@@ -223,9 +224,15 @@ class OpenAIBackend(HTTPBackend):
                     finish, finish_t = choice["finish_reason"], t
             if isinstance(count, int):
                 pending += max(count - last_count, 0)
+                if count > last_count:
+                    moved = t
                 last_count = max(count, last_count)
             elif text:
                 pending += 1
+            if text or finish:
+                moved = t
+            else:
+                empty_stall(self.sentence, moved, t, self.stall_timeout)
             if text:
                 emit(Token(text, t, pending))
                 run.tokens += pending

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.files import export
@@ -20,6 +21,18 @@ from tui.widgets.texts import TextScreen
 
 if TYPE_CHECKING:
     from tui.app.surface import AppSurface
+
+
+def failed_sentence(written: list[Path], failed: list[tuple[Path, OSError]], where) -> str:
+    """What a failed export says, short enough for the footer line a toast takes: one cause
+    (a read-only folder, a full disk) is said once, and a file's stem once, not per file."""
+    causes = {str(exc.strerror or exc) for _, exc in failed}
+    if len(causes) == 1:
+        names = failed[0][0].name + "".join(f", {p.suffix}" for p, _ in failed[1:])
+        said = f"Could not write {names if written else 'the exports'} in {where}: {causes.pop()}."
+    else:
+        said = f"Could not write {'; '.join(f'{p.name} ({exc.strerror or exc})' for p, exc in failed)} in {where}."
+    return said + (f" Written: {', '.join(p.name for p in written)}." if written else "")
 
 
 class ResultsKeys:
@@ -52,9 +65,7 @@ class ResultsKeys:
             app.notify(f"Could not write the exports in {where}: {exc.strerror or exc}.", severity="error")
             return
         if failed:  # each file is whole or absent: say which, and what was written
-            what = "; ".join(f"{p.name} ({exc.strerror or exc})" for p, exc in failed)
-            kept = f" Written: {', '.join(p.name for p in written)}." if written else ""
-            app.notify(f"Could not write {what} in {where}.{kept}", severity="error", timeout=12)
+            app.notify(failed_sentence(written, failed, where), severity="error", timeout=12)
             return
         n = sum(len(m["runs"]) for m in models)
         app.notify(f"Exported {n} run{'s' if n != 1 else ''}: {written[0].with_suffix('')}.json, .csv, .md", timeout=8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import signal
 import sys
@@ -157,6 +158,9 @@ def main(argv: list[str]) -> int:
     try:
         make_server(abtop_command(rest), args.host, args.port).serve()
     except OSError as exc:  # the port is taken, the address is not this machine's
-        print(safe(f"abtop serve: cannot listen on {args.host}:{args.port} ({exc.strerror or exc})."), file=sys.stderr)
+        # asyncio's strerror repeats the address as a tuple ("error while attempting to bind on
+        # address ('127.0.0.1', 8000): address already in use"): the errno's own words say it.
+        why = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
+        print(safe(f"abtop serve: cannot listen on {args.host}:{args.port} ({why})."), file=sys.stderr)
         return 2
     return 0
