@@ -15,7 +15,7 @@ import pytest
 from gguf import GGUFWriter, LlamaFileType
 
 from backends.specs import bundled_path
-from tests.replay_server import free_port
+from tests.support.replay_server import free_port
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 The key groups (``blind.py``, ``model_keys.py``, ``quality_keys.py``, ``results_keys.py``) are small
 controllers the app owns (``app.blind``, ``app.model_keys``, …). Each keeps its own state and
 reaches the app only through these names: never another group's state, never a private name of
-the app. The app's ``action_*`` methods hand each key to its group. ``tests/test_surface.py``
+the app. The app's ``action_*`` methods hand each key to its group. ``tests/architecture/test_surface.py``
 checks both: the groups use no other name of the app, and the app has every name here.
 """
 

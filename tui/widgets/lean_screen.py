@@ -12,7 +12,7 @@ renders the two text views, one row each, not the panes, the screen and the cont
 them. Every widget paints every cell of its region (Textual fills its background), so a cell a
 front widget painted is what upstream's ``_render_chops`` would keep too ("the first segment for
 a cut wins"), and only cells in the frame's spans are sent. A full update is Textual's own.
-``tests/test_frames.py`` checks that partial frames give the screen a full render gives.
+``tests/screen/test_frames.py`` checks that partial frames give the screen a full render gives.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ numbers in batches of other sizes (tiles of 4 rows and the remainder add in diff
 the rounding of the next layer's Q8 activations can turn that into 0.1-1 nat over a long option
 (measured on both bundled models). With the shapes fixed, an item's figures depend on nothing
 scored before it, and equal a bare llama-cpp-python decode of the same batches
-(``tests/test_eval.py``).
+(``tests/quality/test_eval.py``).
 
 Tokenization is lm-evaluation-harness's (``HFLM._encode_pair``): the context's trailing spaces
 move to the continuation, context + continuation is tokenized whole and split at the context's

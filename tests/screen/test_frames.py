@@ -1,0 +1,215 @@
+"""What a frame draws, and that drawing less never leaves a stale cell.
+
+- ``LeanCompositor`` (tui/widgets/lean_screen.py) renders only the widgets whose visible part
+  overlaps a frame's changed rows: a frame where only the streamed text changed renders no card,
+  no metrics strip, no host line.
+- Every partial frame applied in turn to a grid of cells gives the same screen as one full render
+  of the final state: nothing a frame skipped was needed.
+- Text that arrived is drawn by the frame callback that flushed it (``LeanScreen.draw_now``), not
+  by the Update message, idle event and update timer Textual posts for each refreshed widget.
+- The metrics strip draws its sparklines exactly as Textual's ``Sparkline`` renderable does
+  (characters and colours), and a reading redraws only the row it is on.
+
+Replays a made-up recording (``tui.app.replay.synthetic``): no model, no wall-clock figure.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+
+from rich.style import Style
+from textual._compositor import ChopsUpdate, LayoutUpdate
+from textual.app import App
+from textual.color import Color
+from textual.renderables.sparkline import Sparkline
+from textual.widget import Widget
+from textual.widgets._footer import FooterKey
+
+from tests.support.waiting import wait_for
+from tui.app.replay import ReplayApp, synthetic
+from tui.widgets.footer import Footer
+from tui.widgets.lean_screen import LeanScreen
+from tui.widgets.metrics import MetricsStrip
+from tui.widgets.stream_view import StreamView
+
+
+def _apply(grid: list[list[str]], update) -> None:
+    """Write an update's cells into ``grid``, as a terminal would (ASCII text: one cell a char)."""
+    if isinstance(update, LayoutUpdate):
+        for y, line in enumerate(update.strips, update.region.y):
+            text = "".join(seg.text for strip in line for seg in strip)
+            grid[y][update.region.x : update.region.x + len(text)] = list(text)
+    elif isinstance(update, ChopsUpdate):
+        for y, x1, x2 in update.spans:  # as ChopsUpdate.render_segments sends them
+            for end, (x, strip) in zip(update.chop_ends[y], update.chops[y].items(), strict=False):
+                if strip is None or x > x2 or end <= x1:
+                    continue
+                text = "".join(seg.text for seg in strip.crop(0, min(end, x2) - x))
+                grid[y][x : x + len(text)] = list(text)
+
+
+async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_did_not_change():
+    app = ReplayApp(*synthetic([50, 29], 2, moving=True), speed=1.0)
+    async with app.run_test(size=(160, 45)) as pilot:
+        compositor = app.screen._compositor
+        width, height = compositor.size
+        grid = [[" "] * width for _ in range(height)]
+        rendered: list[tuple[bool, list[str]]] = []  # (only text rows changed?, widgets rendered) per frame
+        real_update, real_render = compositor.render_update, Widget.render_lines
+        current: list[str] = []
+
+        def render_update(*args, **kwargs):
+            rows = {y for r in compositor._dirty_regions for y in range(r.y, r.bottom)}
+            text = {y for p in app.panes for r in [p.query_one(StreamView).region] for y in range(r.y, r.bottom)}
+            current.clear()
+            update = real_update(*args, **kwargs)
+            if update is not None:
+                _apply(grid, update)
+                if isinstance(update, ChopsUpdate):
+                    rendered.append((rows <= text, list(current)))
+            return update
+
+        def render_lines(widget, crop):
+            current.append(type(widget).__name__)
+            return real_render(widget, crop)
+
+        compositor.render_update = render_update
+        Widget.render_lines = render_lines
+        try:
+            await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
+            await pilot.pause()
+            app.screen.refresh()  # one more frame: every pending change on screen
+            await pilot.pause()
+        finally:
+            Widget.render_lines = real_render
+            del compositor.render_update
+        full = ["".join(seg.text for seg in strip) for strip in compositor.render_strips()]
+        shown = ["".join(row) for row in grid]
+        stale = [(y, s, f) for y, (s, f) in enumerate(zip(shown, full, strict=True)) if s != f]
+        assert not stale, f"cells the partial frames left stale (row, shown, full): {stale[:3]}"
+
+        text_only = [names for only_text, names in rendered if only_text]
+        assert len(text_only) >= 5, f"only {len(text_only)} of {len(rendered)} frames changed nothing but text rows"
+        drawn = collections.Counter(name for names in text_only for name in names)
+        assert set(drawn) == {"StreamView"}, drawn  # not the panes, the card, the metrics, the screen behind
+
+
+def test_the_strip_draws_sparklines_as_textuals_sparkline_does():
+    strip = MetricsStrip()
+    low, high = Color(10, 200, 30), Color(250, 20, 90)
+    rng = random.Random(7)
+    for _ in range(500):
+        data = [rng.choice([0.0, 1.5, rng.random() * 100]) for _ in range(rng.choice([0, 1, 2, 5, 17, 120]))]
+        width = rng.randint(1, 60)
+        theirs = Sparkline(data, width=width, min_color=low.rich_color, max_color=high.rich_color, summary_function=max)
+        ours = strip._sparkline(data, width, low, high, Style())
+        expect = [(ch, seg.style.color) for seg in theirs.__rich_console__(None, None) for ch in seg.text]
+        got = [(ch, seg.style.color) for seg in ours for ch in seg.text]
+        assert got == expect, (data, width)
+
+
+class _StripApp(App):
+    def compose(self):
+        yield MetricsStrip()
+
+
+async def test_a_reading_redraws_only_its_row():
+    app = _StripApp()  # the strip alone: no replay's readings racing the test's
+    async with app.run_test(size=(80, 4)) as pilot:
+        strip = app.query_one(MetricsStrip)
+        await pilot.pause()
+        for y in (0, 1):
+            strip.render_line(y)  # both rows drawn and kept
+        strip.push("gpu", 40.0, "GPU 40%")  # the second row, full size: mem and GPU
+        assert set(strip._rows) == {0}, "a GPU reading redrew a row it is not on"
+        strip.render_line(1)
+        strip.push("gpu", None, "GPU 40%")  # the same label, no value: nothing to draw
+        assert set(strip._rows) == {0, 1}
+        await pilot.pause()
+        assert "GPU 40%" in "".join(seg.text for seg in strip.render_line(1))
+
+
+async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch):
+    """From a run's start to the first token of every model, what changed waits (TTFT's window
+    is the models'); it is drawn in the frame after."""
+    app = ReplayApp(*synthetic([20, 20], 1), speed=1.0)
+    app.HOLD_S = 60.0  # only the first tokens release it here: no clock in the test
+    held_with_changes: list[bool] = []  # per release: had something changed while held?
+    drawn: list[bool] = []  # per frame: was a model still reading its prompt?
+    real_release, real_refresh = LeanScreen.release, LeanScreen._compositor_refresh
+
+    def release(screen):
+        if screen._held:  # what changed waits in the screen, or in widgets not yet reported to it
+            pending = any(w._repaint_required for w in screen._compositor.visible_widgets)
+            held_with_changes.append(bool(screen._dirty_widgets) or pending)
+        real_release(screen)
+
+    def compositor_refresh(screen):
+        drawn.append(any(p.in_prompt for p in app.panes))
+        real_refresh(screen)
+
+    monkeypatch.setattr(LeanScreen, "release", release)
+    monkeypatch.setattr(LeanScreen, "_compositor_refresh", compositor_refresh)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay to end")
+        await pilot.pause()
+        assert all(p.query_one(StreamView).text for p in app.panes)
+    assert any(held_with_changes), "nothing was held: the test saw no prompt phase"
+    assert drawn and not any(drawn), "a frame was drawn while a model read its prompt"
+
+
+async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):
+    """Textual draws a refreshed widget after an Update message to the screen, the screen's idle
+    event and its update timer: four wakeups of the event loop per frame on a core a model needs.
+    The app's frame draws what it flushed itself; Update messages are left for the rest (a run's
+    start, a message, the footer)."""
+    app = ReplayApp(*synthetic([40, 25], 3), speed=1.0)
+    by_message: collections.Counter[str] = collections.Counter()
+    by_frame: collections.Counter[str] = collections.Counter()
+    real_on_update, real_draw_now = LeanScreen._on_update, LeanScreen.draw_now
+
+    async def on_update(screen, message):
+        by_message[type(message.widget).__name__] += 1
+        await real_on_update(screen, message)
+
+    def draw_now(screen):
+        if not screen._held:
+            by_frame.update(type(w).__name__ for w in screen._compositor.visible_widgets if w._repaint_required)
+        real_draw_now(screen)
+
+    monkeypatch.setattr(LeanScreen, "_on_update", on_update)
+    monkeypatch.setattr(LeanScreen, "draw_now", draw_now)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay to end")
+        await pilot.pause()
+        assert all(p.query_one(StreamView).text for p in app.panes)
+    assert by_frame["StreamView"] > 4 * by_message["StreamView"], (by_frame, by_message)
+    assert by_frame["MetricsStrip"], "the readings were not drawn with the text"
+
+
+class _KeysApp(App):
+    BINDINGS = [("x", "x", "Ex")]
+    shown = False
+
+    def compose(self):
+        yield Footer()
+
+    def check_action(self, action, parameters):
+        return self.shown if action == "x" else True
+
+
+async def test_a_held_footer_shows_new_keys_only_when_released():
+    app = _KeysApp()
+    async with app.run_test(size=(80, 3)) as pilot:
+        footer = app.query_one(Footer)
+        keys = lambda: [k.description for k in footer.query(FooterKey)]  # noqa: E731
+        await pilot.pause()
+        assert "Ex" not in keys()
+        footer.hold()
+        app.shown = True
+        app.refresh_bindings()
+        await pilot.pause()
+        assert "Ex" not in keys()  # held: the run's prompt is being read
+        footer.release()
+        await wait_for(lambda: "Ex" in keys(), "the released footer to show the key", pilot=pilot)
