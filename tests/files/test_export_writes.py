@@ -130,7 +130,7 @@ async def test_e_into_a_folder_that_takes_no_file_says_where_and_why_in_the_foot
     (tmp_path / "abtop-results").mkdir()
     app = ReplayApp(header, events, speed=50, results_dir="abtop-results")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await asyncio.wait_for(app.run_finished.wait(), 60)
+        await wait_for(app.run_finished, "the run to finish", 60)
         with file_size_limit(1):
             await pilot.press("e")
             await app.workers.wait_for_complete()
