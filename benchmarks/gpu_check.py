@@ -8,7 +8,7 @@ machines abtop is developed on have none); run it where one is at hand:
     .venv/bin/python benchmarks/gpu_check.py [--rounds 3]
 
 It checks that the installed llama-cpp-python offloads (``llama_supports_gpu_offload``), builds
-``llama-bench`` with ``-DGGML_CUDA=ON`` from the same sdist (``llama_bench_build.py --tag cuda``,
+``llama-bench`` with ``-DGGML_CUDA=ON`` from the same sdist (``lib/llama_bench_build.py --tag cuda``,
 cached outside the repository), then in interleaved rounds runs llama-bench tg128 (``-ngl 99``)
 and ``abtop bench`` (every layer offloaded, ``ABTOP_GPU_LAYERS=-1``) and prints per model: the tg
 ratio abtop ÷ llama-bench (goal ≥ 0.98), the NVML figures abtop read for that model's own
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llama_bench_build import build  # noqa: E402
+from lib.llama_bench_build import build  # noqa: E402
 from vs_llama_bench import abtop_bench, llama_bench  # noqa: E402
 
 from backends.specs import DEFAULT_PAIR, bundled_path  # noqa: E402

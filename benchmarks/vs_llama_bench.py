@@ -1,6 +1,6 @@
 """abtop against llama.cpp's own ``llama-bench``, built from the same vendored llama.cpp.
 
-``llama-bench`` is built once (``llama_bench_build.py``: the installed llama-cpp-python's sdist,
+``llama-bench`` is built once (``lib/llama_bench_build.py``: the installed llama-cpp-python's sdist,
 pip's cmake options, cached in ``~/.cache/abtop/llama-bench/<version>/``). Then, in one run and
 round by round (llama-bench, abtop, llama-bench, abtop, … so a noisy machine's drift hits both
 alike), on both bundled models with the same thread count:
@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llama_bench_build import build  # noqa: E402
+from lib.llama_bench_build import build  # noqa: E402
 
 from backends.session import available_cpus  # noqa: E402
 from backends.specs import DEFAULT_PAIR, bundled_path  # noqa: E402

@@ -6,7 +6,7 @@ GGML_NATIVE, plus ``$CMAKE_ARGS`` as pip reads it) with the tools switched on, a
 ``llama-bench`` target is built. Source and binary live in ``~/.cache/abtop/llama-bench/<version>/``
 (never in the repository); a second call finds the binary and returns at once.
 
-    .venv/bin/python benchmarks/llama_bench_build.py [--cmake-args "-DGGML_CUDA=ON"] [--tag cuda]
+    .venv/bin/python benchmarks/lib/llama_bench_build.py [--cmake-args "-DGGML_CUDA=ON"] [--tag cuda]
 """
 
 from __future__ import annotations

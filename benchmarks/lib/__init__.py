@@ -1,0 +1,1 @@
+"""What more than one benchmark uses and none runs as its measurement: the llama-bench build."""
