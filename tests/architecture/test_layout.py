@@ -111,14 +111,15 @@ def test_the_cycle_check_sees_imports_in_functions_and_importlib(tmp_path):
     assert _cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
 
 
-def _rooms() -> list[pathlib.Path]:
-    tops = [ROOT / "backends", ROOT / "tui"]
-    return tops + [p for top in tops for p in top.rglob("*") if p.is_dir() and any(p.glob("*.py"))]
+def _rooms(*tops: str) -> list[pathlib.Path]:
+    dirs = [ROOT / top for top in tops or ("backends", "tui")]
+    return dirs + [p for top in dirs for p in top.rglob("*") if p.is_dir() and any(p.glob("*.py"))]
 
 
-def test_backends_and_tui_have_rooms_of_at_most_twelve_modules():
-    """A reader finds where a thing lives from folder names: no room holds more than ~12 modules."""
-    for folder in _rooms():
+def test_every_folder_has_rooms_of_at_most_twelve_modules():
+    """A reader finds where a thing lives from folder names: no room holds more than ~12 modules,
+    the tests' and the benchmarks' included."""
+    for folder in _rooms("backends", "tui", "tests", "benchmarks"):
         modules = [p for p in folder.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
         assert len(modules) <= 12, f"{folder.relative_to(ROOT)} holds {len(modules)} modules"
 
@@ -138,4 +139,17 @@ def test_the_readme_tree_names_every_room_and_module():
         for p in folder.glob("*.py"):
             if p.name not in ("__init__.py", "__main__.py") and not re.search(rf"\b{p.stem}\b", tree):
                 missing.append(str(p.relative_to(ROOT)))
+    assert not missing, f'README\'s "How it is built" does not name: {", ".join(sorted(missing))}'
+
+
+def test_the_readme_tree_names_every_room_of_tests_and_benchmarks():
+    """Under its own entry of the tree (``engines/`` under backends/ says nothing of tests/engines/)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tree = readme.split("## How it is built", 1)[1].split("```")[1].splitlines()
+    missing = []
+    for top in ("tests", "benchmarks"):
+        start = next(i for i, line in enumerate(tree) if line.startswith(f"{top}/"))
+        end = next((i for i in range(start + 1, len(tree)) if tree[i][:1].strip()), len(tree))
+        entry = "\n".join(tree[start:end])
+        missing += [f"{top}/{p.name}/" for p in _rooms(top)[1:] if f"{p.name}/" not in entry]
     assert not missing, f'README\'s "How it is built" does not name: {", ".join(sorted(missing))}'
