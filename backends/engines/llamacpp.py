@@ -269,6 +269,7 @@ class LlamaCppBackend(Backend):
         run, q = w.open_run()
         self._cancel_at = None
         done = False
+        ticks = None
         try:
             sent = w.send(
                 cmd="gen",
@@ -286,19 +287,20 @@ class LlamaCppBackend(Backend):
                 yield Failed(await self._death_sentence(), lost=True)
                 return
             watch = _Watch(w.ps, default_stall_timeout())
+            loop = asyncio.get_running_loop()
+            ticks = _Ticks(loop, q)
             while True:
-                if q.empty():
-                    try:
-                        msg = await asyncio.wait_for(q.get(), _TICK_S)
-                    except asyncio.TimeoutError:
-                        verdict = watch.check(self._cancel_at)
-                        if verdict is not None:
-                            done = True
-                            yield self._unresponsive(verdict, watch)
-                            return
+                msg = await q.get()
+                if msg is _TICK:  # a quiet tick: no line since the last one
+                    if loop.time() - ticks.heard_at < _TICK_S - 1e-3:
                         continue
-                else:
-                    msg = q.get_nowait()
+                    verdict = watch.check(self._cancel_at)
+                    if verdict is not None:
+                        done = True
+                        yield self._unresponsive(verdict, watch)
+                        return
+                    continue
+                ticks.heard_at = loop.time()
                 watch.heard()
                 if msg is None:
                     done = True
@@ -312,6 +314,8 @@ class LlamaCppBackend(Backend):
                 if event is not None:
                     yield event
         finally:
+            if ticks is not None:
+                ticks.stop()
             if w.run_id == run:  # not done: the consumer walked away mid-run; the worker stops it
                 w.close_run(run, cancel=not done)
                 self._cancel_at = None
@@ -420,6 +424,29 @@ class LlamaCppBackend(Backend):
     def kill_now(self) -> None:
         """Synchronous last resort for exit paths where no event loop is left to await on."""
         self.worker.kill_now()
+
+
+_TICK = {"ev": "tick"}
+"""Put in a run's queue every ``_TICK_S`` by ``_Ticks``."""
+
+
+class _Ticks:
+    """A tick in a run's queue every ``_TICK_S``, so its reader can tell a silent worker without
+    ``asyncio.wait_for`` around each ``get``: that makes a task and a timer per line (~25 lines a
+    second a model), on the cores the models need; this is one timer a quarter second."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, q: asyncio.Queue) -> None:
+        self.loop, self.q = loop, q
+        self.heard_at = loop.time()
+        """Loop time of the last line; a tick sooner after it than ``_TICK_S`` is not quiet."""
+        self._handle = loop.call_later(_TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        self.q.put_nowait(_TICK)
+        self._handle = self.loop.call_later(_TICK_S, self._tick)
+
+    def stop(self) -> None:
+        self._handle.cancel()
 
 
 class _Watch:
