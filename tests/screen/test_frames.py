@@ -22,6 +22,7 @@ from rich.style import Style
 from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.app import App
 from textual.color import Color
+from textual.message_pump import MessagePump
 from textual.renderables.sparkline import Sparkline
 from textual.widget import Widget
 from textual.widgets._footer import FooterKey
@@ -167,7 +168,13 @@ async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):
     app = ReplayApp(*synthetic([40, 25], 3), speed=1.0)
     by_message: collections.Counter[str] = collections.Counter()
     by_frame: collections.Counter[str] = collections.Counter()
+    idle_hops: collections.Counter[str] = collections.Counter()
     real_on_update, real_draw_now = LeanScreen._on_update, LeanScreen.draw_now
+    real_check_idle = MessagePump.check_idle
+
+    def check_idle(pump):
+        idle_hops[type(pump).__name__] += 1
+        real_check_idle(pump)
 
     async def on_update(screen, message):
         by_message[type(message.widget).__name__] += 1
@@ -180,11 +187,13 @@ async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):
 
     monkeypatch.setattr(LeanScreen, "_on_update", on_update)
     monkeypatch.setattr(LeanScreen, "draw_now", draw_now)
+    monkeypatch.setattr(MessagePump, "check_idle", check_idle)
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_for(app.run_finished, "the replay to end")
         await pilot.pause()
         assert all(p.query_one(StreamView).text for p in app.panes)
     assert by_frame["StreamView"] > 4 * by_message["StreamView"], (by_frame, by_message)
+    assert by_frame["StreamView"] > 4 * idle_hops["StreamView"], "a repaint the frame drew still took the idle hop"
     assert by_frame["MetricsStrip"], "the readings were not drawn with the text"
 
 

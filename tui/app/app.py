@@ -38,6 +38,7 @@ from tui.widgets.card import CardPanel
 from tui.widgets.footer import Footer
 from tui.widgets.host import HostBar
 from tui.widgets.lean_screen import LeanScreen
+from tui.widgets.lean_screen import frame as lean_frame
 from tui.widgets.pane import ModelPane
 from tui.widgets.prompt import PromptInput
 from tui.widgets.results import ResultsScreen
@@ -631,7 +632,7 @@ class ABTopApp(App):
         self._draw_due = False
         assert self.loop is not None
         t = self.loop.time()
-        with _teardown_safe(self):
+        with _teardown_safe(self), lean_frame():
             self._flush_panes(t)
             stack = self._screen_stack
             if stack and isinstance(stack[-1], LeanScreen):  # Textual's way would post an Update per widget

@@ -25,6 +25,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.text.safe import safe
+from tui.widgets.lean_screen import DrawnByFrame
 
 HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
 LABEL_MIN_WIDTH = 19
@@ -96,7 +97,7 @@ class Metric:
         return True
 
 
-class MetricsStrip(Widget):
+class MetricsStrip(DrawnByFrame, Widget):
     """Four labelled sparklines, two rows of two (one row of four when compact), in one widget."""
 
     DEFAULT_CSS = """

@@ -22,12 +22,17 @@ from tui.files import export
 from tui.text import format as fmt
 from tui.text.safe import plain, safe
 from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning
+from tui.widgets.lean_screen import DrawnByFrame
 from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
 
 COMPACT_BELOW = 20
 """A pane shorter than this goes compact: full chrome (header, two sparkline rows, up to four
 stats lines) would leave it fewer than 8 lines of text."""
+
+
+class StatsLine(DrawnByFrame, Static):
+    """The run's figures under the text, moved by the frame's tok/s tick (see ``DrawnByFrame``)."""
 
 
 class ModelPane(Vertical):
@@ -95,7 +100,7 @@ class ModelPane(Vertical):
             yield CardPanel()
         yield StreamView()
         yield MetricsStrip()
-        yield Static("", classes="stats", markup=False)
+        yield StatsLine("", classes="stats", markup=False)
 
     # -- events ------------------------------------------------------------------------------
     def handle(self, ev: Event) -> None:
