@@ -19,6 +19,7 @@ from backends.events import Note
 from tests.conftest import worker_children
 from tests.support.waiting import wait_for
 from tui.app.app import ABTopApp
+from tui.widgets.pane import ModelPane
 from tui.widgets.stream_view import StreamView
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -50,10 +51,25 @@ def test_bench_in_each_mode_records_it(tmp_path, mode):
     assert f"| {mode} |" in md and "smollm2-135m" in md and "gemma3-270m" in md
 
 
-async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
+async def test_m_switches_the_tui_to_alternate_and_runs_repeat(monkeypatch):
     # one thread each keeps this quick on a busy 2-core box; the placement still moves every core
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=8), n_ctx=512,
                    runs=2, threads=1)  # fmt: skip
+    log: list[tuple[str, int, str]] = []  # ("came" or "handled", pane, event type), in order
+    real_handle = ModelPane.handle
+
+    def handle(pane, ev):
+        log.append(("handled", app.panes.index(pane), type(ev).__name__))
+        real_handle(pane, ev)
+
+    real_emit = app.emit
+
+    def emit(slot, ev):
+        log.append(("came", slot, type(ev).__name__))
+        real_emit(slot, ev)
+
+    monkeypatch.setattr(app, "emit", emit)  # the session calls app.emit for each event
+    monkeypatch.setattr(ModelPane, "handle", handle)
     notes: list[tuple[int, str]] = []
     app.hooks.append(lambda slot, ev: notes.append((slot, ev.text)) if isinstance(ev, Note) else None)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -76,6 +92,13 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat():
         await pilot.press("enter")
         await wait_for(app.run_finished, "two alternate runs of both models to finish")
         await pilot.pause()
+        # a run's end (its figures, a relayout: ~4 ms of UI work) is taken once the next run's
+        # first token came, not while that model reads its prompt
+        came = [i for i, (what, _, kind) in enumerate(log) if what == "came" and kind == "Finished"]
+        taken = [i for i, (what, _, kind) in enumerate(log) if what == "handled" and kind == "Finished"]
+        assert len(came) == len(taken) == 4
+        for c, t in zip(came[:-1], taken[:-1], strict=True):  # the last one ends the run: no prompt after it
+            assert any(kind == "Token" for _, _, kind in log[c:t]), f"a run's end was taken before the next token: {log[c - 1 : t + 1]}"
         # the waiting pane said so while the other ran alone
         assert any(slot == 1 and "waiting" in text and "alternate" in text for slot, text in notes)
         assert any(slot == 0 and "waiting" in text for slot, text in notes)

@@ -17,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from backends import LOG_NAME, catalog, mem_bandwidth_gbs
@@ -185,6 +186,10 @@ class ABTopApp(App):
         self.run_finished = asyncio.Event()
         """Set each time a run of both panes ends (tests and scripts wait on it)."""
         self.hooks: list = []
+        self._deferred: dict[int, list[Event]] = {}
+        self._drain_timer: Timer | None = None
+        """Per pane, the end of its run and what came after it (readings, notes, its next run's
+        start) while a model may be reading its prompt: see ``emit``."""
         """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
         self._recorder = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -260,6 +265,33 @@ class ABTopApp(App):
 
     # -- engine ----------------------------------------------------------------------------------
     def emit(self, slot: int, ev: Event) -> None:
+        waiting = self._deferred.get(slot)
+        if waiting is not None:
+            if not isinstance(ev, Token):  # a reading, a note, its next run's start: behind the end
+                waiting.append(ev)
+                self._hooks(slot, ev)
+                return
+            self._drain(slot)  # the pane's next run streams: what waited first
+        elif isinstance(ev, (Finished, Failed)) and self.session is not None and self.session.running:
+            # The next model may start reading its prompt now (alternate): this pane's end (its
+            # final figures, a relayout, the card: ~4 ms) and its last frame wait for that model's
+            # first token (``_show_streaming``), the run's end or ``HOLD_S``, as the frames do.
+            self._deferred[slot] = [ev]
+            self._prompting = True
+            self._hold_frames()
+            if self._drain_timer is not None:
+                self._drain_timer.stop()
+            self._drain_timer = self.set_timer(self.HOLD_S, self._drain)
+            self._hooks(slot, ev)  # a recording keeps the order things happened in
+            return
+        self._emit_now(slot, ev)
+        self._hooks(slot, ev)
+
+    def _hooks(self, slot: int, ev: Event) -> None:
+        for hook in self.hooks:
+            hook(slot, ev)
+
+    def _emit_now(self, slot: int, ev: Event) -> None:
         with _teardown_safe(self):
             self.panes[slot].handle(ev)
         if not self._draw_due and isinstance(ev, (Token, Sample, Started)):
@@ -268,15 +300,17 @@ class ABTopApp(App):
         if isinstance(ev, Started):
             self._prompting = True
             self._hold_frames()
-        elif isinstance(ev, (Finished, Failed)) and self.session is not None and self.session.running:
-            # the next model may start reading its prompt now (alternate): this one's last frame
-            # waits for its first token, or for the run's end (``_run``)
-            self._prompting = True
-            self._hold_frames()
         elif self._prompting and isinstance(ev, (Token, Finished, Failed)):
             self._show_streaming()
-        for hook in self.hooks:
-            hook(slot, ev)
+
+    def _drain(self, slot: int | None = None) -> None:
+        """The deferred ends of runs (``emit``), and what waited behind them, of ``slot`` or all."""
+        for s in [slot] if slot is not None else list(self._deferred):
+            for ev in self._deferred.pop(s, ()):
+                self._emit_now(s, ev)
+        if not self._deferred and self._drain_timer is not None:
+            self._drain_timer.stop()
+            self._drain_timer = None
 
     def _record(self, slot: int, ev: Event) -> None:
         """``--record``: a write that fails (a full disk) stops the recording, not the run; said once."""
@@ -398,6 +432,7 @@ class ABTopApp(App):
                 await self.session.run(plan)
         finally:
             with contextlib.suppress(NoMatches):
+                self._drain()
                 self._release_frames()
             self.refresh_bindings()  # the vote keys open once both have finished
             self.run_finished.set()
@@ -590,6 +625,7 @@ class ABTopApp(App):
             if any(pane.in_prompt for pane in self.panes):
                 return
             self._prompting = False
+            self._drain()
             for pane in self.panes:
                 pane.show_streaming()
             self._release_frames()
