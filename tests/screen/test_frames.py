@@ -131,6 +131,14 @@ async def test_a_reading_redraws_only_its_row():
         assert "GPU 40%" in "".join(seg.text for seg in strip.render_line(1))
 
 
+async def play_to_the_end(app: ReplayApp) -> None:
+    """Run a replay app at 160x45 until its recording has played; every pane got its text."""
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.run_finished, "the replay to end")
+        await pilot.pause()
+        assert all(p.query_one(StreamView).text for p in app.panes)
+
+
 async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch):
     """From a run's start to the first token of every model, what changed waits (TTFT's window
     is the models'); it is drawn in the frame after."""
@@ -152,10 +160,7 @@ async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch)
 
     monkeypatch.setattr(LeanScreen, "release", release)
     monkeypatch.setattr(LeanScreen, "_compositor_refresh", compositor_refresh)
-    async with app.run_test(size=(160, 45)) as pilot:
-        await wait_for(app.run_finished, "the replay to end")
-        await pilot.pause()
-        assert all(p.query_one(StreamView).text for p in app.panes)
+    await play_to_the_end(app)
     assert any(held_with_changes), "nothing was held: the test saw no prompt phase"
     assert drawn and not any(drawn), "a frame was drawn while a model read its prompt"
 
@@ -188,10 +193,7 @@ async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):
     monkeypatch.setattr(LeanScreen, "_on_update", on_update)
     monkeypatch.setattr(LeanScreen, "draw_now", draw_now)
     monkeypatch.setattr(MessagePump, "check_idle", check_idle)
-    async with app.run_test(size=(160, 45)) as pilot:
-        await wait_for(app.run_finished, "the replay to end")
-        await pilot.pause()
-        assert all(p.query_one(StreamView).text for p in app.panes)
+    await play_to_the_end(app)
     assert by_frame["StreamView"] > 4 * by_message["StreamView"], (by_frame, by_message)
     assert by_frame["StreamView"] > 4 * idle_hops["StreamView"], "a repaint the frame drew still took the idle hop"
     assert by_frame["MetricsStrip"], "the readings were not drawn with the text"

@@ -37,6 +37,21 @@ async def events_of(backend, deadline: float = DEADLINE_S) -> list:
         pytest.fail(f"the stream did not end within {deadline} s")
 
 
+async def run_against(routes: dict, kind: str = "openai", stall_timeout: float | None = None) -> tuple[list, str]:
+    """One run of an ``openai`` or ``ollama`` backend against a server replaying ``routes``: its
+    events and the server's URL (which the sentence must name)."""
+    kw = {} if stall_timeout is None else {"stall_timeout": stall_timeout}
+    with ReplayServer(routes) as srv:
+        if kind == "ollama":
+            backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), **kw)
+        else:
+            backend = backend_for(srv.url, **kw)
+        await backend.load()
+        events = await events_of(backend)
+        await backend.close()
+    return events, srv.url
+
+
 def flood(h: Handler, ctype: str, first: bytes = b"") -> None:
     """``first``, then bytes with no line break until the cap is well passed, then nothing."""
     h.start_stream(ctype)
@@ -62,13 +77,9 @@ async def test_keep_alives_alone_are_a_stall():
             pass
 
     routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): keep_alive}
-    with ReplayServer(routes) as srv:
-        backend = backend_for(srv.url, stall_timeout=0.8)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes, stall_timeout=0.8)
     assert [type(e) for e in events] == [Started, Token, Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert "the stream stalled: no data for 0.8 s, only keep-alives" in events[-1].reason
 
 
@@ -84,13 +95,9 @@ async def test_empty_events_alone_are_a_stall():
             pass
 
     routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): empty_deltas}
-    with ReplayServer(routes) as srv:
-        backend = backend_for(srv.url, stall_timeout=0.8)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes, stall_timeout=0.8)
     assert [type(e) for e in events] == [Started, Token, Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert "the stream stalled: no tokens for 0.8 s, only empty events" in events[-1].reason
 
 
@@ -108,13 +115,9 @@ async def test_ollama_lines_without_text_alone_are_a_stall():
             pass
 
     routes[("POST", "/api/chat")] = empty_lines
-    with ReplayServer(routes) as srv:
-        backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), stall_timeout=0.8)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes, "ollama", stall_timeout=0.8)
     assert [type(e) for e in events] == [Started, Token, Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert "the stream stalled: no tokens for 0.8 s, only empty events" in events[-1].reason
 
 
@@ -141,17 +144,10 @@ async def test_a_server_that_ignores_max_tokens_is_cut(kind):
         routes[("POST", "/api/chat")] = endless
     else:
         routes = {("GET", "/v1/models"): json_route(200, MODELS), ("POST", "/v1/chat/completions"): endless}
-    with ReplayServer(routes) as srv:
-        if kind == "ollama":
-            backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), stall_timeout=20)
-        else:
-            backend = backend_for(srv.url, stall_timeout=20)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes, kind, stall_timeout=20)
     limit = httpbase.overrun_limit(8)
     assert [type(e) for e in events] == [Started] + [Token] * limit + [Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert f"streamed more than {limit} tokens when 8 were asked for" in events[-1].reason
 
 
@@ -163,13 +159,9 @@ async def test_a_line_without_end_fails_the_run():
         ("GET", "/v1/models"): json_route(200, MODELS),
         ("POST", "/v1/chat/completions"): lambda h: flood(h, "text/event-stream", ("\n".join(sse("Hi")) + "\n").encode()),
     }
-    with ReplayServer(routes) as srv:
-        backend = backend_for(srv.url, stall_timeout=20)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes, stall_timeout=20)
     assert [type(e) for e in events] == [Started, Token, Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert "sent more than 4 MB without a line break" in events[-1].reason
 
 
@@ -177,13 +169,9 @@ async def test_ollama_ndjson_without_end_fails_the_run():
     routes = ollama_routes()
     load_chat = routes[("POST", "/api/chat")]
     routes[("POST", "/api/chat")] = lambda h: load_chat(h) if not h.body.get("messages") else flood(h, "application/x-ndjson")
-    with ReplayServer(routes) as srv:
-        backend = OllamaBackend(parse_spec(f"ollama:{MODEL}@{srv.url}"), stall_timeout=20)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes, "ollama", stall_timeout=20)
     assert [type(e) for e in events] == [Started, Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert "sent more than 4 MB without a line break" in events[-1].reason
 
 
@@ -232,11 +220,7 @@ async def test_an_event_nested_deeper_than_python_recurses_is_a_sentence():
         ("GET", "/v1/models"): json_route(200, MODELS),
         ("POST", "/v1/chat/completions"): lambda h: (h.start_stream("text/event-stream"), h.write_line("data: " + "[" * 200_000)),
     }
-    with ReplayServer(routes) as srv:
-        backend = backend_for(srv.url)
-        await backend.load()
-        events = await events_of(backend)
-        await backend.close()
+    events, url = await run_against(routes)
     assert [type(e) for e in events] == [Started, Failed]
-    assert_sentence(events[-1].reason, srv.url)
+    assert_sentence(events[-1].reason, url)
     assert "sent an event that is not JSON" in events[-1].reason
