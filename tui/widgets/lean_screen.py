@@ -50,8 +50,9 @@ class _Frame:
 def frame() -> Iterator[None]:
     """The app's frame callback: a ``DrawnByFrame`` widget repainted inside it is drawn by
     ``LeanScreen.draw_now`` at its end, and skips the idle hop Textual takes first (a Prompt
-    message to the widget, then its idle event: ~65 µs, 50 times a second). One ``draw_now``
-    did not draw (a held screen, a layout due) is handed to Textual's way on the way out."""
+    message to the widget, then its idle event: ~65 µs, 50 times a second). One that
+    ``draw_now`` did not draw (a held screen, a layout or a style update due) takes Textual's way
+    as the frame ends."""
     _Frame.active, _Frame.owed = True, []
     try:
         yield
@@ -59,8 +60,14 @@ def frame() -> Iterator[None]:
         _Frame.active = False
         owed, _Frame.owed = _Frame.owed, []
         for widget in owed:
-            if widget._repaint_required:  # type: ignore[attr-defined]
+            if _pending(widget):
                 MessagePump.check_idle(widget)
+
+
+def _pending(widget) -> bool:
+    """What a widget's idle event would still do (``Widget._check_refresh``)."""
+    return bool(widget._repaint_required or widget._layout_required or widget._scroll_required
+                or widget._refresh_styles_required)
 
 
 class DrawnByFrame:
