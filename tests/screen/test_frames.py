@@ -158,11 +158,20 @@ async def test_no_frame_is_drawn_while_the_models_read_their_prompt(monkeypatch)
         drawn.append(any(p.in_prompt for p in app.panes))
         real_refresh(screen)
 
+    flushed: list[bool] = []  # per frame's flush of text and readings: was a model reading its prompt?
+    real_flush = ReplayApp._flush_panes
+
+    def flush_panes(app_, t):
+        flushed.append(any(p.in_prompt for p in app.panes))
+        real_flush(app_, t)
+
     monkeypatch.setattr(LeanScreen, "release", release)
     monkeypatch.setattr(LeanScreen, "_compositor_refresh", compositor_refresh)
+    monkeypatch.setattr(ReplayApp, "_flush_panes", flush_panes)
     await play_to_the_end(app)
     assert any(held_with_changes), "nothing was held: the test saw no prompt phase"
     assert drawn and not any(drawn), "a frame was drawn while a model read its prompt"
+    assert flushed and not any(flushed), "a frame's text and readings were worked on while a model read its prompt"
 
 
 async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):

@@ -640,6 +640,7 @@ class ABTopApp(App):
         self.query_one(Footer).release()
         if isinstance(self.screen, LeanScreen):
             self.screen.release()
+        self._want_frame()  # what arrived while held: a frame skipped it (``_frame``)
 
     def _want_frame(self, at: float | None = None) -> None:
         """Ask for a ``_frame`` at the loop time ``at``, or at the next 1/FLUSH_HZ s of the loop's
@@ -665,14 +666,18 @@ class ABTopApp(App):
         """Draw what changed: the text that arrived (every pane at once), and each ``interval``
         the live tok/s bar and stats line, while a pane has a run whose figures still move."""
         self._frame_at = None
+        stack = self._screen_stack
+        screen = stack[-1] if stack and isinstance(stack[-1], LeanScreen) else None
+        if screen is not None and screen.held:  # a model reads its prompt: no work on its cores but a look
+            self._want_frame()  # at the next grid point (a release asks at once)
+            return
         self._draw_due = False
         assert self.loop is not None
         t = self.loop.time()
         with _teardown_safe(self), lean_frame():
             self._flush_panes(t)
-            stack = self._screen_stack
-            if stack and isinstance(stack[-1], LeanScreen):  # Textual's way would post an Update per widget
-                stack[-1].draw_now()
+            if screen is not None:  # Textual's way would post an Update per widget
+                screen.draw_now()
 
     def _flush_panes(self, t: float) -> None:
         """Each pane's new text and readings, and its tok/s tick when one is due; the next frame asked."""

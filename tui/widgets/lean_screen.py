@@ -133,6 +133,10 @@ class LeanScreen(Screen):
             self._held = True
             self._hold_timer = self.set_timer(seconds, self.release, name="hold frames")
 
+    @property
+    def held(self) -> bool:
+        return self._held
+
     def release(self) -> None:
         if self._held:
             self._held = False
