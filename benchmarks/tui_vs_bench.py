@@ -6,7 +6,11 @@ first alternates from pair to pair, so a drifting machine favours neither):
 - the TUI, in a detached tmux pane of the given size, driven as a person would: started with
   ``-p PROMPT`` (that first run warms the workers up, as ``bench``'s warm-up run does), then Enter
   for the measured run, then ``q``; its figures come from its ``--record`` file;
-- ``abtop bench --warmup 1 --runs 1 --record``: the same, headless.
+- ``abtop bench --warmup W --runs 1 --record``: the same, headless. In alternate mode the models take
+  turns going first from one run to the next (``Session.run``), and the TUI's measured run is the
+  first of its plan: bench warms up once per model (W = 2) so its measured run has the same order.
+  With one warm-up, bench's second model went first in its measured run and the TUI's went second,
+  right after the other's generation: its TTFT read ~8 % slower for that alone.
 
 Both recordings are read with the same code (``backends.stats.Runs``), so gen t/s, prompt t/s and
 TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model, then per mode and size the
@@ -139,7 +143,8 @@ def run_tui(mode: str, size: tuple[int, int], n: int, out: Path) -> list[dict]:
 
 
 def run_bench(mode: str, n: int, out: Path) -> list[dict]:
-    args = ["bench", *MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, "--warmup", "1", "--runs", "1", "--record", str(out)]
+    warmup = len(MODELS) if mode == "alternate" else 1  # the TUI's order of turns (see the docstring)
+    args = ["bench", *MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, "--warmup", str(warmup), "--runs", "1", "--record", str(out)]
     done = subprocess.run(abtop_command(args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise SystemExit(f"tui_vs_bench: bench failed ({done.returncode}): {done.stderr.strip()[-400:]}")
