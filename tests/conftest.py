@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,16 @@ def gemma3_path():
 def children() -> list[psutil.Process]:
     """Live descendants of this test process (workers, servers)."""
     return [p for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def kill_leftovers(proc: subprocess.Popen, workers: list[psutil.Process]) -> None:
+    """A test's way out: the abtop it started (its process group) and the workers it saw, killed
+    if a failed assertion left them running."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    for w in workers:
+        if w.is_running():
+            w.kill()
 
 
 def worker_children(pid: int | None = None) -> list[psutil.Process]:

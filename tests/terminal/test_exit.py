@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import worker_children
+from tests.conftest import kill_leftovers, worker_children
 
 TIMEOUT = 180
 
@@ -79,10 +79,6 @@ def test_quit_leaves_no_worker(how):
         gone, alive = psutil.wait_procs(seen, timeout=10)
         assert not alive, f"workers left behind after {how}: {[p.pid for p in alive]}"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for w in seen:
-            if w.is_running():
-                w.kill()
+        kill_leftovers(proc, seen)
         if master is not None:
             os.close(master)

@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import worker_children
+from tests.conftest import kill_leftovers, worker_children
 from tests.terminal.test_exit import _drain
 
 LOAD_S = 180
@@ -58,11 +58,7 @@ def test_quitting_while_a_model_file_never_opens(tmp_path, how):
         assert not alive, f"workers left behind: {[p.pid for p in alive]}"
         assert b"Traceback" not in out, out[-3000:]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for w in seen:
-            if w.is_running():
-                w.kill()
+        kill_leftovers(proc, seen)
         os.close(master)
 
 
