@@ -186,11 +186,11 @@ class ABTopApp(App):
         self.run_finished = asyncio.Event()
         """Set each time a run of both panes ends (tests and scripts wait on it)."""
         self.hooks: list = []
+        """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
         self._deferred: dict[int, list[Event]] = {}
-        self._drain_timer: Timer | None = None
         """Per pane, the end of its run and what came after it (readings, notes, its next run's
         start) while a model may be reading its prompt: see ``emit``."""
-        """Extra ``emit(slot, event)`` listeners: the recorder, tests."""
+        self._drain_timer: Timer | None = None
         self._recorder = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.slots: list[int] = []
@@ -669,7 +669,7 @@ class ABTopApp(App):
         stack = self._screen_stack
         screen = stack[-1] if stack and isinstance(stack[-1], LeanScreen) else None
         if screen is not None and screen.held:  # a model reads its prompt: no work on its cores but a look
-            self._want_frame()  # at the next grid point (a release asks at once)
+            self._want_frame()  # looks again at the next grid point
             return
         self._draw_due = False
         assert self.loop is not None
