@@ -7,6 +7,9 @@
   of the final state: nothing a frame skipped was needed.
 - Text that arrived is drawn by the frame callback that flushed it (``LeanScreen.draw_now``), not
   by the Update message, idle event and update timer Textual posts for each refreshed widget.
+- A ``PlainLines`` widget (the text, the metrics strip, the stats line) pads, colours and crops its
+  lines exactly as Textual's ``StylesCache`` does, segment by segment, whole or cropped, and
+  hands a widget it cannot draw so (a border) to Textual.
 - The metrics strip draws its sparklines exactly as Textual's ``Sparkline`` renderable does
   (characters and colours), and a reading redraws only the row it is on.
 
@@ -22,6 +25,7 @@ from rich.style import Style
 from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.app import App
 from textual.color import Color
+from textual.geometry import Region
 from textual.message_pump import MessagePump
 from textual.renderables.sparkline import Sparkline
 from textual.widget import Widget
@@ -30,7 +34,7 @@ from textual.widgets._footer import FooterKey
 from tests.support.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
 from tui.widgets.footer import Footer
-from tui.widgets.lean_screen import LeanScreen
+from tui.widgets.lean_screen import LeanScreen, PlainLines
 from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
 
@@ -71,12 +75,19 @@ async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_
                     rendered.append((rows <= text, list(current)))
             return update
 
+        real_plain = PlainLines.render_lines
+
         def render_lines(widget, crop):
             current.append(type(widget).__name__)
             return real_render(widget, crop)
 
+        def plain_lines(widget, crop):
+            current.append(type(widget).__name__)
+            return real_plain(widget, crop)
+
         compositor.render_update = render_update
         Widget.render_lines = render_lines
+        PlainLines.render_lines = plain_lines
         try:
             await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
             await pilot.pause()
@@ -84,6 +95,7 @@ async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_
             await pilot.pause()
         finally:
             Widget.render_lines = real_render
+            PlainLines.render_lines = real_plain
             del compositor.render_update
         full = ["".join(seg.text for seg in strip) for strip in compositor.render_strips()]
         shown = ["".join(row) for row in grid]
@@ -94,6 +106,24 @@ async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_
         assert len(text_only) >= 5, f"only {len(text_only)} of {len(rendered)} frames changed nothing but text rows"
         drawn = collections.Counter(name for names in text_only for name in names)
         assert set(drawn) == {"StreamView"}, drawn  # not the panes, the card, the metrics, the screen behind
+
+
+async def test_plain_lines_draw_what_textuals_styles_cache_draws():
+    app = ReplayApp(*synthetic([50, 29], 1, moving=True), speed=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
+        await pilot.pause()
+        plain = [w for w in app.screen.walk_children(Widget) if isinstance(w, PlainLines)]
+        assert {type(w).__name__ for w in plain} >= {"StreamView", "MetricsStrip", "StatsLine"}
+        app.panes[0].query_one(StreamView).styles.border = ("round", "red")  # a border: Textual's way
+        await pilot.pause()
+        for widget in plain:
+            width, height = widget.outer_size
+            for crop in (Region(0, 0, width, height), Region(3, height - 1, width - 5, 1), Region(0, 0, 7, 1)):
+                ours = widget.render_lines(crop)
+                widget._styles_cache.clear()
+                theirs = Widget.render_lines(widget, crop)
+                assert [list(s) for s in ours] == [list(s) for s in theirs], (type(widget).__name__, crop)
 
 
 def test_the_strip_draws_sparklines_as_textuals_sparkline_does():

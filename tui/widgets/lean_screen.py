@@ -20,11 +20,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from functools import lru_cache
+
+from rich.style import Style as RichStyle
 from textual._compositor import Compositor
+from textual._segment_tools import line_pad
+from textual.color import Color
 from textual.geometry import Region
 from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.strip import Strip
+from textual.style import Style
 
 
 def _minus(spans: list[tuple[int, int]], x1: int, x2: int) -> list[tuple[int, int]]:
@@ -78,6 +84,54 @@ class DrawnByFrame:
             _Frame.owed.append(self)  # type: ignore[arg-type]
             return
         super().check_idle()  # type: ignore[misc]
+
+
+@lru_cache(64)
+def _inner(base_background: Color, background: Color) -> RichStyle:
+    """The padding's and content's background (``StylesCache.get_inner_outer``'s inner)."""
+    return Style(background=base_background + background).rich_style
+
+
+class PlainLines:
+    """For a widget with padding at most (no border, outline, tint, hatch, opacity below 1): its
+    lines are padded, filtered and cropped here, as ``StylesCache.render_widget`` would, without
+    its general path (borders, titles, outlines), which costs ~0.1 ms a line and as much again a
+    widget on a core a model needs. Anything else takes Textual's way.
+    ``tests/screen/test_frames.py`` checks the screen matches Textual's own drawing."""
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        widget = self  # type: ignore[assignment]
+        styles = widget.styles
+        base_background = background = Color(0, 0, 0, 0)
+        opacity = 1.0
+        for node in reversed(widget.ancestors_with_self):  # Widget.background_colors and .opacity in one walk
+            node_styles = node.styles
+            base_background = background
+            opacity *= node_styles.opacity
+            background += node_styles.background.tint(node_styles.background_tint).multiply_alpha(opacity)
+        if (opacity != 1.0 or widget.BLANK or styles.tint.a or styles.text_opacity != 1.0 or styles.gutter != styles.padding
+                or any(edge for edge, _ in styles.outline) or (styles.has_rule("hatch") and styles.hatch != "none")):
+            return super().render_lines(crop)  # type: ignore[misc]
+        inner = _inner(base_background, background)
+        width, height = widget._size
+        top, right, bottom, left = styles.padding
+        content_width, content_height = max(0, width - left - right), max(0, height - top - bottom)
+        filters = widget.get_line_filters()
+        strips = []
+        for y in crop.line_range:
+            content_y = y - top
+            if y < top or content_y >= content_height:  # padding rows
+                strip = Strip.blank(width, inner)
+            else:
+                line = widget.render_line(content_y).adjust_cell_length(content_width, inner)
+                strip = Strip(line_pad(line, left, right, inner), width) if left or right else line
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        if crop.column_span != (0, width):
+            x1, x2 = crop.column_span
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
 
 
 class LeanCompositor(Compositor):

@@ -25,7 +25,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.text.safe import safe
-from tui.widgets.lean_screen import DrawnByFrame
+from tui.widgets.lean_screen import DrawnByFrame, PlainLines
 
 HISTORY = 120  # samples kept per sparkline (30 s at 4 Hz)
 LABEL_MIN_WIDTH = 19
@@ -97,7 +97,7 @@ class Metric:
         return True
 
 
-class MetricsStrip(DrawnByFrame, Widget):
+class MetricsStrip(DrawnByFrame, PlainLines, Widget):
     """Four labelled sparklines, two rows of two (one row of four when compact), in one widget."""
 
     DEFAULT_CSS = """

@@ -22,7 +22,7 @@ from tui.files import export
 from tui.text import format as fmt
 from tui.text.safe import plain, safe
 from tui.widgets.card import CardPanel, CardScroll, gpu_label, mem_label, roofline_warning
-from tui.widgets.lean_screen import DrawnByFrame
+from tui.widgets.lean_screen import DrawnByFrame, PlainLines
 from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
 
@@ -31,7 +31,7 @@ COMPACT_BELOW = 20
 stats lines) would leave it fewer than 8 lines of text."""
 
 
-class StatsLine(DrawnByFrame, Static):
+class StatsLine(DrawnByFrame, PlainLines, Static):
     """The run's figures under the text, moved by the frame's tok/s tick (see ``DrawnByFrame``)."""
 
 

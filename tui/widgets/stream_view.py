@@ -15,10 +15,10 @@ from textual.widget import Widget
 
 from tui.text.safe import STREAM as SHOWN  # what the screen gets of the text; ``text`` keeps it all
 from tui.text.safe import safe
-from tui.widgets.lean_screen import DrawnByFrame
+from tui.widgets.lean_screen import DrawnByFrame, PlainLines
 
 
-class StreamView(DrawnByFrame, Widget):
+class StreamView(DrawnByFrame, PlainLines, Widget):
     """The tail of a growing text, wrapped to the widget and bottom-aligned.
 
     ``append`` is called in batches at frame rate, never per token. Word wrapping is greedy, so
