@@ -82,8 +82,10 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
-def describe_transport_error(exc: Exception, stall_timeout: float, start: str = "start the server") -> str:
-    """What went wrong on the wire, as a clause (no subject, no full stop)."""
+def describe_transport_error(exc: Exception, stall_timeout: float, start: str = "start the server", what: str = "") -> str:
+    """What went wrong on the wire, as a clause (no subject, no full stop). ``what``: the request a
+    silence timed out on when it is not a stream (a load's request: a server still loading, or
+    hung, before any stream)."""
     if isinstance(exc, httpx.ConnectError):
         causes = list(_chain(exc))
         if any(isinstance(c, socket.gaierror) for c in causes) or "name or service" in str(exc).lower():
@@ -94,6 +96,8 @@ def describe_transport_error(exc: Exception, stall_timeout: float, start: str = 
     if isinstance(exc, httpx.ConnectTimeout):
         return "did not accept the connection in time; check the URL, the network or the SSH tunnel"
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
+        if what:
+            return f"no answer to the {what} in {stall_timeout:g} s; the server is busy or hung (check its log)"
         return f"the stream stalled: no bytes for {stall_timeout:g} s"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "the server broke the HTTP protocol or closed the connection mid-response"
@@ -288,7 +292,7 @@ class HTTPBackend(Backend):
         try:
             r = await self.client.request(method, path, json=json)
         except httpx.HTTPError as exc:
-            raise BackendError(self.sentence(describe_transport_error(exc, self.stall_timeout, self.start_hint))) from None
+            raise BackendError(self.sentence(describe_transport_error(exc, self.stall_timeout, self.start_hint, what))) from None
         if r.status_code == 404 and on_404:
             raise BackendError(self.sentence(on_404))
         if r.status_code >= 400:

@@ -132,7 +132,7 @@ class OllamaBackend(HTTPBackend):
         try:
             r = await self.client.post("api/chat", json={"model": self.model, "messages": []}, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise BackendError(self.sentence(describe_transport_error(exc, _LOAD_TIMEOUT_S, self.start_hint))) from None
+            raise BackendError(self.sentence(describe_transport_error(exc, _LOAD_TIMEOUT_S, self.start_hint, "load request"))) from None
         if r.status_code >= 400:
             raise BackendError(self.sentence(self.status_clause(r.status_code, r.content, "load request")))
 

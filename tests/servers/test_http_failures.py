@@ -188,7 +188,8 @@ async def test_load_that_stalls(monkeypatch):
     with ReplayServer({("GET", "/v1/models"): lambda h: h.stall()}) as srv:
         msg = await load_error(backend_for(srv.url))
     assert_sentence(msg, srv.url)
-    assert "stalled: no bytes for 0.3 s" in msg
+    assert "no answer to the model list request (GET /models) in 0.3 s; the server is busy or hung" in msg
+    assert "stream" not in msg  # no stream had begun: a load that hangs is not a stalled stream
 
 
 async def test_cancel_closes_the_connection_at_once():
