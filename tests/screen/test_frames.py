@@ -115,15 +115,22 @@ async def test_plain_lines_draw_what_textuals_styles_cache_draws():
         await pilot.pause()
         plain = [w for w in app.screen.walk_children(Widget) if isinstance(w, PlainLines)]
         assert {type(w).__name__ for w in plain} >= {"StreamView", "MetricsStrip", "StatsLine"}
+
+        def compare() -> None:
+            for widget in plain:
+                width, height = widget.outer_size
+                for crop in (Region(0, 0, width, height), Region(3, height - 1, width - 5, 1), Region(0, 0, 7, 1)):
+                    ours = widget.render_lines(crop)
+                    widget._styles_cache.clear()
+                    theirs = Widget.render_lines(widget, crop)
+                    assert [list(s) for s in ours] == [list(s) for s in theirs], (type(widget).__name__, crop)
+
+        compare()
         app.panes[0].query_one(StreamView).styles.border = ("round", "red")  # a border: Textual's way
+        app.panes[1].styles.background = "darkblue"  # an ancestor's colour: the kept look is dropped
+        app.panes[1].query_one(StreamView).add_class("-error")  # its own class: so is its own
         await pilot.pause()
-        for widget in plain:
-            width, height = widget.outer_size
-            for crop in (Region(0, 0, width, height), Region(3, height - 1, width - 5, 1), Region(0, 0, 7, 1)):
-                ours = widget.render_lines(crop)
-                widget._styles_cache.clear()
-                theirs = Widget.render_lines(widget, crop)
-                assert [list(s) for s in ours] == [list(s) for s in theirs], (type(widget).__name__, crop)
+        compare()
 
 
 def test_the_strip_draws_sparklines_as_textuals_sparkline_does():

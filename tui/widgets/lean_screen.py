@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from functools import lru_cache
+from typing import NamedTuple
 
 from rich.style import Style as RichStyle
 from textual._compositor import Compositor
@@ -92,6 +93,43 @@ def _inner(base_background: Color, background: Color) -> RichStyle:
     return Style(background=base_background + background).rich_style
 
 
+class Look(NamedTuple):
+    """What a widget's styles and its ancestors' give its drawing, kept until one of them changes."""
+
+    key: tuple
+    plain: bool
+    """Padding at most: ``PlainLines`` draws it."""
+    inner: RichStyle
+    background: Color
+    rich_style: RichStyle
+    """``DOMNode.rich_style``: the widget's colours over its ancestors'."""
+
+
+def look(widget) -> Look:
+    """The widget's ``Look``. ``Widget.background_colors``, ``.opacity`` and ``.rich_style`` each walk
+    every ancestor's styles at every call (~0.1 ms a frame per widget); the styles' own change
+    counter (``RenderStyles._cache_key``, which Textual bumps on every rule set, class toggle and
+    theme) along the same ancestors tells when the walk would give anything new."""
+    nodes = widget.ancestors_with_self
+    key = (id(widget.parent), *(node.styles._cache_key for node in nodes))
+    cached = widget.__dict__.get("_abtop_look")
+    if cached is not None and cached.key == key:
+        return cached
+    base_background = background = Color(0, 0, 0, 0)
+    opacity = 1.0
+    for node in reversed(nodes):  # Widget.background_colors and .opacity in one walk
+        node_styles = node.styles
+        base_background = background
+        opacity *= node_styles.opacity
+        background += node_styles.background.tint(node_styles.background_tint).multiply_alpha(opacity)
+    styles = widget.styles
+    plain = not (opacity != 1.0 or widget.BLANK or styles.tint.a or styles.text_opacity != 1.0
+                 or styles.gutter != styles.padding or any(edge for edge, _ in styles.outline)
+                 or (styles.has_rule("hatch") and styles.hatch != "none"))
+    widget.__dict__["_abtop_look"] = found = Look(key, plain, _inner(base_background, background), background, widget.rich_style)
+    return found
+
+
 class PlainLines:
     """For a widget with padding at most (no border, outline, tint, hatch, opacity below 1): its
     lines are padded, filtered and cropped here, as ``StylesCache.render_widget`` would, without
@@ -101,20 +139,12 @@ class PlainLines:
 
     def render_lines(self, crop: Region) -> list[Strip]:
         widget = self  # type: ignore[assignment]
-        styles = widget.styles
-        base_background = background = Color(0, 0, 0, 0)
-        opacity = 1.0
-        for node in reversed(widget.ancestors_with_self):  # Widget.background_colors and .opacity in one walk
-            node_styles = node.styles
-            base_background = background
-            opacity *= node_styles.opacity
-            background += node_styles.background.tint(node_styles.background_tint).multiply_alpha(opacity)
-        if (opacity != 1.0 or widget.BLANK or styles.tint.a or styles.text_opacity != 1.0 or styles.gutter != styles.padding
-                or any(edge for edge, _ in styles.outline) or (styles.has_rule("hatch") and styles.hatch != "none")):
+        seen = look(widget)
+        if not seen.plain:
             return super().render_lines(crop)  # type: ignore[misc]
-        inner = _inner(base_background, background)
+        inner, background = seen.inner, seen.background
         width, height = widget._size
-        top, right, bottom, left = styles.padding
+        top, right, bottom, left = widget.styles.padding
         content_width, content_height = max(0, width - left - right), max(0, height - top - bottom)
         filters = widget.get_line_filters()
         strips = []

@@ -15,7 +15,7 @@ from textual.widget import Widget
 
 from tui.text.safe import STREAM as SHOWN  # what the screen gets of the text; ``text`` keeps it all
 from tui.text.safe import safe
-from tui.widgets.lean_screen import DrawnByFrame, PlainLines
+from tui.widgets.lean_screen import DrawnByFrame, PlainLines, look
 
 
 class StreamView(DrawnByFrame, PlainLines, Widget):
@@ -184,9 +184,9 @@ class StreamView(DrawnByFrame, PlainLines, Widget):
         return super().refresh(*regions, **kwargs)
 
     def render_lines(self, crop):  # type: ignore[override]
-        # rich_style walks every ancestor's colours: once a frame, not once a line (it was 2/3 of
-        # this widget's drawing cost at 2 × 2,000 tok/s).
-        self._frame_style = self.rich_style
+        # rich_style walks every ancestor's colours: once a style change, not once a line (it was
+        # 2/3 of this widget's drawing cost at 2 × 2,000 tok/s).
+        self._frame_style = look(self).rich_style
         try:
             return super().render_lines(crop)
         finally:
@@ -195,7 +195,7 @@ class StreamView(DrawnByFrame, PlainLines, Widget):
     def render_line(self, y: int) -> Strip:
         size = self._content_size
         width = size.width
-        style = self.rich_style if self._frame_style is None else self._frame_style
+        style = look(self).rich_style if self._frame_style is None else self._frame_style
         if self._lines is None or self._lines_key != (size, style):
             lines = self.visible_lines()
             self._lines = [self._strip(line, width, style) for line in lines]
