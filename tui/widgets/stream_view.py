@@ -126,7 +126,13 @@ class StreamView(DrawnByFrame, PlainLines, Widget):
         else:
             self._lines = None
         self._layout_cache.clear()
-        self._set_dirty(*(Region(0, y, width, 1) for y in changed))
+        # The rows across the whole widget, padding included (``Widget._set_dirty`` would mark the
+        # content's width: a frame would then crop every strip it draws), in the widget's own frame.
+        top, outer = self._gutter.top if self._gutter else self.styles.gutter.top, self._size.width
+        rows = [Region(0, top + y, outer, 1) for y in changed]
+        self._dirty_regions.update(rows)
+        self._repaint_regions.update(rows)
+        self._styles_cache.set_dirty(*rows)
         self._repaint_required = True
         self.check_idle()
 
