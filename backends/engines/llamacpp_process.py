@@ -46,6 +46,38 @@ def stopped(ps: psutil.Process | None) -> bool:
         return False
 
 
+class _Lines(asyncio.subprocess.SubprocessStreamProtocol):
+    """The worker's stdout handed on line by line in the loop's read callback. A ``StreamReader``
+    and a task awaiting ``readline`` would wake the loop once more for every batch of tokens (~25 a
+    second a model), on the cores the models need; stderr keeps its reader."""
+
+    def __init__(self, on_line: Callable[[bytes], None], on_end: Callable[[], None], limit: int,
+                 loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
+        super().__init__(limit=limit, loop=loop)
+        self._on_line, self._on_end = on_line, on_end
+        self._rest = b""
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd != 1:
+            return super().pipe_data_received(fd, data)
+        *lines, rest = (self._rest + data).split(b"\n")
+        if len(rest) > self._limit:  # a line without end: kept as a log line, cut
+            lines.append(rest[: self._limit])
+            rest = b""
+        self._rest = rest
+        for line in lines:
+            if line:
+                self._on_line(line)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            if self._rest:
+                self._on_line(self._rest)
+                self._rest = b""
+            self._on_end()
+        super().pipe_connection_lost(fd, exc)
+
+
 class WorkerProcess:
     """One ``llamacpp_worker.py`` process and the routing of its lines."""
 
@@ -79,7 +111,9 @@ class WorkerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._replies, self.run_q, self._eof, self.hung, self.ps = asyncio.Queue(), None, False, False, None
         self.closing = False
-        self.proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Lines(self._line, self._ended, _STREAM_LIMIT, loop),
             sys.executable,
             "-I",  # isolated: no cwd, PYTHONPATH or user site on sys.path (the worker finds abtop)
             "-u",
@@ -88,32 +122,35 @@ class WorkerProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
-            limit=_STREAM_LIMIT,
         )
-        self._tasks = [
-            asyncio.create_task(self._read_stdout(self.proc.stdout)),
-            asyncio.create_task(self._read_stderr(self.proc.stderr)),
-        ]
+        self.proc = asyncio.subprocess.Process(transport, protocol, loop)  # as create_subprocess_exec makes it
+        self._tasks = [asyncio.create_task(self._read_stderr(self.proc.stderr))]
 
-    async def _read_stdout(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                self.log.append(line.decode("utf-8", "replace").rstrip())
-                continue
-            run = msg.get("run")
-            if run is None:
-                self._replies.put_nowait(msg)
-            elif run == self.run_id and self.run_q is not None:
-                self.run_q.put_nowait(msg)
-            # else: a run nobody reads any more (its consumer walked away): dropped
-        self._eof = True  # the worker is gone
+    def _line(self, line: bytes) -> None:
+        """One line of the worker's stdout: a reply, a line of the run in flight, or a log line."""
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            self.log.append(line.decode("utf-8", "replace").rstrip())
+            return
+        if not isinstance(msg, dict):
+            self.log.append(line.decode("utf-8", "replace").rstrip())
+            return
+        run = msg.get("run")
+        if run is None:
+            self._replies.put_nowait(msg)
+        elif run == self.run_id and self.run_q is not None:
+            self.run_q.put_nowait(msg)
+        # else: a run nobody reads any more (its consumer walked away): dropped
+
+    def _ended(self) -> None:
+        """The worker's stdout closed: the worker is gone."""
+        self._eof = True
         self._replies.put_nowait(None)
         if self.run_q is not None:
             self.run_q.put_nowait(None)
         elif not self.closing and self.on_idle_death is not None:  # it died while idle
-            await self.on_idle_death(self.run_id)
+            self._tasks.append(asyncio.ensure_future(self.on_idle_death(self.run_id)))
 
     async def _read_stderr(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
