@@ -212,6 +212,27 @@ async def test_z_zooms_the_selected_pane_and_the_other_keeps_streaming():
         assert app.screen.maximized is None and app.query_one(PromptInput).value.endswith("z")
 
 
+async def test_each_quality_key_keeps_its_place_in_the_border_and_a_new_model_clears_them():
+    """S (bpb), a (accuracy) and f (fit) each write their figure in the pane's border: one key's
+    figure must not hide another's (f used to overwrite S's), and a model picked with ``o`` starts
+    with none of the old one's."""
+    app = StillApp(story_events())
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _ready(app, pilot)
+        pane = app.panes[0]
+        pane.show_score("bpb 1.2345")
+        pane.show_score("least RAM 300 MB at 512", "fit")
+        pane.show_score("acc 41.0 % (macro)", "acc")
+        await pilot.pause()
+        assert "bpb 1.2345 · acc 41.0 % (macro) · least RAM 300 MB at 512" in str(pane.border_subtitle)
+        pane.show_score("fit n/a", "fit")  # a key run again replaces only its own figure
+        await pilot.pause()
+        assert "bpb 1.2345 · acc 41.0 % (macro) · fit n/a" in str(pane.border_subtitle)
+        pane.reset("synthetic-c")
+        await pilot.pause()
+        assert "bpb" not in str(pane.border_subtitle) and "fit" not in str(pane.border_subtitle)
+
+
 async def test_the_card_scrolls_when_taller_than_its_place():
     app = StillApp(story_events())
     async with app.run_test(size=(80, 24)) as pilot:

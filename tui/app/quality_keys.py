@@ -116,18 +116,18 @@ class QualityKeys:
         opts = app.engine_options
         docs = []
         for pane in app.panes:
-            pane.show_score(f"fit: asking llama.cpp for its plan at --ctx {app.n_ctx:,}…")
+            pane.show_score(f"fit: asking llama.cpp for its plan at --ctx {app.n_ctx:,}…", "fit")
             try:
                 doc = await fit_specs([pane.spec], app.n_ctx, lazy_ple=opts.get("lazy_ple"), repack=opts.get("repack"),
                                       flash_attn=opts.get("flash_attn"))  # fmt: skip
             except BackendError as exc:
-                pane.show_score("fit n/a")
+                pane.show_score("fit n/a", "fit")
                 app.notify(str(exc), severity="warning", timeout=8)
                 return
             m = doc["models"][0]
             r = m["contexts"][0] if m["contexts"] else None
             least = r and r["least_ram_bytes"]
-            pane.show_score(f"least RAM {human_bytes(least)} at {r['ctx']:,}" if least else "least RAM n/a")
+            pane.show_score(f"least RAM {human_bytes(least)} at {r['ctx']:,}" if least else "least RAM n/a", "fit")
             docs.append(doc)
         self.fit_doc = dict(docs[0], models=[d["models"][0] for d in docs])
         app.notify("Least RAM to run without paging, predicted (abtop fit): in the verdict (v) and the exports (e).")
@@ -185,13 +185,13 @@ class QualityKeys:
                 def progress(task: str, done: int, total: int, pane=pane, t0=t0) -> None:
                     spent = time.monotonic() - t0
                     rate = f", {done / spent:.1f} items/s" if spent > 0 else ""
-                    pane.show_score(f"eval {done}/{total} items ({task}){rate}")
+                    pane.show_score(f"eval {done}/{total} items ({task}){rate}", "acc")
 
-                pane.show_score("eval…")
+                pane.show_score("eval…", "acc")
                 entry = await eval_loaded(b, chosen, stop=stop, progress=progress)
                 entries.append(entry)
                 macro = (entry.get("macro") or {}).get("acc") or {}
-                pane.show_score(f"acc {macro['value'] * 100:.1f} % (macro)" if macro.get("value") is not None else "acc n/a")
+                pane.show_score(f"acc {macro['value'] * 100:.1f} % (macro)" if macro.get("value") is not None else "acc n/a", "acc")
                 if entry.get("reason"):
                     app.notify(entry["reason"], severity="warning", timeout=8)
             if mode != "alternate":

@@ -83,6 +83,8 @@ class ModelPane(Vertical):
         self.badge: str | None = None
         """Before the mode in the border: "replay ×8", so no one takes a replay for a live run."""
         self.score: str | None = None
+        """What the quality keys found (bpb, fit, accuracy), each in its own place, joined."""
+        self._scores: dict[str, str] = {}
         self._short = ""
         """The status in a few words, for a compact pane's bottom border."""
         self._moved: list[tuple[str, str]] = []
@@ -273,6 +275,8 @@ class ModelPane(Vertical):
         self._pending = []
         self._readings = []
         self._placed = None
+        self._scores.clear()  # the old model's bpb, fit and accuracy are not this one's
+        self.score = None
         self.failed = False
         self._streaming = False
         self.set_class(False, "-failed")
@@ -401,9 +405,14 @@ class ModelPane(Vertical):
         self.votes = text
         self._show_identity()
 
-    def show_score(self, text: str | None) -> None:
-        """The model's bits per byte (``S``) in the border, beside the mode."""
-        self.score = text
+    def show_score(self, text: str | None, kind: str = "bpb") -> None:
+        """A quality figure in the border, beside the mode: ``kind`` "bpb" (``S``), "fit" (``f``) or
+        "acc" (``a``); each keeps its place, so one key's figure does not hide another's."""
+        if text:
+            self._scores[kind] = text
+        else:
+            self._scores.pop(kind, None)
+        self.score = " · ".join(self._scores[k] for k in ("bpb", "acc", "fit") if k in self._scores) or None
         self._show_identity()
 
     def _show_identity(self) -> None:
