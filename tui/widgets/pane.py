@@ -97,12 +97,15 @@ class ModelPane(Vertical):
         """A run streams in this pane (its border shows it once ``show_streaming`` is called)."""
 
     def compose(self) -> ComposeResult:
+        # kept: the frame reaches them every 50 ms, where a query walks the pane's children each time
+        self._view, self._metrics, self._card = StreamView(), MetricsStrip(), CardPanel()
+        self._stats = StatsLine("", classes="stats", markup=False)
         yield Static("loading…", classes="header", markup=False)
         with CardScroll():
-            yield CardPanel()
-        yield StreamView()
-        yield MetricsStrip()
-        yield StatsLine("", classes="stats", markup=False)
+            yield self._card
+        yield self._view
+        yield self._metrics
+        yield self._stats
 
     # -- events ------------------------------------------------------------------------------
     def handle(self, ev: Event) -> None:
@@ -210,7 +213,7 @@ class ModelPane(Vertical):
                 self._show_sample(s)
         if self._pending:
             text, self._pending = "".join(self._pending), []
-            view = self.query_one(StreamView)
+            view = self._view
             view.set_message(None)
             view.append(text)
 
@@ -248,15 +251,14 @@ class ModelPane(Vertical):
             # while streaming: the rate over the last interval ("now", the sparkline's latest bar,
             # unlike the stats line's whole-run "gen"); once over, the run's figure
             shown = fmt.rate(tps, "now") if c.t_end is None else fmt.rate(c.gen_tps, "")
-            self.query_one(MetricsStrip).push("tps", tps, shown, shown.removesuffix(" now").strip())
+            self._metrics.push("tps", tps, shown, shown.removesuffix(" now").strip())
             if c.t_end is None:  # the live stats line moves at the sampling rate, not per frame
                 self._show_stats(final=False)
         self._last_tokens = c.n_tokens
         self._last_tick = t
 
     def _show_sample(self, s: Sample) -> None:
-        q = self.query_one
-        push = q(MetricsStrip).push
+        push = self._metrics.push
         if s.cpu_percent is not None:
             push("cpu", s.cpu_percent, f"{s.cpu_percent:.0f}%")
         if s.rss_bytes is not None:
@@ -265,7 +267,7 @@ class ModelPane(Vertical):
             push("mem", None, s.note)
         if s.gpu_util is not None or s.note != "process gone":
             push("gpu", s.gpu_util, gpu_label(s), f"{s.gpu_util:.0f}%" if s.gpu_util is not None else "n/a")
-        q(CardPanel).show_sample(s)
+        self._card.show_sample(s)
 
     def reset(self, spec: str) -> None:
         """A new model in this pane (the picker): nothing of the old one's runs stays on screen."""
@@ -297,7 +299,7 @@ class ModelPane(Vertical):
         """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
         line's height changes; at 20 Hz a relayout per update would cost more than the tokens.
         ``short``: the few words a compact pane's border holds (else ``text``'s first line)."""
-        stats = self.query_one(".stats", Static)
+        stats = self._stats
         text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
         lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
         stats.update(text, layout=not live or lines != self._stats_lines)
