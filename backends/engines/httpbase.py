@@ -95,9 +95,9 @@ def describe_transport_error(exc: Exception, stall_timeout: float, start: str = 
         return f"could not connect ({exc or type(exc).__name__}); check the URL and the network"
     if isinstance(exc, httpx.ConnectTimeout):
         return "did not accept the connection in time; check the URL, the network or the SSH tunnel"
+    if what and isinstance(exc, httpx.ReadTimeout):
+        return f"no answer to the {what} in {stall_timeout:g} s; the server is busy or hung (check its log)"
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
-        if what:
-            return f"no answer to the {what} in {stall_timeout:g} s; the server is busy or hung (check its log)"
         return f"the stream stalled: no bytes for {stall_timeout:g} s"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "the server broke the HTTP protocol or closed the connection mid-response"

@@ -56,14 +56,20 @@ class _Lines(asyncio.subprocess.SubprocessStreamProtocol):
         super().__init__(limit=limit, loop=loop)
         self._on_line, self._on_end = on_line, on_end
         self._rest = b""
+        self._cut = False
+        """A line longer than ``limit`` was cut: what follows up to its end is dropped."""
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd != 1:
             return super().pipe_data_received(fd, data)
         *lines, rest = (self._rest + data).split(b"\n")
-        if len(rest) > self._limit:  # a line without end: kept as a log line, cut
-            lines.append(rest[: self._limit])
-            rest = b""
+        if self._cut and lines:  # the end of the line that was cut
+            lines.pop(0)
+            self._cut = False
+        if len(rest) > self._limit:  # a line without end: its start kept as a log line, the rest dropped
+            if not self._cut:
+                lines.append(rest[:200] + b" ... (a line longer than %d bytes, cut)" % self._limit)
+            rest, self._cut = b"", True
         self._rest = rest
         for line in lines:
             if line:
@@ -71,10 +77,16 @@ class _Lines(asyncio.subprocess.SubprocessStreamProtocol):
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
-            if self._rest:
-                self._on_line(self._rest)
-                self._rest = b""
-            self._on_end()
+            try:
+                if self._rest and not self._cut:
+                    self._on_line(self._rest)
+                    self._rest = b""
+            finally:
+                try:
+                    self._on_end()
+                finally:
+                    super().pipe_connection_lost(fd, exc)
+            return
         super().pipe_connection_lost(fd, exc)
 
 
@@ -102,6 +114,8 @@ class WorkerProcess:
         self._eof = False
         self._cmd_id = 0
         self._tasks: list[asyncio.Task] = []
+        self._gen = 0
+        """Which spawn the stdout callbacks belong to (``spawn``)."""
         self._oom_kills: int | None = None
         """The kernel's OOM-kill count when the worker started, to tell an OOM kill from ``kill -9``."""
 
@@ -112,8 +126,19 @@ class WorkerProcess:
         self._replies, self.run_q, self._eof, self.hung, self.ps = asyncio.Queue(), None, False, False, None
         self.closing = False
         loop = asyncio.get_running_loop()
+        self._gen += 1
+        gen = self._gen  # an earlier worker's end, heard late, must not end this one
+
+        def on_line(line: bytes) -> None:
+            if gen == self._gen:
+                self._line(line)
+
+        def on_end() -> None:
+            if gen == self._gen:
+                self._ended()
+
         transport, protocol = await loop.subprocess_exec(
-            lambda: _Lines(self._line, self._ended, _STREAM_LIMIT, loop),
+            lambda: _Lines(on_line, on_end, _STREAM_LIMIT, loop),
             sys.executable,
             "-I",  # isolated: no cwd, PYTHONPATH or user site on sys.path (the worker finds abtop)
             "-u",
@@ -130,7 +155,7 @@ class WorkerProcess:
         """One line of the worker's stdout: a reply, a line of the run in flight, or a log line."""
         try:
             msg = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.log.append(line.decode("utf-8", "replace").rstrip())
             return
         if not isinstance(msg, dict):

@@ -214,3 +214,44 @@ async def test_score_and_eval_runs_end_cleanly_when_busy_abandoned_or_lost(smoll
         assert "smollm2-135m" in str(lost.value) and "\n" not in str(lost.value)
     finally:
         await b.close()
+
+
+def test_stdout_lines_are_split_across_chunks_and_an_endless_line_is_cut_once():
+    """The parent reads a worker's stdout in the loop's read callback (``_Lines``): a line split
+    across reads is whole, the last line without a newline is still handed on at the end, and a
+    line longer than the limit is cut once (its start kept as a log line), its tail dropped up to
+    its newline, and the next line read as usual. The protocol fed by hand, as the loop feeds it."""
+    from backends.engines.llamacpp_process import _Lines
+
+    loop = asyncio.new_event_loop()
+    try:
+        got, ended = [], []
+        p = _Lines(got.append, lambda: ended.append(True), 64, loop)
+        for chunk in (b'{"ev":"tok","s":"he', b'llo"}\n{"ev":"tok"', b',"s":"!"}\n', b"x" * 50, b"y" * 50, b"z" * 50,
+                      b'z\n{"ev":"done"}\n', b'{"ev":"last"}'):  # fmt: skip
+            p.pipe_data_received(1, chunk)
+        assert got[:2] == [b'{"ev":"tok","s":"hello"}', b'{"ev":"tok","s":"!"}']
+        assert got[2].startswith(b"x" * 50) and b"cut" in got[2] and got[3:] == [b'{"ev":"done"}']
+        p.pipe_connection_lost(1, None)
+        assert got[-1] == b'{"ev":"last"}' and ended == [True]
+    finally:
+        loop.close()
+
+
+async def test_a_late_end_of_an_earlier_worker_does_not_end_the_next(smollm2_path):
+    """A worker's stdout may close a loop turn after its exit was seen and ``close()`` returned; a
+    reload then spawns the next worker in the same ``WorkerProcess``. The old worker's end, heard
+    then, must not tell the new one's load or runs that their worker is gone."""
+    b = LlamaCppBackend("smollm2-135m", smollm2_path, n_ctx=512, placement=Placement(threads=1))
+    try:
+        await b.load()
+        old = b.worker.proc._protocol
+        await b.close()
+        await b.load()
+        old._on_end()  # what a late pipe_connection_lost of the first worker calls
+        old._on_line(b'{"ev":"loaded","id":1}')
+        assert not b.worker._eof and b.worker._replies.empty()
+        events = await collect(b)
+        assert isinstance(events[-1], Finished), events[-1]
+    finally:
+        await b.close()

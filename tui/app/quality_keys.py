@@ -95,7 +95,11 @@ class QualityKeys:
                     pane.show_score(f"scoring {done}/{total} tokens")
 
                 pane.show_score("scoring…")
-                entry = await score_loaded(b, text, progress=progress)
+                try:
+                    entry = await score_loaded(b, text, progress=progress)
+                except BaseException:  # cancelled (quit, o) or worse: no "scoring 3/9" left behind
+                    pane.show_score(None)
+                    raise
                 self.scores[pane.slot] = entry
                 pane.show_score(f"bpb {entry['bpb']:.4f}" if entry["bpb"] is not None else "bpb n/a")
                 if entry["bpb"] is None:
@@ -188,7 +192,11 @@ class QualityKeys:
                     pane.show_score(f"eval {done}/{total} items ({task}){rate}", "acc")
 
                 pane.show_score("eval…", "acc")
-                entry = await eval_loaded(b, chosen, stop=stop, progress=progress)
+                try:
+                    entry = await eval_loaded(b, chosen, stop=stop, progress=progress)
+                except BaseException:  # cancelled (quit, o) or worse: no "eval 3/40" left behind
+                    pane.show_score(None, "acc")
+                    raise
                 entries.append(entry)
                 macro = (entry.get("macro") or {}).get("acc") or {}
                 pane.show_score(f"acc {macro['value'] * 100:.1f} % (macro)" if macro.get("value") is not None else "acc n/a", "acc")

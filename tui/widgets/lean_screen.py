@@ -110,7 +110,7 @@ def look(widget) -> Look:
     counter (``RenderStyles._cache_key``, which Textual bumps on every rule set, class toggle and
     theme) along the same ancestors tells when the walk would give anything new."""
     nodes = widget.ancestors_with_self
-    key = (id(widget.parent), *(node.styles._cache_key for node in nodes))
+    key = tuple((id(node), node.styles._cache_key) for node in nodes)
     cached = widget.__dict__.get("_abtop_look")
     if cached is not None and cached.key == key:
         return cached
@@ -139,7 +139,7 @@ class PlainLines:
     def render_lines(self, crop: Region) -> list[Strip]:
         widget = self  # type: ignore[assignment]
         seen = look(widget)
-        if not seen.plain:
+        if not seen.plain or (widget.auto_links and widget.hover_style._link_id):  # a link under the mouse: Textual styles it
             return super().render_lines(crop)  # type: ignore[misc]
         inner, background = seen.inner, seen.background
         width, height = widget._size
