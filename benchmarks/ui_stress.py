@@ -27,6 +27,11 @@ interleave with, one process each, since a process's collector state carries ove
 phase by phase, alternating which goes first, ``--rounds`` times.
 
     .venv/bin/python benchmarks/ui_stress.py --live [--baseline DIR] [--rounds 2] [--rates 25,15] [--size 160x45]
+
+``--frames``: the CPU of one frame of streamed text (the app's frame callback, both panes given a
+word), warm, no model, this checkout and ``--baseline`` alternating, ``--rounds`` each.
+
+    .venv/bin/python benchmarks/ui_stress.py --frames [--baseline DIR] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -218,6 +224,43 @@ def live(a) -> None:
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 
+FRAME_SCRIPT = """
+import asyncio, random, sys, time
+sys.path.insert(0, sys.argv[1])
+from tui.app.replay import ReplayApp, synthetic
+async def main():
+    app = ReplayApp(*synthetic([46, 28], 1, moving=True), speed=1.0)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await app.run_finished.wait(); await pilot.pause(); await asyncio.sleep(0.5)
+        words, rnd = "the quick brown fox jumps over a lazy dog while bicycles roll along".split(), random.Random(1)
+        def frame():
+            for pane in app.panes:
+                pane._pending.append(" " + rnd.choice(words))
+            app._frame()
+        for _ in range(50):
+            frame()
+        t = time.thread_time()
+        for _ in range(400):
+            frame()
+        print((time.thread_time() - t) / 400 * 1000)
+asyncio.run(main())
+"""
+
+
+def frames(a: argparse.Namespace) -> None:
+    """``--frames``: the app's frame callback's CPU per frame (``thread_time``, ms), both panes
+    given a word each frame, no model: this checkout and ``--baseline``, alternating, one process
+    each. Warm caches: live, with models beside it, a frame costs 2–5× this."""
+    roots = [("this checkout", str(ROOT))] + ([(f"baseline {a.baseline}", a.baseline)] if a.baseline else [])
+    got: dict[str, list[float]] = {name: [] for name, _ in roots}
+    for r in range(a.rounds):
+        for name, root in roots if r % 2 == 0 else roots[::-1]:
+            out = subprocess.run([sys.executable, "-c", FRAME_SCRIPT, root], capture_output=True, text=True, check=True)
+            got[name].append(float(out.stdout.split()[-1]))
+    for name, ms in got.items():
+        print(f"{name}: {statistics.median(ms):.3f} ms a frame ({min(ms):.3f}–{max(ms):.3f}, {len(ms)} rounds)")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=2000.0, help="tokens/s per pane (default 2000)")
@@ -228,6 +271,7 @@ if __name__ == "__main__":
     ap.add_argument("--gc", choices=("app", "default"), default="app",
                     help="app: the app's collector policy (tui/app/gcpolicy.py); default: Python's as it comes")  # fmt: skip
     ap.add_argument("--live", action="store_true", help="the real TUI in tmux: idle, streaming, and at real rates")
+    ap.add_argument("--frames", action="store_true", help="CPU per frame of text (no model, warm), vs --baseline")
     ap.add_argument("--baseline", metavar="DIR", help="--live: another checkout to measure the same way, interleaved")
     ap.add_argument("--rounds", type=int, default=2, help="--live: rounds (default 2)")
     ap.add_argument("--rates", default="25,15", help="--live: tok/s of the two replayed models (default 25,15)")
@@ -235,6 +279,9 @@ if __name__ == "__main__":
     ap.add_argument("--seconds-live", type=float, default=20.0, help="--live: seconds of the replayed recording (default 20)")
     ap.add_argument("-n", type=int, default=256, help="--live: tokens per model in the streaming phase (default 256)")
     a = ap.parse_args()
+    if a.frames:
+        frames(a)
+        sys.exit(0)
     if a.live:
         sys.path.insert(0, str(Path(__file__).resolve().parent))  # tui_vs_bench: the tmux driver
         live(a)
