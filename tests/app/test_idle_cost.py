@@ -64,3 +64,32 @@ async def test_idle_app_with_two_loaded_models_runs_few_timer_callbacks(monkeypa
         assert n <= PER_S * span, f"{n} timer callbacks in {span:.1f} s of idle after a run; most: {top}"
         await pilot.press("q")
     assert not worker_children()
+
+
+async def test_frames_ride_on_the_wake_ups_that_bring_the_tokens(monkeypatch):
+    """While the models stream, a frame is drawn in the loop's wake-up that brought its tokens
+    (``call_soon``), not by a timer of the app's own: a timer wakes the UI at any moment of a
+    model's graph, and with a model on every core each such wake-up stalls all its threads
+    (``ABTopApp._want_frame``). A timer only stands in for an arrival that does not come."""
+    by: collections.Counter[str] = collections.Counter()
+    real = asyncio.Handle._run
+
+    def counted(handle: asyncio.Handle) -> None:
+        if getattr(handle._callback, "__name__", "") == "_frame":
+            by["timer" if isinstance(handle, asyncio.TimerHandle) else "arrival"] += 1
+        return real(handle)
+
+    monkeypatch.setattr(asyncio.Handle, "_run", counted)
+    app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=96), n_ctx=512)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
+        await asyncio.sleep(0.5)
+        by.clear()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
+        assert all(p.runs and p.runs[0]["gen_tokens"] > 0 for p in app.panes)
+        frames = by["arrival"] + by["timer"]
+        assert by["arrival"] >= 5, f"the text should stream in frames: {dict(by)}"
+        assert by["timer"] <= frames / 4, f"frames drawn by the app's own timer: {dict(by)}"
+        await pilot.press("q")
+    assert not worker_children()

@@ -83,12 +83,21 @@ class ABTopApp(App):
     # its meaning (cancel) instead of Textual's "Esc leaves the maximized view".
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
     ESCAPE_TO_MINIMIZE = False
+    def get_driver_class(self):
+        """In a terminal, Textual's Linux driver without its idle polling and writer wake-ups."""
+        cls = super().get_driver_class()
+        if cls.__name__ == "LinuxDriver":
+            from tui.app.driver import LeanDriver
+
+            return LeanDriver
+        return cls
+
     FLUSH_HZ = 20
-    """At most this many frames a second draw the text that arrived, and none while nothing
+    """At most about this many frames a second draw the text that arrived, and none while nothing
     arrives (see ``_want_frame``)."""
-    FRAME_LAG = 0.005
-    """Frames fall this long after the ticks of their grid: the samplers read on those ticks (on
-    the event loop, cheap), so their readings are in by then and share the frame."""
+    MIN_GAP = 0.04
+    """The least time between two frames: a batch of tokens arriving sooner after a frame waits for
+    the next batch (the workers send every 1/FLUSH_HZ s, so a frame may take every batch of one)."""
     HOLD_S = 0.5
     """The longest a run's start holds the screen's frames, while the models read their prompts."""
     BINDINGS = [
@@ -195,11 +204,14 @@ class ABTopApp(App):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.slots: list[int] = []
         """The pane of each of the session's models (a spec that could not be made has none)."""
-        self._frame_at: asyncio.TimerHandle | None = None
-        """The next ``_frame``, when one is due (tokens arrived, or a pane's live figures move)."""
+        self._frame_at: asyncio.Handle | None = None
+        """The next ``_frame``: in this wake-up of the loop (``call_soon``), or a timer that stands in
+        for an arrival that does not come (see ``_want_frame``)."""
+        self._frame_soon = False
+        """``_frame_at`` runs in this wake-up (not a timer)."""
+        self._last_frame = -math.inf
+        """The loop time of the last frame drawn."""
         self._next_tick: float | None = None
-        self._draw_due = False
-        """Text or a reading arrived since the last frame (its frame is asked for)."""
         self._prompting = False
         """A run started and some model may still be reading its prompt (see ``_show_streaming``)."""
 
@@ -294,9 +306,8 @@ class ABTopApp(App):
     def _emit_now(self, slot: int, ev: Event) -> None:
         with _teardown_safe(self):
             self.panes[slot].handle(ev)
-        if not self._draw_due and isinstance(ev, (Token, Sample, Started)):
-            self._draw_due = True  # one check per token; the frame is asked for once
-            self._want_frame()
+        if not self._frame_soon and isinstance(ev, (Token, Sample, Started)):
+            self._want_frame()  # once per wake-up: the frame then runs before the loop sleeps
         if isinstance(ev, Started):
             self._prompting = True
             self._hold_frames()
@@ -643,44 +654,58 @@ class ABTopApp(App):
         self._want_frame()  # what arrived while held: a frame skipped it (``_frame``)
 
     def _want_frame(self, at: float | None = None) -> None:
-        """Ask for a ``_frame`` at the loop time ``at``, or at the next 1/FLUSH_HZ s of the loop's
-        clock. Frames fall on that grid, and the samplers' readings on a grid of whole intervals
-        (``Session.pace``), so the text, the tok/s bar and the readings of both panes share frames.
+        """Ask for a ``_frame``: at once, or at the loop time ``at`` (a tok/s tick).
 
-        20 Hz: benchmarks/ui_stress.py (2 × 2,000 tok/s at 160x45, with tui/app/gcpolicy.py) gives
-        token-to-screen p99 57–80 ms; 30 Hz gave 49–64 ms for half as many frames again, to draw
-        and to send over SSH."""
+        Frames ride on the wake-ups that brought what they draw. A worker sends its tokens every
+        1/FLUSH_HZ s, right after a token is made, while the model is between two graphs; a frame
+        drawn in that wake-up (``call_soon``: before the loop sleeps again) takes a core the model
+        is not computing on. A timer of the app's own would wake it at any moment of a graph:
+        with a model on every core (llama.cpp's threads meet at a barrier after each op), each such
+        wake-up cost the model ~2.5 ms on this 2-core box, and a 20 Hz frame timer 12 % of a
+        135M model's speed (benchmarks/tui_vs_bench.py). So a frame is drawn when something
+        arrives at least MIN_GAP after the last one; what arrives sooner waits for the next
+        arrival, and a timer (two frames later than that) only stands in for an arrival that does
+        not come (a model that stalls; a run's last tick). The samplers' readings arrive on a grid of whole intervals, and the
+        tok/s ticks fall on the same grid: a reading, its tick and the text share a frame."""
         loop = self.loop
         if loop is None:
             return
-        if at is None:
-            period = 1 / self.FLUSH_HZ
-            at = (math.floor((loop.time() - self.FRAME_LAG) / period) + 1) * period + self.FRAME_LAG
+        now = loop.time()
+        due = max(self._last_frame + self.MIN_GAP, now if at is None else at)
+        if due <= now:
+            if not self._frame_soon:
+                if self._frame_at is not None:
+                    self._frame_at.cancel()
+                self._frame_soon = True
+                self._frame_at = loop.call_soon(self._frame)
+            return
+        if self._frame_soon:
+            return  # a frame in this wake-up asks again for what it leaves
+        fallback = due + 2 / self.FLUSH_HZ  # the next batch of tokens comes well before this
         if self._frame_at is not None:
-            if self._frame_at.when() <= at:
+            if self._frame_at.when() <= fallback:  # type: ignore[attr-defined]
                 return
             self._frame_at.cancel()
-        self._frame_at = loop.call_at(at, self._frame)
+        self._frame_at = loop.call_at(fallback, self._frame)
 
     def _frame(self) -> None:
         """Draw what changed: the text that arrived (every pane at once), and each ``interval``
         the live tok/s bar and stats line, while a pane has a run whose figures still move."""
         self._frame_at = None
+        self._frame_soon = False
         stack = self._screen_stack
         screen = stack[-1] if stack and isinstance(stack[-1], LeanScreen) else None
-        if screen is not None and screen.held:  # a model reads its prompt: no work on its cores but a look
-            self._want_frame()  # looks again at the next grid point
-            return
-        self._draw_due = False
+        if screen is not None and screen.held:  # a model reads its prompt: no work on its cores
+            return  # its first token (or the hold's end) asks again
         assert self.loop is not None
-        t = self.loop.time()
+        t = self._last_frame = self.loop.time()
         with _teardown_safe(self), lean_frame():
             self._flush_panes(t)
             if screen is not None:  # Textual's way would post an Update per widget
                 screen.draw_now()
 
     def _flush_panes(self, t: float) -> None:
-        """Each pane's new text and readings, and its tok/s tick when one is due; the next frame asked."""
+        """Each pane's new text and readings, and its tok/s tick when one is due; the next tick asked."""
         for pane in self.panes:
             pane.flush()
         ticking = [pane for pane in self.panes if pane.ticking]
@@ -691,8 +716,7 @@ class ABTopApp(App):
             if self._next_tick is not None:
                 for pane in ticking:
                     pane.tick()
-            lag = self.FRAME_LAG
-            self._next_tick = (math.floor((t - lag) / self.interval + 1e-3) + 1) * self.interval + lag
+            self._next_tick = (math.floor(t / self.interval + 1e-3) + 1) * self.interval
         if any(pane.ticking for pane in self.panes):
             self._want_frame(self._next_tick)
 

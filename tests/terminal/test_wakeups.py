@@ -1,0 +1,108 @@
+"""In a real terminal the UI's helper threads sleep: no polling while idle, no wake-up per frame.
+
+With a model on every core, any UI thread that wakes mid-graph stalls all the model's threads
+(``tui/app/driver.py``). Textual's Linux driver woke its input thread 10 times a second to poll
+the terminal, and its writer thread ~2.4 times a frame. The real ``abtop`` runs in a
+pseudo-terminal with both bundled models; the context switches of its threads other than the
+main one (the kernel's counts, ``/proc/PID/task/*/status``) are counted over a window, idle and
+while both models stream. Counted, not timed: a busy machine makes fewer frames, never more
+wake-ups. The samplers' slow reads run in a thread pool: ``--interval 60`` keeps them out of the
+windows, so what is counted is the driver's threads (and anything new that would wake).
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+
+import psutil
+
+from tests.conftest import kill_leftovers, worker_children
+from tests.terminal.test_exit import _drain
+
+TIMEOUT = 180
+WINDOW_S = 3.0
+IDLE_PER_S = 1
+"""Wake-ups a second of the idle app's threads but its main one (Textual's input poll alone: 10)."""
+STREAMING_PER_S = 3
+"""The same while both models stream (Textual's writer thread alone: ~45 at 20 frames a second)."""
+
+
+def _switches(pid: int) -> int:
+    """Context switches of every thread of ``pid`` but its main one, so far."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except OSError:  # a pool thread that ended
+            continue
+    return total
+
+
+def _window(pid: int, master: int) -> float:
+    """Wake-ups a second of ``pid``'s threads but its main one, over WINDOW_S, reading the
+    terminal meanwhile as a terminal would."""
+    before, t0 = _switches(pid), time.monotonic()
+    _drain(master, t0 + WINDOW_S)
+    return (_switches(pid) - before) / (time.monotonic() - t0)
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
+def test_the_ui_threads_sleep_while_idle_and_while_models_stream():
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="160", LINES="45")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli.main", "smollm2-135m", "gemma3-270m", "--ctx", "1024", "-n", "900", "--interval", "60",
+         "-p", "Write a long essay about the history of the bicycle."],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and len(seen) < 2:
+            _drain(master, time.monotonic() + 0.5)
+            seen = worker_children(proc.pid)
+        assert len(seen) == 2, "both workers should start"
+
+        def mapped() -> bool:
+            return all(any(m.path.endswith(".gguf") for m in w.memory_maps()) for w in seen)
+
+        while time.monotonic() < deadline and not mapped():
+            _drain(master, time.monotonic() + 0.5)
+        assert mapped(), f"the workers did not map their GGUF files in {TIMEOUT} s"
+        _drain(master, time.monotonic() + 2.0)  # the loads' last readings and frames
+        idle = _window(proc.pid, master)
+        assert idle <= IDLE_PER_S, f"{idle:.1f} wake-ups a second of the idle UI's threads (main one aside)"
+
+        os.write(master, b"\r")  # Enter: both models stream (race)
+        cpu0 = _cpu(seen)
+        while time.monotonic() < deadline and _cpu(seen) - cpu0 < 1.0:  # the models compute
+            _drain(master, time.monotonic() + 0.3)
+        cpu1 = _cpu(seen)
+        streaming = _window(proc.pid, master)
+        assert _cpu(seen) - cpu1 >= WINDOW_S * 0.5, "the models should still run through the window"
+        assert streaming <= STREAMING_PER_S, f"{streaming:.1f} wake-ups a second of the UI's threads while streaming"
+        os.write(master, b"\x1b")  # Esc stops the run
+        _drain(master, time.monotonic() + 1.0)
+        os.write(master, b"q")
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            _drain(master, time.monotonic() + 0.5)
+        assert proc.poll() is not None, "abtop did not quit on q"
+        _, alive = psutil.wait_procs(seen, timeout=10)
+        assert not alive, f"workers left behind: {[p.pid for p in alive]}"
+    finally:
+        kill_leftovers(proc, seen)
+        os.close(master)
