@@ -83,15 +83,6 @@ class ABTopApp(App):
     # its meaning (cancel) instead of Textual's "Esc leaves the maximized view".
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
     ESCAPE_TO_MINIMIZE = False
-    def get_driver_class(self):
-        """In a terminal, Textual's Linux driver without its idle polling and writer wake-ups."""
-        cls = super().get_driver_class()
-        if cls.__name__ == "LinuxDriver":
-            from tui.app.driver import LeanDriver
-
-            return LeanDriver
-        return cls
-
     FLUSH_HZ = 20
     """At most about this many frames a second draw the text that arrived, and none while nothing
     arrives (see ``_want_frame``)."""
@@ -140,6 +131,17 @@ class ABTopApp(App):
         Binding("q", "quit('footer')", "Quit"),  # as in top
         Binding("q", "quit", "Quit", show=False),
     ]
+
+    def get_driver_class(self):
+        """In a terminal, Textual's Linux driver without its idle polling and writer wake-ups."""
+        cls = super().get_driver_class()
+        try:
+            from textual.drivers.linux_driver import LinuxDriver
+
+            from tui.app.driver import LeanDriver
+        except ImportError:  # no POSIX terminal here
+            return cls
+        return LeanDriver if cls is LinuxDriver else cls
 
     def __init__(
         self,
@@ -644,7 +646,7 @@ class ABTopApp(App):
     def _hold_frames(self) -> None:
         """No frame while a model reads its prompt (at most ``HOLD_S``): see ``LeanScreen.hold``."""
         if isinstance(self.screen, LeanScreen):
-            self.screen.hold(self.HOLD_S)
+            self.screen.hold(self.HOLD_S, on_timeout=self._want_frame)
 
     def _release_frames(self) -> None:
         """The footer's keys and the screen's frames, held while the models read their prompts."""
@@ -696,7 +698,7 @@ class ABTopApp(App):
         stack = self._screen_stack
         screen = stack[-1] if stack and isinstance(stack[-1], LeanScreen) else None
         if screen is not None and screen.held:  # a model reads its prompt: no work on its cores
-            return  # its first token (or the hold's end) asks again
+            return  # its first token, or the hold's end (``_hold_frames``), asks again
         assert self.loop is not None
         t = self._last_frame = self.loop.time()
         with _teardown_safe(self), lean_frame():

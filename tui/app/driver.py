@@ -3,16 +3,18 @@
 With a model on every core (alternate mode: llama.cpp's threads meet at a barrier after each op),
 any thread of the UI that wakes while the model computes preempts one of its threads and stalls
 them all: ~2.5 ms of the model's time a wake-up on this 2-core box, whatever the thread then does
-(benchmarks/tui_vs_bench.py; a process that only woke 20 times a second cost a 135M model 5 %).
-The app draws its frames in the wake-up that brought their tokens (``ABTopApp._want_frame``), while
-the model is between two tokens; Textual's driver added two threads' worth of wake-ups of its own:
+(a process that did nothing but wake 20 times a second cost a 135M model 5 % of its speed). The
+app draws its frames in the wake-up that brought their tokens (``ABTopApp._want_frame``), while
+the model is between two tokens; Textual's driver added two threads' worth of wake-ups:
 
 - its input thread polled the terminal 10 times a second, idle or not, to time out a lone Esc:
-  here it sleeps until a key comes, and polls only while a key sequence is incomplete;
+  here it sleeps until a key comes (or the app stops), and polls only while a key sequence is
+  incomplete;
 - every frame went out through its writer thread, three queue puts a frame (the frame between
-  two "synchronized update" marks), and woke it ~2.4 times a frame: here a frame is written at
-  once, in one piece, by the thread that drew it. The writer thread takes over only while the
-  terminal does not take it (a stalled SSH link): the loop then goes on, as with Textual's.
+  two "synchronized update" marks), which woke it ~2.4 times a frame: here a frame is written in
+  one piece, at once, by the thread that drew it, through a non-blocking descriptor of its own
+  on the terminal. What the terminal does not take at once (a stalled SSH link) goes, in order,
+  to a writer thread, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -20,141 +22,180 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 import selectors
 import threading
 from codecs import getincrementaldecoder
 
 from textual._time import get_time
 from textual._xterm_parser import XTermParser
-from textual.drivers._writer_thread import WriterThread
 from textual.drivers.linux_driver import LinuxDriver
 
 
-class _Backlog(WriterThread):
-    """Textual's writer thread, which also says when all it was given is written."""
+class _Backlog(threading.Thread):
+    """Writes, in order and blocking, what the terminal did not take at once."""
 
-    def run(self) -> None:
-        get, done = self._queue.get, self._queue.task_done
-        while True:
-            text = get()
-            try:
-                if text is None:
-                    break
-                with contextlib.suppress(OSError, ValueError):  # a terminal gone: lifeline ends the app
-                    self._file.write(text)
-                    if self._queue.qsize() == 0:
-                        self._file.flush()
-            finally:
-                done()
-        with contextlib.suppress(OSError, ValueError):
-            self._file.flush()
+    def __init__(self, fd: int) -> None:
+        super().__init__(daemon=True, name="abtop-output")
+        self.fd = fd
+        self._queue: list[bytes | None] = []
+        self._cond = threading.Condition()
+        self._pending = 0
+
+    def put(self, data: bytes | None) -> None:
+        with self._cond:
+            self._queue.append(data)
+            self._pending += 1
+            self._cond.notify()
 
     @property
     def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
+        return self._pending == 0
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                data = self._queue.pop(0)
+            try:
+                if data is None:
+                    return
+                view = memoryview(data)
+                while view:
+                    try:
+                        view = view[os.write(self.fd, view) :]
+                    except OSError:  # the terminal is gone: the lifeline ends the app
+                        break
+            finally:
+                with self._cond:
+                    self._pending -= 1
+
+    def stop(self) -> None:
+        self.put(None)
+        self.join()
 
 
 class _WakingEvent(threading.Event):
     """The input thread's exit event, which also wakes the thread from its wait for a key."""
 
-    def __init__(self, wake_fd: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._wake_fd = wake_fd
+        self.wake_fd: int | None = None
 
     def set(self) -> None:
         super().set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_fd, b"x")
+        fd = self.wake_fd
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"x")
 
 
 class LeanDriver(LinuxDriver):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self.exit_event = _WakingEvent(self._wake_w)
+        self.exit_event = _WakingEvent()
+        self._wake: tuple[int, int] | None = None
         self._out: list[str] = []
+        self._lock = threading.RLock()
+        """``_out`` and the output's order: the input thread writes too (a mode it answers)."""
+        self._tty: int | None = None
+        """A non-blocking descriptor of our own on the terminal (its own open file description:
+        the shell's, which stdin shares, stays blocking)."""
         self._backlog: _Backlog | None = None
+        self._encoding = getattr(self._file, "encoding", None) or "utf-8"
 
     # -- output --------------------------------------------------------------------------------
     def write(self, data: str) -> None:
-        """Kept until ``flush`` (Textual flushes after each frame and each group of modes): a
+        """Kept until ``flush`` (Textual flushes after each frame and each group of modes); a
         write with no flush after it (the bell, a cursor shape) goes at the end of this turn of
-        the loop."""
-        if not self._out:
+        the loop. Off the loop (the input thread), at once."""
+        with self._lock:
+            first = not self._out
+            self._out.append(data)
+            if not first:
+                return
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # not on the app's loop (a thread, the app's last moments)
-                self._out.append(data)
+            except RuntimeError:  # not on a loop's thread
                 self.flush()
-                return
-        self._out.append(data)
 
     def flush(self) -> None:
-        if not self._out:
-            return
-        text = "".join(self._out)
-        self._out.clear()
-        backlog = self._backlog
-        if backlog is not None and backlog.idle and self._takes_output():
-            try:
-                self._file.write(text)
-                self._file.flush()
-            except (OSError, ValueError):  # the terminal is gone: the lifeline ends the app
-                pass
-            return
-        if backlog is not None:
-            backlog.write(text)
-        else:  # before application mode: as Textual's writer would, at once
-            with contextlib.suppress(OSError, ValueError):
-                self._file.write(text)
-                self._file.flush()
-
-    def _takes_output(self) -> bool:
-        """The terminal takes a write now (a stalled one would block the event loop)."""
-        try:
-            return bool(select.select([], [self._file], [], 0)[1])
-        except (OSError, ValueError):
-            return True  # written, and failed, as before
+        with self._lock:
+            if not self._out:
+                return
+            data = "".join(self._out).encode(self._encoding, "replace")
+            self._out.clear()
+            backlog, tty = self._backlog, self._tty
+            if backlog is None or tty is None:  # not in application mode: as Textual's writer would
+                with contextlib.suppress(OSError, ValueError):
+                    self._file.buffer.write(data)
+                    self._file.flush()
+                return
+            if backlog.idle:
+                try:
+                    sent = os.write(tty, data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:  # the terminal is gone: the lifeline ends the app
+                    return
+                data = data[sent:]
+            if data:
+                backlog.put(data)
 
     def start_application_mode(self) -> None:
+        self._wake = os.pipe()
+        for fd in self._wake:
+            os.set_blocking(fd, False)
+        self.exit_event.wake_fd = self._wake[1]
+        out = self._file.fileno()
+        try:
+            self._tty = os.open(os.ttyname(out), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:  # not a terminal: every write goes through the writer thread
+            self._tty = None
+        self._backlog = _Backlog(out)
+        self._backlog.start()
         super().start_application_mode()
-        # Textual's writer thread is started and kept (``close`` stops it); ours takes its place.
-        if self._backlog is None:
-            self._backlog = _Backlog(self._file)
-            self._backlog.start()
+        textual_writer, self._writer_thread = self._writer_thread, None
+        if textual_writer is not None:  # ours writes; Textual's would only wait
+            textual_writer.stop()
 
     def close(self) -> None:
+        """After ``stop_application_mode``, at the app's end and when it is suspended (Ctrl+Z):
+        ``start_application_mode`` makes all of this again on resume."""
         self.flush()
-        if self._backlog is not None:
-            self._backlog.stop()
-            self._backlog = None
+        backlog, self._backlog = self._backlog, None
+        if backlog is not None:
+            backlog.stop()
         super().close()
-        for fd in (self._wake_r, self._wake_w):
+        self.exit_event.wake_fd = None
+        for fd in (*(self._wake or ()), *(() if self._tty is None else (self._tty,))):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._wake = self._tty = None
 
     # -- input ---------------------------------------------------------------------------------
     def run_input_thread(self) -> None:
         """Textual's input loop, waiting for a key (or the exit) with no timeout unless a key
         sequence is incomplete (a lone Esc becomes the Escape key after the parser's timeout)."""
+        assert self._wake is not None
+        wake = self._wake[0]
         selector = selectors.SelectSelector()
         selector.register(self.fileno, selectors.EVENT_READ)
-        selector.register(self._wake_r, selectors.EVENT_READ)
+        selector.register(wake, selectors.EVENT_READ)
         parser = XTermParser(self._debug)
         decode = getincrementaldecoder("utf-8")().decode
 
         def timeout() -> float | None:
-            due = getattr(parser, "_timeout_time", 0.0)  # Textual's parser; polled as before if gone
+            if not hasattr(parser, "_timeout_time"):  # another Textual: polled as Textual does
+                return 0.1
+            due = parser._timeout_time
             return None if due is None else max(0.0, min(0.1, due - get_time()))
 
         def process(events, final: bool = False) -> None:
             for key, mask in events:
-                if key.fd == self._wake_r:
+                if key.fd == wake:
                     with contextlib.suppress(OSError):
-                        os.read(self._wake_r, 64)
+                        os.read(wake, 64)
                     continue
                 if mask & selectors.EVENT_READ:
                     data = decode(os.read(self.fileno, 1024 * 4), final=final)

@@ -1,8 +1,10 @@
 """Leave no process behind, even when the terminal disappears.
 
-When an SSH link drops or tmux is killed, the terminal hangs up: Textual's writer thread dies on
-EIO and the next frame blocks the event loop for good, so an ``add_signal_handler`` callback
-never runs. Two guards that do not need the event loop:
+When an SSH link drops or tmux is killed, the terminal hangs up. With Textual's own driver its
+writer thread died on EIO and the next frames blocked the event loop for good, so an
+``add_signal_handler`` callback never ran; abtop's driver (``driver.py``) drops what the terminal
+refuses, but nothing then tells the app the terminal is gone. Two guards that do not need the
+event loop:
 
 - a thread blocked in ``poll()`` on the terminal with an empty event mask: it wakes only on
   POLLHUP/POLLERR, costs nothing meanwhile, and then kills the workers and exits;

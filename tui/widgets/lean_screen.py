@@ -17,7 +17,7 @@ a cut wins"), and only cells in the frame's spans are sent. A full update is Tex
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import NamedTuple
@@ -211,10 +211,18 @@ class LeanScreen(Screen):
         self._held = False
         self._hold_timer = None
 
-    def hold(self, seconds: float) -> None:
+    def hold(self, seconds: float, on_timeout: Callable[[], None] | None = None) -> None:
+        """Hold the frames; after ``seconds`` they are released and ``on_timeout`` is called (the
+        app asks for the frame a held one skipped: nothing else may arrive for a while)."""
         if not self._held:
             self._held = True
-            self._hold_timer = self.set_timer(seconds, self.release, name="hold frames")
+
+            def timeout() -> None:
+                self.release()
+                if on_timeout is not None:
+                    on_timeout()
+
+            self._hold_timer = self.set_timer(seconds, timeout, name="hold frames")
 
     @property
     def held(self) -> bool:
