@@ -17,6 +17,7 @@ from backends.base import GenParams
 from tests.conftest import worker_children
 from tests.support.waiting import wait_for
 from tui.app.app import ABTopApp
+from tui.widgets.host import HostBar
 
 TIMEOUT = 180
 WINDOW_S = 3.0
@@ -88,16 +89,28 @@ async def test_frames_ride_on_the_wake_ups_that_bring_the_tokens(monkeypatch):
         by[via[-1] if via else "other"] += 1
         return real_flush(app, t)
 
+    host: collections.Counter[str] = collections.Counter()
+    real_host = HostBar.refresh_load
+
+    def read_host(bar: HostBar) -> None:
+        if bar.app.session is not None and bar.app.session.running:  # the models are at work
+            host["in a frame" if via else "on its own"] += 1
+        return real_host(bar)
+
     monkeypatch.setattr(asyncio.Handle, "_run", run)
     monkeypatch.setattr(ABTopApp, "_flush_panes", flush)
+    monkeypatch.setattr(HostBar, "refresh_load", read_host)
     app = ABTopApp(["smollm2-135m", "gemma3-270m"], "The sky is blue because", GenParams(max_tokens=96), n_ctx=512)
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_for(app.models_loaded, "the models to load", TIMEOUT)
         await asyncio.sleep(0.5)
         by.clear()
+        host.clear()
         await pilot.press("enter")
         await wait_for(app.run_finished, "the run to finish", TIMEOUT)
         assert all(p.runs and p.runs[0]["gen_tokens"] > 0 for p in app.panes)
+        # the host line too is read in the frames while a run is in flight, not on its own timer
+        assert host["on its own"] == 0, f"host line readings during the run: {dict(host)}"
         frames = by["arrival"] + by["timer"]
         assert by["arrival"] >= 5, f"the text should stream in frames: {dict(by)}"
         assert by["timer"] <= frames / 3, f"frames drawn by the app's own timer: {dict(by)}"

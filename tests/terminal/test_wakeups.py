@@ -1,7 +1,7 @@
 """In a real terminal the UI's helper threads sleep: no polling while idle, no wake-up per frame.
 
 With a model on every core, any UI thread that wakes mid-graph stalls all the model's threads
-(``tui/app/driver.py``). Textual's Linux driver woke its input thread 10 times a second to poll
+(``tui/terminal/driver.py``). Textual's Linux driver woke its input thread 10 times a second to poll
 the terminal, and its writer thread ~2.4 times a frame. The real ``abtop`` runs in a
 pseudo-terminal with both bundled models; the context switches of its threads other than the
 main one (the kernel's counts, ``/proc/PID/task/*/status``) are counted over a window, idle and

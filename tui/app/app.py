@@ -28,12 +28,12 @@ from backends.specs import DEFAULT_PAIR
 from tui.app import gcpolicy
 from tui.app.blind import BlindVotes, Suite
 from tui.app.help import HelpScreen
-from tui.app.lifeline import Lifeline
 from tui.app.model_keys import ModelKeys, offer_pulls
 from tui.app.picker import ModelsProvider
 from tui.app.quality_keys import QualityKeys
 from tui.app.results_keys import ResultsKeys
 from tui.files import export
+from tui.terminal.lifeline import Lifeline
 from tui.text.safe import safe
 from tui.widgets.card import CardPanel
 from tui.widgets.footer import Footer
@@ -138,7 +138,7 @@ class ABTopApp(App):
         try:
             from textual.drivers.linux_driver import LinuxDriver
 
-            from tui.app.driver import LeanDriver
+            from tui.terminal.driver import LeanDriver
         except ImportError:  # no POSIX terminal here
             return cls
         return LeanDriver if cls is LinuxDriver else cls
@@ -211,6 +211,11 @@ class ABTopApp(App):
         for an arrival that does not come (see ``_want_frame``)."""
         self._frame_soon = False
         """``_frame_at`` runs in this wake-up (not a timer)."""
+        self._frame_when = math.inf
+        """The loop time ``_frame_at`` runs at."""
+        self._host: HostBar = None  # type: ignore[assignment]  # made in compose
+        self._riding = False
+        """A run is in flight: the host line is read in the frames (``HostBar.ride``)."""
         self._last_frame = -math.inf
         """The loop time of the last frame drawn."""
         self._next_tick: float | None = None
@@ -230,7 +235,8 @@ class ABTopApp(App):
             if self.suite.prompts:  # a suite: which prompt of how many (n steps on)
                 yield Static(self.suite.position(), id="suite-pos", markup=False)
             yield PromptInput(value=self.prompt, placeholder="type a prompt — Enter runs both models, Esc leaves", id="prompt")
-            yield HostBar()
+            self._host = HostBar()
+            yield self._host
         yield Footer(compact=True, show_command_palette=False)  # every key fits at 80 columns
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -255,7 +261,7 @@ class ABTopApp(App):
         panes = self.query_one("#panes")
         panes.set_class(narrow, "-stacked")
         panes.set_class(not narrow and len(self.specs) > 2, "-grid")  # 3 or 4: two by two
-        self.query_one(HostBar).set_compact(narrow)
+        self._host.set_compact(narrow)
 
     @property
     def narrow(self) -> bool:
@@ -308,8 +314,15 @@ class ABTopApp(App):
     def _emit_now(self, slot: int, ev: Event) -> None:
         with _teardown_safe(self):
             self.panes[slot].handle(ev)
-        if not self._frame_soon and isinstance(ev, (Token, Sample, Started)):
-            self._want_frame()  # once per wake-up: the frame then runs before the loop sleeps
+        if not self._frame_soon:
+            if isinstance(ev, (Token, Started)):
+                self._want_frame()  # once per wake-up: the frame then runs before the loop sleeps
+            elif isinstance(ev, Sample):
+                # A reading comes on the samplers' clock, at any moment of a model's work; while
+                # tokens stream, the next batch (within 1/FLUSH_HZ s, between two tokens) draws it.
+                loop = self.loop
+                streaming = loop is not None and any(pane.streaming_tokens for pane in self.panes)
+                self._want_frame(loop.time() + 1 / self.FLUSH_HZ if streaming else None)
         if isinstance(ev, Started):
             self._prompting = True
             self._hold_frames()
@@ -426,6 +439,8 @@ class ABTopApp(App):
     async def _run(self, plan: RunPlan) -> None:
         assert self.session is not None
         self.run_finished.clear()
+        self._riding = True
+        self._host.ride(True)
         try:
             async with self.engine:
                 if not all(self.session.alive):  # a server started since, a worker lost: try again
@@ -444,6 +459,8 @@ class ABTopApp(App):
                     pane.shared_energy = shared
                 await self.session.run(plan)
         finally:
+            self._riding = False
+            self._host.ride(False)
             with contextlib.suppress(NoMatches):
                 self._drain()
                 self._release_frames()
@@ -679,16 +696,16 @@ class ABTopApp(App):
                 if self._frame_at is not None:
                     self._frame_at.cancel()
                 self._frame_soon = True
-                self._frame_at = loop.call_soon(self._frame)
+                self._frame_at, self._frame_when = loop.call_soon(self._frame), now
             return
         if self._frame_soon:
             return  # a frame in this wake-up asks again for what it leaves
         fallback = due + 2 / self.FLUSH_HZ  # the next batch of tokens comes well before this
         if self._frame_at is not None:
-            if self._frame_at.when() <= fallback:  # type: ignore[attr-defined]
+            if self._frame_when <= fallback:
                 return
             self._frame_at.cancel()
-        self._frame_at = loop.call_at(fallback, self._frame)
+        self._frame_at, self._frame_when = loop.call_at(fallback, self._frame), fallback
 
     def _frame(self) -> None:
         """Draw what changed: the text that arrived (every pane at once), and each ``interval``
@@ -710,6 +727,8 @@ class ABTopApp(App):
         """Each pane's new text and readings, and its tok/s tick when one is due; the next tick asked."""
         for pane in self.panes:
             pane.flush()
+        if self._riding:
+            self._host.due(t)
         ticking = [pane for pane in self.panes if pane.ticking]
         if not ticking:
             self._next_tick = None

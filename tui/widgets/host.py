@@ -47,15 +47,33 @@ class HostBar(Static):
                 self.update("", layout=True)
                 self.refresh_load()
 
+    EVERY_S = 1.0
+
     def on_mount(self) -> None:
         host_load()  # psutil's CPU % counts from the previous call: prime it
         self._len = 0
         self._text = ""
+        self._last = -1.0
         self.update("host …")
         self.set_timer(0.25, self.refresh_load)  # a first reading soon, then one a second
-        self.set_interval(1.0, self.refresh_load)
+        self._timer = self.set_interval(self.EVERY_S, self.refresh_load)
+
+    def ride(self, on: bool) -> None:
+        """While a run streams, the line is read in the app's frames (``due``), which wake when a
+        model's tokens arrive, between two of its tokens: its own timer would wake the UI at any
+        moment of the model's work, on the cores the model runs on."""
+        if on:
+            self._timer.pause()
+        else:
+            self._timer.resume()
+
+    def due(self, t: float) -> None:
+        """A frame at loop time ``t``: read the host if a second has passed since the last reading."""
+        if t - self._last >= self.EVERY_S - 0.05:
+            self.refresh_load()
 
     def refresh_load(self) -> None:
+        self._last = self.app.loop.time() if getattr(self.app, "loop", None) else 0.0
         h = host_load()
         text = host_text(h.cpu_percent, h.mem_used_bytes, h.mem_total_bytes, h.swap_used_bytes, h.load1, self.compact,
                          h.self_cpu_percent)  # fmt: skip

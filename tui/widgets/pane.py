@@ -230,6 +230,12 @@ class ModelPane(Vertical):
         self.set_class(self._streaming, "-streaming")
 
     @property
+    def streaming_tokens(self) -> bool:
+        """A run's tokens are arriving: its first came, its end has not."""
+        c = self.collector
+        return c is not None and c.t_end is None and bool(c.token_times)
+
+    @property
     def ticking(self) -> bool:
         """A run is on screen whose live figures still move: streaming, or ended since the last
         tick (whose bar then covers the run's last part interval). The app ticks only these."""
