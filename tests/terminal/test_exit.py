@@ -7,17 +7,15 @@ are up, end it, and check that no worker survives.
 from __future__ import annotations
 
 import os
-import pty
 import select
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
 from tests.conftest import kill_leftovers, worker_children
+from tests.support.terminal import spawn_abtop
 
 TIMEOUT = 180
 
@@ -39,13 +37,7 @@ def _drain(fd: int, until: float) -> bytes:
 
 @pytest.mark.parametrize("how", ["SIGHUP", "SIGTERM", "q", "ctrl+c", "hangup"])
 def test_quit_leaves_no_worker(how):
-    master, slave = pty.openpty()
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli.main", "smollm2-135m", "gemma3-270m", "--ctx", "256"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
-    )  # fmt: skip
-    os.close(slave)
+    proc, master = spawn_abtop(["smollm2-135m", "gemma3-270m", "--ctx", "256"])
     seen: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + TIMEOUT

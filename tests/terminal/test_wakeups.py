@@ -13,15 +13,13 @@ windows, so what is counted is the driver's threads (and anything new that would
 from __future__ import annotations
 
 import os
-import pty
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 
 from tests.conftest import kill_leftovers, worker_children
+from tests.support.terminal import spawn_abtop
 from tests.terminal.test_exit import _drain
 
 TIMEOUT = 180
@@ -61,14 +59,10 @@ def _cpu(procs: list[psutil.Process]) -> float:
 
 
 def test_the_ui_threads_sleep_while_idle_and_while_models_stream():
-    master, slave = pty.openpty()
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="160", LINES="45")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli.main", "smollm2-135m", "gemma3-270m", "--ctx", "1024", "-n", "900", "--interval", "60",
-         "-p", "Write a long essay about the history of the bicycle."],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
+    proc, master = spawn_abtop(
+        ["smollm2-135m", "gemma3-270m", "--ctx", "1024", "-n", "900", "--interval", "60",
+         "-p", "Write a long essay about the history of the bicycle."], 160, 45,
     )  # fmt: skip
-    os.close(slave)
     seen: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -107,13 +101,7 @@ def test_the_ui_threads_sleep_while_idle_and_while_models_stream():
 def test_suspended_and_resumed_the_app_still_takes_keys():
     """Ctrl+Z (SIGTSTP) and ``fg`` (SIGCONT) stop and start the driver's application mode again:
     its wake-up pipe, terminal descriptor and writer are made anew, and keys still work."""
-    master, slave = pty.openpty()
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli.main", "smollm2-135m", "gemma3-270m", "--ctx", "256"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
-    )  # fmt: skip
-    os.close(slave)
+    proc, master = spawn_abtop(["smollm2-135m", "gemma3-270m", "--ctx", "256"])
     seen: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + TIMEOUT
