@@ -214,8 +214,6 @@ class ABTopApp(App):
         self._frame_when = math.inf
         """The loop time ``_frame_at`` runs at."""
         self._host: HostBar = None  # type: ignore[assignment]  # made in compose
-        self._riding = False
-        """A run is in flight: the host line is read in the frames (``HostBar.ride``)."""
         self._last_frame = -math.inf
         """The loop time of the last frame drawn."""
         self._next_tick: float | None = None
@@ -439,7 +437,6 @@ class ABTopApp(App):
     async def _run(self, plan: RunPlan) -> None:
         assert self.session is not None
         self.run_finished.clear()
-        self._riding = True
         self._host.ride(True)
         try:
             async with self.engine:
@@ -459,7 +456,6 @@ class ABTopApp(App):
                     pane.shared_energy = shared
                 await self.session.run(plan)
         finally:
-            self._riding = False
             self._host.ride(False)
             with contextlib.suppress(NoMatches):
                 self._drain()
@@ -680,7 +676,7 @@ class ABTopApp(App):
         drawn in that wake-up (``call_soon``: before the loop sleeps again) takes a core the model
         is not computing on. A timer of the app's own would wake it at any moment of a graph:
         with a model on every core (llama.cpp's threads meet at a barrier after each op), each such
-        wake-up cost the model ~2.5 ms on this 2-core box, and a 20 Hz frame timer 12 % of a
+        wake-up cost the model ~2.5 ms on this 2-core box, and a 20 Hz frame timer 15 % of a
         135M model's speed (benchmarks/tui_vs_bench.py). So a frame is drawn when something
         arrives at least MIN_GAP after the last one; what arrives sooner waits for the next
         arrival, and a timer (two frames later than that) only stands in for an arrival that does
@@ -727,7 +723,7 @@ class ABTopApp(App):
         """Each pane's new text and readings, and its tok/s tick when one is due; the next tick asked."""
         for pane in self.panes:
             pane.flush()
-        if self._riding:
+        if self._host.riding:
             self._host.due(t)
         ticking = [pane for pane in self.panes if pane.ticking]
         if not ticking:

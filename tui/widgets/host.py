@@ -48,6 +48,8 @@ class HostBar(Static):
                 self.refresh_load()
 
     EVERY_S = 1.0
+    riding = False
+    """A run is in flight: the app's frames read the line (``ride``, ``due``)."""
 
     def on_mount(self) -> None:
         host_load()  # psutil's CPU % counts from the previous call: prime it
@@ -62,6 +64,7 @@ class HostBar(Static):
         """While a run streams, the line is read in the app's frames (``due``), which wake when a
         model's tokens arrive, between two of its tokens: its own timer would wake the UI at any
         moment of the model's work, on the cores the model runs on."""
+        self.riding = on
         if on:
             self._timer.pause()
         else:
