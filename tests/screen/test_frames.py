@@ -91,7 +91,11 @@ async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_
         try:
             await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
             await pilot.pause()
-            app.screen.refresh()  # one more frame: every pending change on screen
+            # after its end, one reading changes one label alone (a row of one widget, as an idle
+            # model's CPU reading does): the frame that draws it must put it on screen
+            app.panes[1]._metrics.push("cpu", 0.0, "0%")
+            app._want_frame()
+            await wait_for(lambda: not app._frame_soon and app._frame_at is None, "the reading's frame")
             await pilot.pause()
         finally:
             Widget.render_lines = real_render

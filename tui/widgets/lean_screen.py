@@ -181,17 +181,22 @@ class LeanCompositor(Compositor):
         todo: dict[int, list[tuple[int, int]]] = {}  # per row, the cells no widget has painted yet
         for y, x1, x2 in self._regions_to_spans(self._changed):
             todo.setdefault(y, []).append((x1, x2))
+        top, bottom = crop.y, crop.bottom
         for widget, (region, clip) in self.visible_widgets.items():  # front to back, as upstream
-            part = region.intersection(clip).intersection(crop)
-            if not part:
+            # Its whole visible width, as upstream renders it: ``_render_chops`` files a render's
+            # strip under the cuts (widget edges) inside it, so one that starts mid-widget (a
+            # changed region's edge) is filed under none and never drawn.
+            part = region.intersection(clip)
+            if not part or part.bottom <= top or bottom <= part.y:
                 continue
             x1, x2 = part.x, part.right
-            rows = [y for y in part.line_range if any(a < x2 and x1 < b for a, b in todo.get(y, ()))]
+            rows = [y for y in range(max(top, part.y), min(bottom, part.bottom))
+                    if any(a < x2 and x1 < b for a, b in todo.get(y, ()))]
             if not rows:  # every changed cell under it is painted by a widget in front of it
                 continue
-            top, bottom = rows[0], rows[-1] + 1
-            area = Region(x1, top, x2 - x1, bottom - top)
-            yield region, area, widget.render_lines(Region(x1 - region.x, top - region.y, area.width, area.height))
+            first, last = rows[0], rows[-1] + 1
+            area = Region(x1, first, x2 - x1, last - first)
+            yield region, area, widget.render_lines(Region(x1 - region.x, first - region.y, area.width, area.height))
             for y in rows:  # a widget paints every cell of its region: nothing behind it shows there
                 todo[y] = _minus(todo[y], x1, x2)
 
