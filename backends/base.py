@@ -47,10 +47,10 @@ class GenParams:
     depth: int = 0
     """Tokens of context put in the KV cache before the prompt, untimed (llama-bench's ``-d``):
     the prompt and generation are then measured at that depth. Local models only."""
-    send_every_s: float = 0.05
+    send_every_s: float = 0.1
     """How often a local worker sends its tokens (each keeps the timestamp it was made at, so no
-    figure changes). A pane draws a frame per batch (20 Hz, as it draws); a headless bench needs
-    far fewer, and every send wakes the parent on the cores the model computes on."""
+    figure changes). A pane draws a frame per batch (10 a second); a headless bench needs far
+    fewer, and every send wakes the parent on the cores the model computes on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,10 +43,10 @@ if __name__ == "__main__":  # started by path under -I: the repo root is not on 
 _OUT = os.fdopen(os.dup(1), "w", buffering=1 << 16, encoding="utf-8")
 os.dup2(2, 1)
 
-TOKEN_FLUSH_S = 0.05
+TOKEN_FLUSH_S = 0.1
 """Token lines are sent in batches at most this old (each keeps its own timestamp): one wake-up
 of the parent per batch instead of per token, so the parent's work does not steal the cores the
-model runs on. The UI draws a frame per batch (20 Hz); a run's ``send_every_s`` overrides it."""
+model runs on. The UI draws a frame per batch (10 a second); a run's ``send_every_s`` overrides it."""
 _last_flush = 0.0
 _flush_s = TOKEN_FLUSH_S
 ABORTABLE_FROM = 64

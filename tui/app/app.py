@@ -83,12 +83,14 @@ class ABTopApp(App):
     # its meaning (cancel) instead of Textual's "Esc leaves the maximized view".
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, #bottom"
     ESCAPE_TO_MINIMIZE = False
-    FLUSH_HZ = 20
-    """At most about this many frames a second draw the text that arrived, and none while nothing
-    arrives (see ``_want_frame``)."""
-    MIN_GAP = 0.04
-    """The least time between two frames: a batch of tokens arriving sooner after a frame waits for
-    the next batch (the workers send every 1/FLUSH_HZ s, so a frame may take every batch of one)."""
+    FLUSH_HZ = 10
+    """About this many frames a second draw the text that arrived while models stream, and none
+    while nothing arrives (see ``_want_frame``): the local workers send their tokens as often."""
+    MIN_GAP = 0.08
+    """The least time between two frames: what arrives sooner after a frame waits for the next
+    arrival. A model's batches come every 1/FLUSH_HZ s, so a frame may take each of them; two
+    models' batches (race) share frames, at most ~12 a second whatever comes (a server's stream,
+    a replay)."""
     HOLD_S = 0.5
     """The longest a run's start holds the screen's frames, while the models read their prompts."""
     BINDINGS = [
@@ -672,16 +674,18 @@ class ABTopApp(App):
         """Ask for a ``_frame``: at once, or at the loop time ``at`` (a tok/s tick).
 
         Frames ride on the wake-ups that brought what they draw. A worker sends its tokens every
-        1/FLUSH_HZ s, right after a token is made, while the model is between two graphs; a frame
-        drawn in that wake-up (``call_soon``: before the loop sleeps again) takes a core the model
-        is not computing on. A timer of the app's own would wake it at any moment of a graph:
-        with a model on every core (llama.cpp's threads meet at a barrier after each op), each such
-        wake-up cost the model ~2.5 ms on this 2-core box, and a 20 Hz frame timer 15 % of a
-        135M model's speed (benchmarks/tui_vs_bench.py). So a frame is drawn when something
-        arrives at least MIN_GAP after the last one; what arrives sooner waits for the next
-        arrival, and a timer (two frames later than that) only stands in for an arrival that does
-        not come (a model that stalls; a run's last tick). The samplers' readings arrive on a grid of whole intervals, and the
-        tok/s ticks fall on the same grid: a reading, its tick and the text share a frame."""
+        1/FLUSH_HZ s, right after a token is made; a frame drawn in that wake-up (``call_soon``:
+        before the loop sleeps again) adds no wake-up of its own. A timer of the app's would wake
+        it at any moment of a graph: with a model on every core (llama.cpp's threads meet at a
+        barrier after each op), each such wake-up cost the model ~2.5 ms on this 2-core box, and a
+        20 Hz frame timer 15 % of a 135M model's speed (benchmarks/tui_vs_bench.py). What a frame
+        itself costs stalls the model as long (~1.3 ms of a core while the model streams through
+        the caches), hence 10 frames a second, not 20. So a frame is drawn when something arrives
+        at least MIN_GAP after the last one; what arrives sooner waits for the next arrival, and a
+        timer (two batches later than that) only stands in for an arrival that does not come (a
+        model that stalls; a run's last tick). The samplers' readings arrive on a grid of whole
+        intervals, and the tok/s ticks fall on the same grid: a reading, its tick and the text
+        share a frame."""
         loop = self.loop
         if loop is None:
             return

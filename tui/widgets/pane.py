@@ -97,7 +97,7 @@ class ModelPane(Vertical):
         """A run streams in this pane (its border shows it once ``show_streaming`` is called)."""
 
     def compose(self) -> ComposeResult:
-        # kept: the frame reaches them every 50 ms, where a query walks the pane's children each time
+        # kept: the frame reaches them 10 times a second, where a query walks the pane's children each time
         self._view, self._metrics, self._card = StreamView(), MetricsStrip(), CardPanel()
         self._stats = StatsLine("", classes="stats", markup=False)
         yield Static("loading…", classes="header", markup=False)
@@ -303,7 +303,7 @@ class ModelPane(Vertical):
 
     def _status(self, text: str, live: bool = False, short: str | None = None) -> None:
         """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
-        line's height changes; at 20 Hz a relayout per update would cost more than the tokens.
+        line's height changes; at 10 frames a second a relayout per update would cost more than the tokens.
         ``short``: the few words a compact pane's border holds (else ``text``'s first line)."""
         stats = self._stats
         text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
