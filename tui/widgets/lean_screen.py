@@ -134,7 +134,13 @@ class PlainLines:
     lines are padded, filtered and cropped here, as ``StylesCache.render_widget`` would, without
     its general path (borders, titles, outlines), which costs ~0.1 ms a line and as much again a
     widget on a core a model needs. Anything else takes Textual's way.
-    ``tests/screen/test_frames.py`` checks the screen matches Textual's own drawing."""
+    ``tests/screen/test_frames.py`` checks the screen matches Textual's own drawing.
+
+    A line the widget draws again as the same ``Strip`` (a frozen line of text scrolling up, a
+    metrics row whose figures did not move) is padded and filtered once: the padded strip is new
+    each frame, so Textual's filter cache (kept on the strip) would miss every time."""
+
+    _PADDED_KEEP = 256
 
     def render_lines(self, crop: Region) -> list[Strip]:
         widget = self  # type: ignore[assignment]
@@ -146,16 +152,30 @@ class PlainLines:
         top, right, bottom, left = widget.styles.padding
         content_width, content_height = max(0, width - left - right), max(0, height - top - bottom)
         filters = widget.get_line_filters()
+        how = (inner, background, tuple(filters), width, left, right)
+        kept = widget.__dict__.get("_abtop_padded")
+        if kept is None or kept[0] != how or len(kept[1]) > self._PADDED_KEEP:
+            kept = widget.__dict__["_abtop_padded"] = (how, {})
+        padded: dict[int, tuple[Strip, Strip]] = kept[1]
         strips = []
         for y in crop.line_range:
             content_y = y - top
             if y < top or content_y >= content_height:  # padding rows
+                line = None
                 strip = Strip.blank(width, inner)
             else:
-                line = widget.render_line(content_y).adjust_cell_length(content_width, inner)
-                strip = Strip(line_pad(line, left, right, inner), width) if left or right else line
+                line = widget.render_line(content_y)
+                done = padded.get(id(line))
+                if done is not None and done[0] is line:
+                    strips.append(done[1])
+                    continue
+                strip = line.adjust_cell_length(content_width, inner)
+                if left or right:
+                    strip = Strip(line_pad(strip, left, right, inner), width)
             for line_filter in filters:
                 strip = strip.apply_filter(line_filter, background)
+            if line is not None:
+                padded[id(line)] = (line, strip)  # the line is kept with it: its id is not reused meanwhile
             strips.append(strip)
         if crop.column_span != (0, width):
             x1, x2 = crop.column_span
