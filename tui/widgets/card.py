@@ -239,6 +239,7 @@ class CardPanel(Static):
 
     def show_sample(self, s: Sample) -> None:
         gpu = gpu_text(s)
+        moved = gpu is not None and gpu != self.gpu
         if gpu is not None:
             self.gpu = gpu
         if s.rss_bytes is not None:
@@ -246,7 +247,10 @@ class CardPanel(Static):
             if s.anon_bytes is not None:
                 self.peak_anon = max(self.peak_anon or 0, s.anon_bytes)
         elif s.note and s.note not in _GPU_NOTES and s.note != "process gone":
+            moved = moved or s.note != self._mem_note
             self._mem_note = s.note  # a remote server: no process of ours to read
+        if not moved and self._drawn is not None and now() - self._drawn_at < MEASURED_EVERY_S:
+            return  # at most the memory moved, drawn under a second ago: a later reading draws it (not even its rows made)
         self._draw(reading=True)
 
     def show_run(self, result: dict) -> None:
