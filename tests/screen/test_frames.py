@@ -21,6 +21,8 @@ from __future__ import annotations
 import collections
 import random
 
+import pytest
+
 from rich.style import Style
 from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.app import App
@@ -54,9 +56,11 @@ def _apply(grid: list[list[str]], update) -> None:
                 grid[y][x : x + len(text)] = list(text)
 
 
-async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_did_not_change():
+@pytest.mark.parametrize("size", [(160, 45), (80, 24)], ids=["160x45", "80x24-compact"])
+async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_did_not_change(size):
+    """At 80x24 the panes are compact: their status, in the bottom border, moves at each tick."""
     app = ReplayApp(*synthetic([50, 29], 2, moving=True), speed=1.0)
-    async with app.run_test(size=(160, 45)) as pilot:
+    async with app.run_test(size=size) as pilot:
         compositor = app.screen._compositor
         width, height = compositor.size
         grid = [[" "] * width for _ in range(height)]
@@ -94,6 +98,8 @@ async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_
             # after its end, one reading changes one label alone (a row of one widget, as an idle
             # model's CPU reading does): the frame that draws it must put it on screen
             app.panes[1]._metrics.push("cpu", 0.0, "0%")
+            if app.panes[0].has_class("-compact"):  # its status, in its bottom border, alone
+                app.panes[0]._status("ended · 12.3 tok/s", live=True)
             app._want_frame()
             await wait_for(lambda: not app._frame_soon and app._frame_at is None, "the reading's frame")
             await pilot.pause()
@@ -101,6 +107,8 @@ async def test_partial_frames_make_the_screen_a_full_render_makes_and_skip_what_
             Widget.render_lines = real_render
             PlainLines.render_lines = real_plain
             del compositor.render_update
+        for widget in app.screen.walk_children(Widget, with_self=True):
+            widget._styles_cache.clear()  # the full render draws every line afresh (a border's text too)
         full = ["".join(seg.text for seg in strip) for strip in compositor.render_strips()]
         shown = ["".join(row) for row in grid]
         stale = [(y, s, f) for y, (s, f) in enumerate(zip(shown, full, strict=True)) if s != f]

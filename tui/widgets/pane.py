@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Region
 from textual.widgets import Static
 
 from backends.events import Event, Failed, Finished, Loaded, Note, Progress, Sample, Started, Token, now
@@ -308,7 +309,9 @@ class ModelPane(Vertical):
         stats = self._stats
         text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
         lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
-        stats.update(text, layout=not live or lines != self._stats_lines)
+        # hidden in a compact pane (its status is in the border): its height moves nothing, and a
+        # relayout at each tick would redraw the whole screen 4 times a second
+        stats.update(text, layout=stats.display and (not live or lines != self._stats_lines))
         self._stats_lines = lines
         self._status_text = text
         self._short = text.split("\n")[0] if short is None else short
@@ -319,9 +322,18 @@ class ModelPane(Vertical):
         compact = self.has_class("-compact")
         sub = " · ".join(x for x in (self.badge, self.mode, self.score, self.votes, self._short if compact else None) if x)
         sub = plain(sub) if sub else None
-        if sub != self._subtitle:  # setting a border's text repaints the whole pane, even the same text
-            self._subtitle = sub
+        if sub == self._subtitle:  # setting a border's text repaints the whole pane, even the same text
+            return
+        self._subtitle = sub
+        width, height = self.outer_size
+        if sub is None or not height or not hasattr(self, "_border_subtitle"):
             self.border_subtitle = sub
+            return
+        # Textual's setter repaints the whole pane, every widget in it: a compact pane's status moves
+        # at each tick (4 a second) and changes only the bottom row. The setter's text, that row.
+        self._border_subtitle = self.render_str(sub).expand_tabs(4).split()[0]
+        x, y = self.content_offset
+        self.refresh(Region(-x, height - 1 - y, width, 1))
 
     def _move(self, **rows: str | None) -> None:
         """Keep the header (``model``) and the whole stats line (``run``, ``runs``: the spread) for
