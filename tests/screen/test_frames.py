@@ -22,7 +22,6 @@ import collections
 import random
 
 import pytest
-
 from rich.style import Style
 from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.app import App
