@@ -341,9 +341,10 @@ class CardPanel(Static):
 
     def _draw(self, reading: bool = False) -> None:
         rows = self.rows()
-        if rows == self._drawn:  # an idle model repeats its readings: nothing to redraw
-            return
         t = now()
+        if rows == self._drawn:  # an idle model repeats its readings: nothing to redraw
+            self._drawn_at = t  # what is drawn is up to date: the next second's readings make no rows
+            return
         if reading and self._drawn is not None and t - self._drawn_at < MEASURED_EVERY_S and len(rows) == len(self._drawn):
             if all(new == old or new[0] == "measured" for new, old in zip(rows, self._drawn, strict=True)):
                 return  # only the memory moved, and it was drawn less than a second ago: a later reading draws it
