@@ -1,7 +1,11 @@
 """Does the TUI slow the models it measures? Its figures ÷ headless ``bench``'s, pair by pair.
 
-Each pair runs the same two models, prompt, ``-n`` and mode twice, one after the other (which goes
-first alternates from pair to pair, so a drifting machine favours neither):
+Each pair runs the same two models, prompt, ``-n`` and mode in the TUI between two runs of
+``bench`` (bench, TUI, bench, TUI, bench, …: a pair's closing bench run opens the next pair), and
+compares the TUI's figures with the mean of the bench runs on either side of it. This box drifts
+by several per cent from one minute to the next, and a pair's runs are ~20 s apart: a drift that
+is steady over a pair is the same in the TUI's run as in the mean of its two neighbours, where
+one neighbour alone (a pair of two runs) read up to ±8 % from it.
 
 - the TUI, in a detached tmux pane of the given size, driven as a person would: started with
   ``-p PROMPT`` (that first run warms the workers up, as ``bench``'s warm-up run does), then Enter
@@ -13,7 +17,8 @@ first alternates from pair to pair, so a drifting machine favours neither):
   right after the other's generation: its TTFT read ~8 % slower for that alone.
 
 Both recordings are read with the same code (``backends.stats.Runs``), so gen t/s, prompt t/s and
-TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model, then per mode and size the
+TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model (bench: the mean of its two
+neighbours, both printed), then per mode and size the
 median and range of the ratios (goal: gen t/s and prompt t/s ≥ 0.97, TTFT ≤ 1/0.97 = 1.03).
 Wall-clock ratios: run it on a quiet machine (``uptime`` is printed before and after).
 
@@ -170,26 +175,27 @@ def main() -> None:
     sizes = [tuple(int(x) for x in s.lower().split("x")) for s in a.sizes.split(",")]
     print(f"uptime before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"(1/5/15 min load, {os.cpu_count()} CPUs)")  # fmt: skip
-    print(f"models {' '.join(MODELS)}, -n {a.n}; ratio = TUI ÷ bench per pair (TTFT: bench ÷ TUI), < 1 = the TUI slower")
+    print(f"models {' '.join(MODELS)}, -n {a.n}; ratio = TUI ÷ the mean of the bench runs before and after it (TTFT: bench ÷ TUI), < 1 = the TUI slower")
     table: dict[tuple, list[float]] = {}
-    flip = False
     with tempfile.TemporaryDirectory(prefix="tui-vs-bench-") as tmp:
-        for mode, size, k in itertools.product(a.modes.split(","), sizes, range(a.pairs)):
-            tag = f"{mode} {size[0]}x{size[1]} pair {k + 1}"
-            tui_out, bench_out = Path(tmp, f"tui-{tag}.jsonl".replace(" ", "_")), Path(tmp, f"bench-{tag}.jsonl".replace(" ", "_"))
-            if flip:
-                bench, tui = run_bench(mode, a.n, bench_out), run_tui(mode, size, a.n, tui_out)
-            else:
-                tui, bench = run_tui(mode, size, a.n, tui_out), run_bench(mode, a.n, bench_out)
-            flip = not flip
-            for slot, model in enumerate(MODELS):
-                cells = []
-                for key, label in FIGURES:
-                    r = ratio(tui[slot][key], bench[slot][key], key)
-                    if r is not None:
-                        table.setdefault((mode, size, model, label), []).append(r)
-                    cells.append(f"{label} {tui[slot][key] or 0:.3g}/{bench[slot][key] or 0:.3g} = {r:.3f}" if r else f"{label} n/a")
-                print(f"{tag} {model:<13} " + " · ".join(cells), flush=True)
+        for mode, size in itertools.product(a.modes.split(","), sizes):
+            where = f"{mode} {size[0]}x{size[1]}"
+            before = run_bench(mode, a.n, Path(tmp, f"bench-{where}-0.jsonl".replace(" ", "_")))
+            for k in range(a.pairs):
+                tag = f"{where} pair {k + 1}"
+                tui = run_tui(mode, size, a.n, Path(tmp, f"tui-{tag}.jsonl".replace(" ", "_")))
+                after = run_bench(mode, a.n, Path(tmp, f"bench-{where}-{k + 1}.jsonl".replace(" ", "_")))
+                for slot, model in enumerate(MODELS):
+                    cells = []
+                    for key, label in FIGURES:
+                        sides = [before[slot][key], after[slot][key]]
+                        bench = statistics.fmean(sides) if all(sides) else None
+                        r = ratio(tui[slot][key], bench, key)
+                        if r is not None:
+                            table.setdefault((mode, size, model, label), []).append(r)
+                        cells.append(f"{label} {tui[slot][key] or 0:.3g}/({sides[0] or 0:.3g}, {sides[1] or 0:.3g}) = {r:.3f}" if r else f"{label} n/a")
+                    print(f"{tag} {model:<13} " + " · ".join(cells), flush=True)
+                before = after
     print("\nmedian (min–max) of the pairs' ratios; goal ≥ 0.97")
     for (mode, size, model, label), rs in table.items():
         print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f}), {len(rs)} pairs")
