@@ -281,3 +281,14 @@ async def test_a_held_footer_shows_new_keys_only_when_released():
         assert "Ex" not in keys()  # held: the run's prompt is being read
         footer.release()
         await wait_for(lambda: "Ex" in keys(), "the released footer to show the key", pilot=pilot)
+
+
+async def test_every_label_shows_before_its_first_reading():
+    """A model that has not run yet has no tok/s reading: its label still reads ``tok/s –``."""
+    app = _StripApp()
+    async with app.run_test(size=(80, 4)) as pilot:
+        strip = app.query_one(MetricsStrip)
+        await pilot.pause()
+        drawn = " ".join("".join(seg.text for seg in strip.render_line(y)) for y in (0, 1))
+        for name in ("tok/s –", "CPU –", "mem –", "GPU –"):
+            assert name in drawn, (name, drawn)

@@ -40,8 +40,8 @@ class Metric:
         self.metric_name = name
         self.history: deque[float] = deque(maxlen=HISTORY)
         self.compact = False
-        self.label = f"{name} –"
-        """The label's text (drawn padded to ``width``)."""
+        self.label = ""
+        """The label's text (drawn padded to ``width``): ``tok/s –`` until a reading (``_set_label``)."""
         self.width = 0
         """The label's width, its padding included: it grows with its text and keeps its width when
         the text gets shorter, so the sparkline beside it does not jump at every reading."""
