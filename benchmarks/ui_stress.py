@@ -145,7 +145,7 @@ def _cores(tui, seconds: float) -> float:
 
 def live_models(root: Path, size: tuple[int, int], idle_s: float, n: int, tmp: Path) -> tuple[float, float, list[float]]:
     """(idle cores, streaming cores, gen t/s per model) of the TUI from ``root`` with both bundled models."""
-    from tui_vs_bench import MODELS, PROMPT, Tui, finished, last_runs, wait_for
+    from tui_vs_bench import MODELS, PROMPT, Ends, Tui, last_runs, wait_for
 
     rec = tmp / f"live-{time.monotonic_ns()}.jsonl"
     tui = Tui([*MODELS, "-n", str(n), "--record", str(rec)], size, root)
@@ -158,7 +158,8 @@ def live_models(root: Path, size: tuple[int, int], idle_s: float, n: int, tmp: P
             time.sleep(0.5)
         c0, w0 = tui.cpu_s(), time.monotonic()
         tui.keys("Enter")
-        wait_for(lambda: finished(rec) >= 1, 900, "the run", tui)
+        ends = Ends(rec)
+        wait_for(lambda: ends() >= 1, 900, "the run", tui)
         streaming = (tui.cpu_s() - c0) / (time.monotonic() - w0)
     finally:
         tui.close()
