@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from backends.base import Backend, BackendError, GenParams, Placement
@@ -88,9 +88,15 @@ class Session:
         mode: str = "race",
         threads: int | None = None,
         interval: float = 0.25,
+        before_turn: Callable[[list[int]], Awaitable[None]] | None = None,
     ) -> None:
         self.backends = backends
         self.emit = emit
+        self.before_turn = before_turn
+        """Awaited with the models about to start (each run in race, each turn in alternate), while
+        no model of this plan computes: a UI redraws there what the last turn's end and this one's
+        start changed, out of the windows its models' figures time. ``Started`` carries the
+        worker's own clock, so the wait is in no figure."""
         self.mode = mode
         self.threads = threads
         self.interval = interval
@@ -243,6 +249,8 @@ class Session:
                 if self._cancelled or not self._runnable():
                     break
                 if plan.mode == "race":
+                    if not await self._before(self._runnable()):
+                        break
                     await asyncio.gather(*(self._stream(i, plan, run, warm) for i in self._runnable()))
                 else:
                     order = self._runnable()
@@ -255,6 +263,8 @@ class Session:
                             if j != i:
                                 self.emit(j, Note(f"waiting: {self._name(i)} runs alone (alternate mode)"))
                                 waiting.add(j)
+                        if not await self._before([i]):
+                            break
                         await self._stream(i, plan, run, warm)
             if plan.working_set:  # alone, after the speed runs: it starts from evicted pages
                 probe = dataclasses.replace(plan, params=dataclasses.replace(plan.params, working_set=True))
@@ -272,6 +282,8 @@ class Session:
                         for j in self._same_file(i):
                             await self.backends[j].share_pages(release=True)
                             released.add(j)
+                        if not await self._before([i]):
+                            break
                         await self._stream(i, probe, plan.runs, False)
                 finally:
                     for j in sorted(released):  # their next runs are not cold
@@ -282,6 +294,12 @@ class Session:
             self.pace.rest()
             for i in sorted(waiting):  # nobody is waiting any more (a failure's sentence stays)
                 self.emit(i, Note(""))
+
+    async def _before(self, slots: list[int]) -> bool:
+        """``before_turn``; False if the plan was cancelled meanwhile (its models do not start)."""
+        if self.before_turn is not None and not self._cancelled:
+            await self.before_turn(slots)
+        return not self._cancelled
 
     def _same_file(self, i: int) -> list[int]:
         """The other live models whose worker maps model ``i``'s weights file."""

@@ -316,3 +316,48 @@ async def test_a_print_while_the_app_runs_is_captured_not_a_crash():
         print("a library prints while abtop runs", flush=True)
         await pilot.pause()
         assert app.is_running
+
+
+async def test_each_model_starts_with_the_screen_drawn():
+    """Alternate: before each model is told to start, what its turn changed on screen (its
+    streaming border, its emptied text, "esc Stop") and what the last turn's end changed (that
+    model's final figures, its border) are already drawn: drawn at a first token, the restyles,
+    the footer's recompose and the relayouts took ~40 ms of a core inside the window gen t/s
+    times (``ABTopApp._before_turn``)."""
+    from textual.widgets._footer import FooterKey
+
+    from tui.widgets.lean_screen import owes_drawing
+
+    app = make_app(max_tokens=6, mode="alternate")
+    seen: list[dict] = []
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(app.models_loaded, "the models to load", TIMEOUT)
+        for k, backend in enumerate(app.session.backends):
+
+            def watch(k=k, real=backend.stream):
+                async def stream(prompt, params):
+                    pane = app.panes[app.slots[k]]
+                    other = app.panes[app.slots[1 - k]]
+                    seen.append({
+                        "slot": k,
+                        "owes": owes_drawing(app),
+                        "border": pane.has_class("-streaming"),
+                        "empty": pane.query_one(StreamView).text == "",
+                        "stop": any(key.action == "cancel" for key in app.query(FooterKey)),
+                        "other_streaming": other.has_class("-streaming"),
+                        "other_runs": len(other.runs),
+                    })  # fmt: skip
+                    async for ev in real(prompt, params):
+                        yield ev
+
+                return stream
+
+            backend.stream = watch()
+        await pilot.press("enter")
+        await wait_for(app.run_finished, "the run to finish", TIMEOUT)
+        await pilot.pause()
+        assert [s["slot"] for s in seen] == [0, 1]
+        for s in seen:
+            assert not s["owes"] and s["border"] and s["empty"] and s["stop"] and not s["other_streaming"], s
+        assert seen[1]["other_runs"] == 1  # the first model's figures were in before the second started
+        assert all(len(p.runs) == 1 and not p.has_class("-streaming") for p in app.panes)

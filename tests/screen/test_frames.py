@@ -30,11 +30,9 @@ from textual.geometry import Region
 from textual.message_pump import MessagePump
 from textual.renderables.sparkline import Sparkline
 from textual.widget import Widget
-from textual.widgets._footer import FooterKey
 
 from tests.support.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
-from tui.widgets.footer import Footer
 from tui.widgets.lean_screen import LeanScreen, PlainLines
 from tui.widgets.metrics import MetricsStrip
 from tui.widgets.stream_view import StreamView
@@ -254,33 +252,6 @@ async def test_streamed_text_is_drawn_by_the_frame_that_flushed_it(monkeypatch):
     assert by_frame["StreamView"] > 4 * by_message["StreamView"], (by_frame, by_message)
     assert by_frame["StreamView"] > 4 * idle_hops["StreamView"], "a repaint the frame drew still took the idle hop"
     assert by_frame["MetricsStrip"], "the readings were not drawn with the text"
-
-
-class _KeysApp(App):
-    BINDINGS = [("x", "x", "Ex")]
-    shown = False
-
-    def compose(self):
-        yield Footer()
-
-    def check_action(self, action, parameters):
-        return self.shown if action == "x" else True
-
-
-async def test_a_held_footer_shows_new_keys_only_when_released():
-    app = _KeysApp()
-    async with app.run_test(size=(80, 3)) as pilot:
-        footer = app.query_one(Footer)
-        keys = lambda: [k.description for k in footer.query(FooterKey)]  # noqa: E731
-        await pilot.pause()
-        assert "Ex" not in keys()
-        footer.hold()
-        app.shown = True
-        app.refresh_bindings()
-        await pilot.pause()
-        assert "Ex" not in keys()  # held: the run's prompt is being read
-        footer.release()
-        await wait_for(lambda: "Ex" in keys(), "the released footer to show the key", pilot=pilot)
 
 
 async def test_every_label_shows_before_its_first_reading():

@@ -38,7 +38,7 @@ from tui.text.safe import safe
 from tui.widgets.card import CardPanel
 from tui.widgets.footer import Footer
 from tui.widgets.host import HostBar
-from tui.widgets.lean_screen import LeanScreen
+from tui.widgets.lean_screen import LeanScreen, settled
 from tui.widgets.lean_screen import frame as lean_frame
 from tui.widgets.pane import ModelPane
 from tui.widgets.prompt import PromptInput
@@ -378,6 +378,7 @@ class ABTopApp(App):
             mode=self.mode,
             threads=self.threads,
             interval=self.interval,
+            before_turn=lambda ks: self._before_turn([slots[k] for k in ks]),
         )
         await self.session.load()
         await self._probe_bandwidth()  # now: the loads are over and no run has started
@@ -425,12 +426,8 @@ class ABTopApp(App):
             self._last_plan = (prompt, self.mode)
             for pane in self.panes:
                 pane.runs.clear()
-        # The footer's "esc Stop" waits until the models have read their prompt (TTFT's window),
-        # or a second for a long prompt: Esc works at once either way.
-        footer = self.query_one(Footer)
-        footer.hold()
-        self.set_timer(1.0, footer.release)
-        self._hold_frames()
+        # What Enter changed ("esc Stop", the panes' borders) is drawn before the models start
+        # (``_before_turn``).
         self._run(
             RunPlan(prompt, self.params, mode=self.mode, runs=self.n_runs, warmup=self.n_warmup, working_set=self.working_set)
         )
@@ -461,6 +458,8 @@ class ABTopApp(App):
             self._host.ride(False)
             with contextlib.suppress(NoMatches):
                 self._drain()
+                for pane in self.panes:  # a turn cancelled before its model started
+                    pane.show_streaming()
                 self._release_frames()
             self.refresh_bindings()  # the vote keys open once both have finished
             self.run_finished.set()
@@ -647,8 +646,8 @@ class ABTopApp(App):
 
     # -- frames: drawing on demand ------------------------------------------------------------------
     def _show_streaming(self) -> None:
-        """The panes' streaming borders, once no model reads its prompt any more: while one does, a
-        restyle would take a core from it in the very window TTFT and prompt t/s time."""
+        """Once no model reads its prompt any more: the ends deferred meanwhile, the panes'
+        borders (already drawn by ``_before_turn`` in a session's runs), and the held frames."""
         with _teardown_safe(self):
             if any(pane.in_prompt for pane in self.panes):
                 return
@@ -658,14 +657,28 @@ class ABTopApp(App):
                 pane.show_streaming()
             self._release_frames()
 
+    async def _before_turn(self, slots: list[int]) -> None:
+        """Before the models in ``slots`` start (``Session.before_turn``), while none computes: the
+        last turn's end (its figures, the card, a relayout), the footer's "esc Stop" (a recompose)
+        and these panes' streaming borders (a restyle of each) are drawn now, and Textual's work
+        for them is awaited. Drawn at a model's first token, they cost it ~40 ms of a core (measured
+        with ``perf sched``) in the window its gen t/s times; in its prompt they would fall in
+        TTFT's. The next frames draw only text and readings."""
+        with _teardown_safe(self):
+            self._drain()
+            for slot in slots:
+                self.panes[slot].show_turn()
+            self.refresh_bindings()  # "esc Stop": the run is in flight
+            self._release_frames()
+        await settled(self)
+
     def _hold_frames(self) -> None:
         """No frame while a model reads its prompt (at most ``HOLD_S``): see ``LeanScreen.hold``."""
         if isinstance(self.screen, LeanScreen):
             self.screen.hold(self.HOLD_S, on_timeout=self._want_frame)
 
     def _release_frames(self) -> None:
-        """The footer's keys and the screen's frames, held while the models read their prompts."""
-        self.query_one(Footer).release()
+        """The screen's frames, held while the models read their prompts."""
         if isinstance(self.screen, LeanScreen):
             self.screen.release()
         self._want_frame()  # what arrived while held: a frame skipped it (``_frame``)

@@ -17,6 +17,8 @@ a cut wins"), and only cells in the frame's spans are sent. A full update is Tex
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -74,6 +76,49 @@ def _pending(widget) -> bool:
     """What a widget's idle event would still do (``Widget._check_refresh``)."""
     return bool(widget._repaint_required or widget._layout_required or widget._scroll_required
                 or widget._refresh_styles_required)
+
+
+def owes_drawing(app) -> bool:
+    """Something the app's screen has yet to lay out, restyle, recompose or draw."""
+    screen = app.screen
+    return bool(screen._layout_required or screen._scroll_required or screen._repaint_required
+                or screen._recompose_required or screen._dirty_widgets or screen._callbacks
+                or any(_pending(widget) for widget in screen._compositor.visible_widgets))
+
+
+async def settled(app, timeout: float = 1.0) -> None:
+    """Until the app and its current screen have handled what is queued for them (a restyle, a
+    layout, a footer's recompose, each a hop or two of Textual's loop) and drawn it: Pilot's
+    ``pause``, for the app's own use. Called off the screen's task (a worker); after ``timeout``
+    s it returns anyway (an app on its way out)."""
+
+    async def drained() -> None:
+        left = 0
+        done = asyncio.Event()
+
+        def one() -> None:
+            nonlocal left
+            left -= 1
+            if not left:
+                done.set()
+
+        for node in (app, *app.screen.walk_children(with_self=True)):
+            if node.call_later(one):
+                left += 1
+        if left:
+            await done.wait()
+
+    async def rounds() -> None:
+        for k in range(8):
+            await drained()
+            screen = app.screen
+            if screen._task is None or not await screen.wait_for_refresh():
+                return
+            if k and not owes_drawing(app):
+                return
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(rounds(), timeout)
 
 
 class DrawnByFrame:
@@ -225,10 +270,10 @@ class LeanScreen(Screen):
     """A Screen drawn by ``LeanCompositor``, whose frames can be held while models read a prompt.
 
     ``hold``: no frame is drawn until ``release`` (or ``seconds`` pass); what changed meanwhile
-    (a run's start: the cleared text, the status lines, the borders) is drawn in one frame then.
-    The app holds it from Enter, and from each run's start, until every model has its first
-    token: drawn at once, those changes (~40 ms of frames) land in the window TTFT and prompt t/s
-    time, on the cores the models need."""
+    (a run's start: its status line, a replay's cleared text and borders) is drawn in one frame
+    then. The app holds it from each run's ``Started`` until every model has its first token:
+    drawn at once, those changes land in the window TTFT and prompt t/s time, on the cores the
+    models need. (What a session's turn changes is drawn before its models start: ``settled``.)"""
 
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)

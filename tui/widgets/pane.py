@@ -225,10 +225,17 @@ class ModelPane(Vertical):
         return c is not None and c.t_start is not None and c.t_end is None and not c.token_times
 
     def show_streaming(self) -> None:
-        """The streaming border, if a run streams. Restyling a pane costs ~5 ms and a repaint of it,
-        so the app calls this once no model is reading its prompt (what TTFT and prompt t/s time),
-        not at each ``Started``; the border goes at once when a run ends."""
+        """The streaming border, if a run streams. Restyling a pane costs ~5 ms and a repaint of it:
+        a session's turns draw it before their models start (``show_turn``); otherwise (a replay)
+        the app calls this once no model is reading its prompt (what TTFT and prompt t/s time),
+        not at each ``Started``. The border goes at once when a run ends."""
         self.set_class(self._streaming, "-streaming")
+
+    def show_turn(self) -> None:
+        """Its model is about to start (``ABTopApp._before_turn``): the streaming border and an
+        empty view now, drawn before the model computes, not at its ``Started`` or first token."""
+        self.set_class(True, "-streaming")
+        self._view.clear()
 
     @property
     def streaming_tokens(self) -> bool:

@@ -80,6 +80,8 @@ class StreamView(DrawnByFrame, PlainLines, Widget):
         return self._parts[0] if self._parts else ""
 
     def clear(self) -> None:
+        if not self._parts and self._message is None and not self._open and not self._frozen:
+            return  # cleared already (a turn's start, then its ``Started``): nothing to redraw
         self._parts = []
         self._length = 0
         self._message = None
