@@ -8,13 +8,15 @@ is steady over a pair is the same in the TUI's run as in the mean of its two nei
 one neighbour alone (a pair of two runs) read up to ±8 % from it.
 
 - the TUI, in a detached tmux pane of the given size, driven as a person would: started with
-  ``-p PROMPT`` (that first run warms the workers up, as ``bench``'s warm-up run does), then Enter
-  for the measured run, then ``q``; its figures come from its ``--record`` file;
-- ``abtop bench --warmup W --runs 1 --record``: the same, headless. In alternate mode the models take
-  turns going first from one run to the next (``Session.run``), and the TUI's measured run is the
-  first of its plan: bench warms up once per model (W = 2) so its measured run has the same order.
-  With one warm-up, bench's second model went first in its measured run and the TUI's went second,
-  right after the other's generation: its TTFT read ~8 % slower for that alone.
+  ``-p PROMPT --warmup 1`` (that first plan warms the workers up), then Enter for the measured
+  plan, then ``q``; its figures come from its ``--record`` file;
+- ``abtop bench --warmup 1 --runs 1 --record``: the same, headless.
+
+Each side's measured run is the second of a plan of one warm-up and one counted run, so each
+model's measured turn comes right after the same turn as in the other: in alternate mode the
+models take turns going first from one run to the next (``Session.run``), and a model's TTFT
+read ~8 % slower right after the other model's generation than right after its own. (The TUI's
+first plan, then a second's pause, then Enter: the pause falls before the warm-up run.)
 
 Both recordings are read with the same code (``backends.stats.Runs``), so gen t/s, prompt t/s and
 TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model (bench: the mean of its two
@@ -155,22 +157,25 @@ def last_runs(path: Path) -> list[dict]:
     return out  # type: ignore[return-value]
 
 
+PLAN = ["--warmup", "1", "--runs", "1"]
+"""Both sides' plans: the measured run follows a warm-up run (see the docstring)."""
+
+
 def run_tui(mode: str, size: tuple[int, int], n: int, out: Path) -> list[dict]:
-    tui = Tui([*MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, "--record", str(out)], size)
+    tui = Tui([*MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, *PLAN, "--record", str(out)], size)
     ends = Ends(out)
     try:
-        wait_for(lambda: ends() >= 1, 900, "the first (warm-up) run", tui)
+        wait_for(lambda: ends() >= 2, 900, "the first plan (warming up)", tui)
         time.sleep(1.0)  # as a person would: read the result, then press Enter
         tui.keys("Enter")
-        wait_for(lambda: ends() >= 2, 900, "the measured run after Enter", tui)
+        wait_for(lambda: ends() >= 4, 900, "the measured plan after Enter", tui)
     finally:
         tui.close()
     return last_runs(out)
 
 
 def run_bench(mode: str, n: int, out: Path) -> list[dict]:
-    warmup = len(MODELS) if mode == "alternate" else 1  # the TUI's order of turns (see the docstring)
-    args = ["bench", *MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, "--warmup", str(warmup), "--runs", "1", "--record", str(out)]
+    args = ["bench", *MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, *PLAN, "--record", str(out)]
     done = subprocess.run(abtop_command(args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise SystemExit(f"tui_vs_bench: bench failed ({done.returncode}): {done.stderr.strip()[-400:]}")
