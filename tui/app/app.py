@@ -659,8 +659,8 @@ class ABTopApp(App):
 
     async def _before_turn(self, slots: list[int]) -> None:
         """Before the models in ``slots`` start (``Session.before_turn``), while none computes: the
-        last turn's end (its figures, the card, a relayout), the footer's "esc Stop" (a recompose)
-        and these panes' streaming borders (a restyle of each) are drawn now, and Textual's work
+        last turn's end (its figures, the card, a relayout), the footer's "esc Stop" (a recompose,
+        asked when the run's worker started) and these panes' streaming borders (a restyle of each) are drawn now, and Textual's work
         for them is awaited. Drawn at a model's first token, they cost it ~40 ms of a core (measured
         with ``perf sched``) in the window its gen t/s times; in its prompt they would fall in
         TTFT's. The next frames draw only text and readings."""
@@ -668,9 +668,9 @@ class ABTopApp(App):
             self._drain()
             for slot in slots:
                 self.panes[slot].show_turn()
-            self.refresh_bindings()  # "esc Stop": the run is in flight
             self._release_frames()
         await settled(self)
+        gcpolicy.collect_now()
 
     def _hold_frames(self) -> None:
         """No frame while a model reads its prompt (at most ``HOLD_S``): see ``LeanScreen.hold``."""

@@ -52,3 +52,10 @@ def release() -> None:
 
 def settled() -> bool:
     return _saved is not None
+
+
+def collect_now() -> None:
+    """A full collection now, between two models' turns (``ABTopApp._before_turn``): the
+    allocations of the redraw just done (a footer's recompose makes new widgets) would otherwise
+    bring one due during the next model's prompt, on its core."""
+    gc.collect()
