@@ -92,13 +92,14 @@ async def test_m_switches_the_tui_to_alternate_and_runs_repeat(monkeypatch):
         await pilot.press("enter")
         await wait_for(app.run_finished, "two alternate runs of both models to finish")
         await pilot.pause()
-        # a run's end (its figures, a relayout: ~4 ms of UI work) is taken once the next run's
-        # first token came, not while that model reads its prompt
+        # a turn's end (its figures, a relayout: UI work) is taken before the next model starts
+        # (Session.before_turn), not while that model reads its prompt or streams
         came = [i for i, (what, _, kind) in enumerate(log) if what == "came" and kind == "Finished"]
         taken = [i for i, (what, _, kind) in enumerate(log) if what == "handled" and kind == "Finished"]
         assert len(came) == len(taken) == 4
-        for c, t in zip(came[:-1], taken[:-1], strict=True):  # the last one ends the run: no prompt after it
-            assert any(kind == "Token" for _, _, kind in log[c:t]), f"a run's end was taken before the next token: {log[c - 1 : t + 1]}"
+        for c, t in zip(came[:-1], taken[:-1], strict=True):  # the last one ends the run: no turn after it
+            started = next(i for i in range(c, len(log)) if log[i][0] == "came" and log[i][2] == "Started")
+            assert t < started, f"a turn's end was taken after the next model started: {log[c - 1 : t + 1]}"
         # the waiting pane said so while the other ran alone
         assert any(slot == 1 and "waiting" in text and "alternate" in text for slot, text in notes)
         assert any(slot == 0 and "waiting" in text for slot, text in notes)
