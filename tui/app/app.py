@@ -293,9 +293,10 @@ class ABTopApp(App):
                 return
             self._drain(slot)  # the pane's next run streams: what waited first
         elif isinstance(ev, (Finished, Failed)) and self.session is not None and self.session.running:
-            # The next model may start reading its prompt now (alternate): this pane's end (its
-            # final figures, a relayout, the card: ~4 ms) and its last frame wait for that model's
-            # first token (``_show_streaming``), the run's end or ``HOLD_S``, as the frames do.
+            # Another model may still stream (race): this pane's end (its final figures, a
+            # relayout, the card: ~4 ms) and its last frame wait for that model's next token
+            # (``_show_streaming``: a wake-up between two of its tokens), the next turn
+            # (``_before_turn``, before any model starts), the run's end or ``HOLD_S``.
             self._deferred[slot] = [ev]
             self._prompting = True
             self._hold_frames()
@@ -660,10 +661,10 @@ class ABTopApp(App):
     async def _before_turn(self, slots: list[int]) -> None:
         """Before the models in ``slots`` start (``Session.before_turn``), while none computes: the
         last turn's end (its figures, the card, a relayout), the footer's "esc Stop" (a recompose,
-        asked when the run's worker started) and these panes' streaming borders (a restyle of each) are drawn now, and Textual's work
-        for them is awaited. Drawn at a model's first token, they cost it ~40 ms of a core (measured
-        with ``perf sched``) in the window its gen t/s times; in its prompt they would fall in
-        TTFT's. The next frames draw only text and readings."""
+        asked when the run's worker started) and these panes' borders (a restyle each) are drawn
+        now, and Textual's work for them is awaited. Drawn at a model's first token they cost it
+        ~40 ms of a core (``perf sched``) in the window its gen t/s times; in its prompt they would
+        fall in TTFT's. The frames in a turn then draw only text and readings."""
         with _teardown_safe(self):
             self._drain()
             for slot in slots:
