@@ -117,9 +117,11 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
         self.metrics = {key: Metric(key, name) for key, name in NAMES.items()}
         self._rows: dict[int, Strip] = {}
         self._styles: dict[tuple, Style] = {}
+        """A bar's style by its colour (the strip's background under it)."""
+        self._bars: dict[tuple, dict[float, tuple[str, Style]]] = {}
+        """Per (min, max, colours) of a line: each value's bar (``_sparkline``)."""
         self._look: tuple | None = None
         """(label style, background style, sparkline low and high colours), until the style changes."""
-        """A bar's style by its colour (the strip's background under it)."""
 
     def metric(self, key: str) -> Metric:
         """``tps``, ``cpu``, ``mem`` or ``gpu``."""
@@ -146,6 +148,7 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
         super().notify_style_update()
         self._rows.clear()  # a theme or class change: colours are reckoned again
         self._styles.clear()
+        self._bars.clear()
         self._look = None
 
     def on_resize(self) -> None:
@@ -222,28 +225,48 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
 
     def _sparkline(self, data: list[float], width: int, low: Color, high: Color, base: Style) -> list[Segment]:
         """One row of Textual's ``Sparkline`` renderable (bars, buckets and colours alike, max of
-        each bucket), without its per-bar ``Fraction`` and ``Style`` objects: ~10× cheaper."""
+        each bucket), without its per-bar ``Fraction`` and ``Style`` objects: ~10× cheaper. A bar's
+        character and style are kept by its value while the line's range and colours stay (a
+        reading moves the line by one sample: most values are drawn again), and a run of bars of
+        one style is one segment."""
         lo, hi = low.rich_color.triplet, high.rich_color.triplet
         if not data:
             return [Segment("▁" * width, self._bar_style(lo, base))]
         if len(data) == 1:
             return [Segment("█" * width, self._bar_style(hi, base))]
-        bars = SparklineRenderable.BARS
-        levels = len(bars) - 1
         minimum, maximum = min(data), max(data)
-        extent = maximum - minimum or 1
+        key = (minimum, maximum, lo, hi)
+        bars = self._bars.get(key)
+        if bars is None or len(bars) > 4 * HISTORY:  # the values that left the line, dropped now and then
+            if len(self._bars) > 16:
+                self._bars.clear()
+            bars = self._bars[key] = {}
         n = len(data)
         buckets = [data[n * i // width : n * (i + 1) // width] for i in range(width)]
-        buckets = [b for b in buckets if b]
+        tops = [max(b) for b in buckets if b]
         out: list[Segment] = []
-        index, step = 0.0, len(buckets) / width
+        text, style = "", None
+        index, step = 0.0, len(tops) / width
         for _ in range(width):
-            ratio = (max(buckets[int(index)]) - minimum) / extent
-            bar = int(ratio * levels)
-            rgb = tuple(int(a + (b - a) * ratio) for a, b in zip(lo, hi, strict=True))
-            out.append(Segment(bars[bar], self._bar_style(rgb, base)))
+            value = tops[int(index)]
             index += step
+            bar = bars.get(value)
+            if bar is None:
+                bar = bars[value] = self._bar(value, minimum, maximum - minimum or 1, lo, hi, base)
+            if bar[1] is style:
+                text += bar[0]
+                continue
+            if text:
+                out.append(Segment(text, style))
+            text, style = bar
+        out.append(Segment(text, style))
         return out
+
+    def _bar(self, value: float, minimum: float, extent: float, lo: tuple, hi: tuple, base: Style) -> tuple[str, Style]:
+        """A bar's character and style, as Textual's ``Sparkline`` draws it."""
+        ratio = (value - minimum) / extent
+        rgb = tuple(int(a + (b - a) * ratio) for a, b in zip(lo, hi, strict=True))
+        return SparklineRenderable.BARS[int(ratio * (len(SparklineRenderable.BARS) - 1))], self._bar_style(rgb, base)
 
     def _bar_style(self, rgb: tuple, base: Style) -> Style:
         style = self._styles.get(rgb)
