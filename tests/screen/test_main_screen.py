@@ -310,3 +310,25 @@ def test_main_screen_snapshot(snap_compare, size):
         await _ready(app, pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+@pytest.mark.parametrize("size", [(110, 45), (160, 45)])
+async def test_the_stats_line_shows_all_its_final_figures(size):
+    """The stats line is laid out again only when its wrapped height changes (a live line shorter
+    than its box keeps the box): after runs whose final figures wrap, and a spread line that
+    comes after the second run, every line of it is still on screen."""
+    from rich._wrap import divide_line
+
+    from tui.app.replay import ReplayApp
+
+    app = ReplayApp(*synthetic([300, 200], 0.3, runs=3), speed=2.0)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(app.run_finished, "the replay to finish", 60)
+        await pilot.pause()
+        for pane in app.panes:
+            stats = pane.query_one(".stats")
+            text = str(stats.render())
+            assert "3 runs, median" in text
+            width = stats.content_region.width
+            lines = sum(len(divide_line(line, width, fold=True)) + 1 for line in text.split("\n"))
+            assert lines >= 2 and stats.size.height == min(4, lines), (text, stats.size)

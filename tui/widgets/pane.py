@@ -11,6 +11,7 @@ stop) in its bottom border, and its header and whole stats line on the card (``c
 
 from __future__ import annotations
 
+from rich._wrap import divide_line  # the breaker Content wraps with: the same line count
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Region
@@ -75,7 +76,6 @@ class ModelPane(Vertical):
         """The mode ("race"/"alternate") of the run on screen; recorded in each run's result."""
         self.clock = now
         """The time the live figures are read at (a replay runs its own clock)."""
-        self._stats_lines = 0
         self._placed: tuple | None = None
         """(threads, cpus) of the runs on screen."""
         self.blind: str | None = None
@@ -101,7 +101,8 @@ class ModelPane(Vertical):
         # kept: the frame reaches them 10 times a second, where a query walks the pane's children each time
         self._view, self._metrics, self._card = StreamView(), MetricsStrip(), CardPanel()
         self._stats = StatsLine("", classes="stats", markup=False)
-        yield Static("loading…", classes="header", markup=False)
+        self._header = "loading…"
+        yield Static(self._header, classes="header", markup=False)
         with CardScroll():
             yield self._card
         yield self._view
@@ -199,7 +200,8 @@ class ModelPane(Vertical):
         self.set_class(True, "-failed")
         self.query_one(StreamView).set_message(ev.reason, "bold red")
         if self.loaded is None:
-            self.query_one(".header", Static).update(safe(public_spec(self.spec)))
+            self._header = safe(public_spec(self.spec))
+            self.query_one(".header", Static).update(self._header)
         if ev.lost:  # the process is gone: its last readings are no longer true
             for key in ("cpu", "mem", "gpu"):
                 self.query_one(MetricsStrip).push(key, None, "gone")
@@ -298,7 +300,8 @@ class ModelPane(Vertical):
         self.set_class(False, "-failed")
         self.set_class(False, "-streaming")
         self.border_title = plain(public_spec(spec))
-        self.query_one(".header", Static).update(safe(public_spec(spec)))
+        self._header = safe(public_spec(spec))
+        self.query_one(".header", Static).update(self._header)
         view = self.query_one(StreamView)
         view.clear()
         view.set_message(None)
@@ -310,16 +313,21 @@ class ModelPane(Vertical):
         self._status(text)
 
     def _status(self, text: str, live: bool = False, short: str | None = None) -> None:
-        """``live``: a streaming update, which relayouts (redraws the whole screen) only when the
-        line's height changes; at 10 frames a second a relayout per update would cost more than the tokens.
-        ``short``: the few words a compact pane's border holds (else ``text``'s first line)."""
+        """The stats line. It is laid out again (the whole screen redrawn, ~10 ms at 160x45) only
+        when its wrapped height changes: at 4 updates a second a relayout per update would cost
+        more than the tokens, and a run's end changes its text, rarely its height (see below).
+        ``live``: a streaming update (the figures move). ``short``: the few words a compact pane's
+        border holds (else ``text``'s first line)."""
         stats = self._stats
         text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
-        lines = text.count("\n") + 1 + len(text) // max(stats.content_region.width, 1)
+        width = max(stats.content_region.width, 1)
+        lines = min(4, sum(len(divide_line(line, width, fold=True)) + 1 for line in text.split("\n")))  # max-height 4
         # hidden in a compact pane (its status is in the border): its height moves nothing, and a
         # relayout at each tick would redraw the whole screen 4 times a second
-        stats.update(text, layout=stats.display and (not live or lines != self._stats_lines))
-        self._stats_lines = lines
+        # A live line shorter than the box keeps the box (a blank row under it, the text above not
+        # moving): the run's final figures, as tall as the last run's, then need no relayout either.
+        height = stats.size.height  # as last laid out (another widget's relayout fits it to its text)
+        stats.update(text, layout=stats.display and (lines > height or (not live and lines != height)))
         self._status_text = text
         self._short = text.split("\n")[0] if short is None else short
         self._show_subtitle()
@@ -455,7 +463,8 @@ class ModelPane(Vertical):
         else:
             self.border_title = plain(public_spec(self.spec))
             text = None
-        if text is not None:
+        if text is not None and text != self._header:  # the same again (each run's mode): no relayout
+            self._header = text
             header.update(text)
         self._move(model=text)  # a compact pane's card shows it: masked the same while blind
 
