@@ -181,3 +181,16 @@ async def test_escape_stops_a_replay_and_its_clock():
             assert "cancelled" in str(pane.query_one(".stats").render())
         footer = {b.binding.key: b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
         assert footer["enter"] == "Replay"
+
+
+def test_every_event_of_a_recording_reads_back_as_it_was_written():
+    """``to_dict`` writes a token without ``asdict`` (tens a second); every kind reads back equal."""
+    from backends.events import from_dict, to_dict
+
+    _, events = synthetic([20, 10], 0.5, runs=2, moving=True)
+    kinds = {type(ev).__name__ for _, ev in events}
+    assert {"Loaded", "Started", "Token", "Sample", "Finished"} <= kinds
+    for _, ev in events:
+        d = to_dict(ev)
+        assert d == dataclasses.asdict(ev) | {"type": type(ev).__name__}
+        assert from_dict(json.loads(json.dumps(d))) == ev
