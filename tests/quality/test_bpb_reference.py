@@ -6,7 +6,10 @@ bytes × ln 2, every window opening with BOS (else EOS), unscored, as the README
 Both with flash attention off (``Llama()``'s own setting): llama.cpp's CPU flash attention
 accumulates in half precision and its result moves with the batch's shape (~0.1 % between one
 decode and chunks of rows, ~1 % from flash attention off), so only with it off are the two the
-same sum."""
+same sum: to 1e-6 on CPUs with AVX-512, to ~4e-5 on one with AVX2 only (gemma3, whose 262k-token
+vocabulary makes abtop's scored chunks 16 rows: ggml's matmul for 16 rows is not the kernel it uses
+for the 255 of one decode, and adds in another order). A scoring bug (a token scored twice or
+not at all, a window's context cut) moves it by ~1e-3 a typical token (~260 nats over ~600)."""
 
 from __future__ import annotations
 
@@ -69,4 +72,4 @@ async def test_bits_per_byte_is_the_sum_bare_llama_cpp_python_gives(spec):
         await b.close()
     assert (got["tokens"], got["windows"], got["cancelled"]) == (n_tokens, n_windows, False)
     bpb = bits_per_byte(got["nll_nats"], len(TEXT.encode("utf-8")))
-    assert bpb == pytest.approx(want, rel=1e-6), (bpb, want)
+    assert bpb == pytest.approx(want, rel=2e-4), (bpb, want)
