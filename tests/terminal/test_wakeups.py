@@ -117,8 +117,9 @@ def test_suspended_and_resumed_the_app_still_takes_keys():
         assert me.status() == psutil.STATUS_STOPPED, "abtop should stop on SIGTSTP"
         proc.send_signal(signal.SIGCONT)
         out = b""
-        while time.monotonic() < deadline and b"Run" not in out:  # redrawn, footer and all
+        while time.monotonic() < deadline and not (b"Run" in out and b"gemma3-270m" in out):  # redrawn, footer and all
             out += _drain(master, time.monotonic() + 0.5)
+        assert b"Run" in out and b"gemma3-270m" in out, f"the whole screen drawn again after a resume: {out[-1500:]!r}"
         os.write(master, b"q")
         end = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < end:

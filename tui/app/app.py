@@ -248,6 +248,9 @@ class ABTopApp(App):
         # The prompt starts unfocused: Enter runs it and the letter keys are commands (q quits), as
         # in top; "/" (or a click) edits it. Focused at start, the first letter typed would replace it.
         self._load()
+        # Back from Ctrl+Z (``fg``): the terminal showed the shell meanwhile, and Textual draws only
+        # what changed since (its Resize of the same size changes nothing): the whole screen again.
+        self.app_resume_signal.subscribe(self, lambda _app: self.screen.refresh())
 
     def on_ready(self) -> None:
         gcpolicy.settle()  # the first frame is up: full collections off the token path (gcpolicy)
