@@ -63,7 +63,7 @@ def encode_pair(llm, context: str, continuation: str) -> tuple[list[int], list[i
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("spec", ["smollm2-135m", "gemma3-270m"])
 async def test_every_option_equals_a_bare_llama_cpp_decode_within_a_thousandth_of_a_nat(spec):
-    chosen = eval_plan(["arc_easy", "hellaswag", "winogrande"], 3, seed=7)
+    chosen = eval_plan(["arc_easy", "hellaswag", "winogrande"], 2, seed=7)
     b = make_backend(spec, n_ctx=1024)
     await b.load()
     try:
@@ -88,7 +88,7 @@ async def test_every_option_equals_a_bare_llama_cpp_decode_within_a_thousandth_o
                 assert line["tokens"][j] == len(cont)
                 worst = max(worst, abs(line["lls"][j] - bare_ll(llm, ctx, first, cont)))
                 n += 1
-    assert n >= 9 * 2 and worst < 1e-3, f"{spec}: worst difference {worst:.2e} nats over {n} options"
+    assert n >= 6 * 2 and worst < 1e-3, f"{spec}: worst difference {worst:.2e} nats over {n} options"
 
 
 @pytest.mark.timeout(900)
