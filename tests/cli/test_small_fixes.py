@@ -85,7 +85,7 @@ async def test_question_mark_shows_every_key_and_closes():
 
             for b in ABTopApp.BINDINGS:  # every key the app answers to is explained
                 key = {"slash": "/", "equals_sign": "=", "question_mark": "?", "escape": "Esc", "enter": "Enter",
-                       "ctrl+c": "Ctrl+C"}.get(b.key, b.key)  # fmt: skip
+                       "ctrl+c": "Ctrl+C", "ctrl+z": "Ctrl+Z"}.get(b.key, b.key)  # fmt: skip
                 assert f" {key} " in f" {text} ".replace("\n", " "), key
             await pilot.press(close)
             await pilot.pause()

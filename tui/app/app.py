@@ -114,6 +114,7 @@ class ABTopApp(App):
         Binding("o", "pick", "Model"),  # the model picker (also in Ctrl+P's palette)
         Binding("z", "zoom", "Zoom"),
         Binding("ctrl+c", "shutdown", "Quit", show=False, priority=True),
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False),  # as in top: fg brings it back
         # blind votes (tui/app/blind.py): shown in the footer only while a vote is open, as one group
         # ("1 2 = x Vote A/B/tie/bad"): four labels of their own overflowed 80 columns
         Binding("1", "vote('1')", "A better", group=VOTE),

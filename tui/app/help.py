@@ -47,12 +47,14 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Leaving", (
         ("q", "quit (closes every model's process)"),
         ("Ctrl+C", "quit from anywhere, the prompt included"),
+        ("Ctrl+Z", "suspend to the shell (fg brings it back, the models loaded)"),
     )),
 )  # fmt: skip
 """(section, ((key, what it does), …)); tests check that every binding of the app is here."""
 
 
-_NAMES = {"slash": "/", "equals_sign": "=", "question_mark": "?", "escape": "Esc", "enter": "Enter", "ctrl+c": "Ctrl+C"}
+_NAMES = {"slash": "/", "equals_sign": "=", "question_mark": "?", "escape": "Esc", "enter": "Enter", "ctrl+c": "Ctrl+C",
+          "ctrl+z": "Ctrl+Z"}
 
 
 def help_text(bindings=()) -> str:

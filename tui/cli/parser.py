@@ -55,6 +55,7 @@ keys:
   f least RAM each model needs at --ctx, predicted (abtop fit): in the pane, v and e
   z zoom the selected pane (Tab or a click selects; else the first) to the whole screen, z back
   e and s write to ./abtop-results/ (the file names are shown when written); votes to battles.jsonl.
+  Ctrl+C quits from anywhere; Ctrl+Z suspends to the shell (fg brings it back, the models still loaded).
 
 commands: {commands}, serve (abtop COMMAND --help)
 """
