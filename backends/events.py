@@ -225,10 +225,17 @@ _TYPES: dict[str, type] = {
 }
 
 
+_SAMPLE_FIELDS = tuple(f.name for f in dataclasses.fields(Sample))
+
+
 def to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict with a ``type`` key (used by the recorder and the exports)."""
     if type(event) is Token:  # tens a second into a recording: ``asdict``'s deep copy was most of a line's cost
         return {"text": event.text, "t": event.t, "n": event.n, "type": "Token"}
+    if type(event) is Sample and event.server is None:  # every reading: its fields are all numbers or text
+        d = {name: getattr(event, name) for name in _SAMPLE_FIELDS}
+        d["type"] = "Sample"
+        return d
     d = dataclasses.asdict(event)
     d["type"] = type(event).__name__
     return d

@@ -184,7 +184,7 @@ async def test_escape_stops_a_replay_and_its_clock():
 
 
 def test_every_event_of_a_recording_reads_back_as_it_was_written():
-    """``to_dict`` writes a token without ``asdict`` (tens a second); every kind reads back equal."""
+    """``to_dict`` writes a token and a reading without ``asdict`` (tens a second); every kind reads back equal."""
     from backends.events import from_dict, to_dict
 
     _, events = synthetic([20, 10], 0.5, runs=2, moving=True)
@@ -194,3 +194,33 @@ def test_every_event_of_a_recording_reads_back_as_it_was_written():
         d = to_dict(ev)
         assert d == dataclasses.asdict(ev) | {"type": type(ev).__name__}
         assert from_dict(json.loads(json.dumps(d))) == ev
+
+
+async def test_the_recorder_writes_a_loop_turns_events_at_once_and_says_when_a_write_fails(tmp_path):
+    """A batch of tokens is one write at the end of the loop turn that made it (not a system call
+    a token); a full device stops the recording with one sentence, handed to ``on_error``."""
+    from tui.files.record import Recorder
+
+    path = tmp_path / "r.jsonl"
+    rec = Recorder(path, ["a", "b"])
+    await asyncio.sleep(0)
+    assert len(path.read_text().splitlines()) == 1  # the header
+    for k in range(5):
+        rec.write(k % 2, Token(f"w{k}", 1.0 + k))
+    assert len(path.read_text().splitlines()) == 1  # still this turn: nothing written yet
+    await asyncio.sleep(0)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["text"] for line in lines[1:]] == [f"w{k}" for k in range(5)]
+    assert rec.events == 5
+    rec.close()
+
+    said: list[str] = []
+    full = Recorder("/dev/full", ["a"], on_error=said.append)
+    full.write(0, Token("x", 1.0))
+    await asyncio.sleep(0)
+    assert full.error is not None and said == [full.error]
+    assert "/dev/full" in said[0] and "the run went on" in said[0]
+    full.write(0, Token("y", 2.0))  # stopped: no second sentence
+    await asyncio.sleep(0)
+    full.close()
+    assert said == [full.error]

@@ -30,11 +30,13 @@ from textual.geometry import Region
 from textual.message_pump import MessagePump
 from textual.renderables.sparkline import Sparkline
 from textual.widget import Widget
+from textual.widgets import Static
 
 from tests.support.waiting import wait_for
 from tui.app.replay import ReplayApp, synthetic
-from tui.widgets.lean_screen import LeanScreen, PlainLines
+from tui.widgets.lean_screen import LeanScreen, PlainLines, look
 from tui.widgets.metrics import MetricsStrip
+from tui.widgets.pane import StatsLine
 from tui.widgets.stream_view import StreamView
 
 
@@ -140,13 +142,43 @@ async def test_plain_lines_draw_what_textuals_styles_cache_draws():
         app.panes[1].query_one(StreamView).add_class("-error")  # its own class: so is its own
         await pilot.pause()
         compare()
+        app.theme = "ansi-dark"  # ANSI colours: the ANSI-to-truecolor filter is not skipped then
+        await pilot.pause()
+        for pane in app.panes:
+            pane._stats.update("ansi · TTFT 0.1 s · gen 50.0 tok/s", layout=False)
+            pane._metrics.push("cpu", 40.0, "40%")
+        await pilot.pause()
+        assert not any(look(w).truecolor for w in plain if isinstance(w, StatsLine | MetricsStrip))
+        compare()
+
+
+async def test_the_stats_line_cuts_its_lines_as_static_does():
+    """``StatsLine`` cuts plain text itself (4 times a second a pane); every line, every segment and
+    its style (selection offsets included) as ``Static``'s ``Content`` makes them."""
+    app = ReplayApp(*synthetic([50, 29], 1, moving=True), speed=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
+        await pilot.pause()
+        stats = app.panes[0].query_one(StatsLine)
+        texts = [stats.content, "a", "", "x" * 200, "a  b   " * 30, "one\n\ntwo · three " * 5, "trailing   ",
+                 "  lead", "a" * 56 + " " * 5 + "b", "tab\there", "wide 漢字 · " * 9]  # fmt: skip
+        for text in texts:
+            for layout in (False, True):
+                stats.update(text, layout=layout)
+                await pilot.pause()
+                for y in range(stats.size.height + 1):
+                    ours = stats.render_line(y)
+                    stats._dirty_regions.add(stats.region)  # Static renders its content afresh
+                    theirs = Static.render_line(stats, y)
+                    assert list(ours) == list(theirs) and ours.cell_length == theirs.cell_length, (text, y)
 
 
 def test_the_strip_draws_sparklines_as_textuals_sparkline_does():
     strip = MetricsStrip()
-    low, high = Color(10, 200, 30), Color(250, 20, 90)
     rng = random.Random(7)
-    for _ in range(500):
+    for k in range(600):
+        # truecolor theme colours, and an ANSI theme's (which do not blend)
+        low, high = (Color(10, 200, 30), Color(250, 20, 90)) if k % 6 else (Color.parse("ansi_green"), Color.parse("ansi_red"))
         data = [rng.choice([0.0, 1.5, rng.random() * 100]) for _ in range(rng.choice([0, 1, 2, 5, 17, 120]))]
         width = rng.randint(1, 60)
         theirs = Sparkline(data, width=width, min_color=low.rich_color, max_color=high.rich_color, summary_function=max)

@@ -348,8 +348,9 @@ class ABTopApp(App):
         rec = self._recorder
         if rec is not None and rec.error is None:
             rec.write(slot, ev)
-            if rec.error:
-                self.notify(rec.error[0].upper() + rec.error[1:], severity="error", timeout=12)
+
+    def _record_failed(self, error: str) -> None:
+        self.notify(error[0].upper() + error[1:], severity="error", timeout=12)
 
     def make_backend(self, spec: str) -> Backend:
         """Every backend of the app is built here, with its context size and engine options: the
@@ -372,7 +373,7 @@ class ABTopApp(App):
             from tui.files.record import Recorder
 
             try:
-                self._recorder = Recorder(self.record_path, self.specs, self.export_params())
+                self._recorder = Recorder(self.record_path, self.specs, self.export_params(), on_error=self._record_failed)
                 self.hooks.append(self._record)
             except OSError as exc:
                 self.notify(f"Not recording: --record {self.record_path} cannot be written ({exc.strerror or exc}).",

@@ -2,14 +2,18 @@
 
 The first line is a header (``schema``, the model specs, and ``params``: prompt, sampling and mode
 when the writer knows them); each further line is an event as
-``backends.events.to_dict`` writes it, plus ``slot``. Lines are flushed as they are written, so a
-crash loses nothing already seen.
+``backends.events.to_dict`` writes it, plus ``slot``. Lines are written at the end of the
+event-loop turn that made them (at once off a loop), so a crash loses at most that turn's events,
+and a batch of tokens costs one write, not one a token (a system call each, on a core the models
+need, tens a second).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -25,12 +29,19 @@ class Recorder:
     later (a full disk) never stops the run: the recording stops, ``error`` says where, and what
     was written stays (each line is whole, a replay reads up to the last one)."""
 
-    def __init__(self, path: str | Path, specs: list[str], params: dict | None = None) -> None:
+    def __init__(self, path: str | Path, specs: list[str], params: dict | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.path = Path(path)
         self.error: str | None = None
         """One sentence once a write failed; None while the recording is whole."""
+        self.on_error = on_error
+        """Called with ``error`` when a write fails (the lines are written at the end of a loop turn)."""
         self.events = 0
-        self._f: TextIO | None = self.path.open("w", encoding="utf-8", buffering=1)
+        self._f: TextIO | None = self.path.open("w", encoding="utf-8")
+        self._lines: list[str] = []
+        """Lines of this loop turn not yet written (``_flush`` writes them at its end)."""
+        self._unwritten = 0
+        """Events among ``_lines``."""
         header = {"schema": SCHEMA, "specs": [public_spec(s) for s in specs], "params": params}
         self._put(json.dumps(header))
 
@@ -39,16 +50,30 @@ class Recorder:
             return
         d = to_dict(ev)
         d["slot"] = slot
-        if self._put(json.dumps(d, separators=(",", ":"))):
-            self.events += 1
+        self._put(json.dumps(d, separators=(",", ":")))
+        self._unwritten += 1
 
-    def _put(self, line: str) -> bool:
+    def _put(self, line: str) -> None:
+        first = not self._lines
+        self._lines.append(line)
+        if first:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:  # no loop: at once
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the kept lines, whole, and flush them to the file."""
+        lines, self._lines = self._lines, []
+        n, self._unwritten = self._unwritten, 0
+        if self._f is None or not lines:
+            return
         try:
-            self._f.write(line + "\n")  # type: ignore[union-attr]
-            return True
+            self._f.write("\n".join(lines) + "\n")
+            self._f.flush()
+            self.events += n
         except OSError as exc:
             self._stop(exc)
-            return False
 
     def _stop(self, exc: OSError) -> None:
         self.error = (
@@ -59,8 +84,11 @@ class Recorder:
         if f is not None:
             with contextlib.suppress(OSError):
                 f.close()  # what is still buffered cannot be written either
+        if self.on_error is not None:
+            self.on_error(self.error)
 
     def close(self) -> None:
+        self._flush()
         f, self._f = self._f, None
         if f is not None:
             try:

@@ -24,10 +24,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import NamedTuple
 
+from rich.color import ColorType
 from rich.style import Style as RichStyle
 from textual._compositor import Compositor
 from textual._segment_tools import line_pad
 from textual.color import Color
+from textual.filter import ANSIToTruecolor
 from textual.geometry import Region
 from textual.message_pump import MessagePump
 from textual.screen import Screen
@@ -147,6 +149,8 @@ class Look(NamedTuple):
     background: Color
     rich_style: RichStyle
     """``DOMNode.rich_style``: the widget's colours over its ancestors'."""
+    truecolor: bool
+    """Its colours and background are truecolor and not dim (not an ANSI theme's)."""
 
 
 def look(widget) -> Look:
@@ -170,7 +174,10 @@ def look(widget) -> Look:
     plain = not (opacity != 1.0 or widget.BLANK or styles.tint.a or styles.text_opacity != 1.0
                  or styles.gutter != styles.padding or any(edge for edge, _ in styles.outline)
                  or (styles.has_rule("hatch") and styles.hatch != "none"))
-    widget.__dict__["_abtop_look"] = found = Look(key, plain, _inner(base_background, background), background, widget.rich_style)
+    inner, rich_style = _inner(base_background, background), widget.rich_style
+    truecolor = not rich_style.dim and all(c is None or c.type == ColorType.TRUECOLOR
+                                           for c in (rich_style.color, rich_style.bgcolor, inner.bgcolor))  # fmt: skip
+    widget.__dict__["_abtop_look"] = found = Look(key, plain, inner, background, rich_style, truecolor)
     return found
 
 
@@ -186,6 +193,10 @@ class PlainLines:
     each frame, so Textual's filter cache (kept on the strip) would miss every time."""
 
     _PADDED_KEEP = 256
+    TRUECOLOR = False
+    """The widget draws only in its theme's colours (and blends of them): where those are
+    truecolor (``Look.truecolor``), the ANSI-to-truecolor filter would copy each of its lines
+    unchanged (~0.05 ms a new line), and is skipped."""
 
     def render_lines(self, crop: Region) -> list[Strip]:
         widget = self  # type: ignore[assignment]
@@ -197,6 +208,8 @@ class PlainLines:
         top, right, bottom, left = widget.styles.padding
         content_width, content_height = max(0, width - left - right), max(0, height - top - bottom)
         filters = widget.get_line_filters()
+        if self.TRUECOLOR and seen.truecolor:
+            filters = [f for f in filters if type(f) is not ANSIToTruecolor]
         how = (inner, background, tuple(filters), width, left, right)
         kept = widget.__dict__.get("_abtop_padded")
         if kept is None or kept[0] != how or len(kept[1]) > self._PADDED_KEEP:

@@ -108,6 +108,7 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
     MetricsStrip > .metrics--min-color { color: $primary 30%; }
     """
     COMPONENT_CLASSES = {"metrics--label", "metrics--max-color", "metrics--min-color"}
+    TRUECOLOR = True  # theme colours and their blends
     FULL = ((("tps", "cpu"), ("mem", "gpu")), 2, (1, 1))
     """(rows of keys, gutter, column weights) full size; ``COMPACT`` on one row."""
     COMPACT = ((("tps", "cpu", "mem", "gpu"),), 1, (1, 1, Fraction(8, 5), 1))
@@ -116,7 +117,7 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
         super().__init__(id=id, classes=classes)
         self.metrics = {key: Metric(key, name) for key, name in NAMES.items()}
         self._rows: dict[int, Strip] = {}
-        self._styles: dict[tuple, Style] = {}
+        self._styles: dict[RichColor | tuple, Style] = {}
         """A bar's style by its colour (the strip's background under it)."""
         self._bars: dict[tuple, dict[float, tuple[str, Style]]] = {}
         """Per (min, max, colours) of a line: each value's bar (``_sparkline``)."""
@@ -229,7 +230,7 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
         character and style are kept by its value while the line's range and colours stay (a
         reading moves the line by one sample: most values are drawn again), and a run of bars of
         one style is one segment."""
-        lo, hi = low.rich_color.triplet, high.rich_color.triplet
+        lo, hi = low.rich_color, high.rich_color
         if not data:
             return [Segment("▁" * width, self._bar_style(lo, base))]
         if len(data) == 1:
@@ -262,14 +263,19 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
         out.append(Segment(text, style))
         return out
 
-    def _bar(self, value: float, minimum: float, extent: float, lo: tuple, hi: tuple, base: Style) -> tuple[str, Style]:
-        """A bar's character and style, as Textual's ``Sparkline`` draws it."""
+    def _bar(self, value: float, minimum: float, extent: float, lo: RichColor, hi: RichColor, base: Style) -> tuple[str, Style]:
+        """A bar's character and style, as Textual's ``Sparkline`` draws it (an ANSI colour, as in
+        an ANSI theme, does not blend: the high colour throughout)."""
         ratio = (value - minimum) / extent
-        rgb = tuple(int(a + (b - a) * ratio) for a, b in zip(lo, hi, strict=True))
-        return SparklineRenderable.BARS[int(ratio * (len(SparklineRenderable.BARS) - 1))], self._bar_style(rgb, base)
+        color: RichColor | tuple = hi
+        if lo.triplet is not None and hi.triplet is not None:
+            color = tuple(int(a + (b - a) * ratio) for a, b in zip(lo.triplet, hi.triplet, strict=True))
+        return SparklineRenderable.BARS[int(ratio * (len(SparklineRenderable.BARS) - 1))], self._bar_style(color, base)
 
-    def _bar_style(self, rgb: tuple, base: Style) -> Style:
-        style = self._styles.get(rgb)
+    def _bar_style(self, color: RichColor | tuple, base: Style) -> Style:
+        """The style of a bar of ``color`` (a blend's RGB triplet: its style is kept by it, not made again)."""
+        style = self._styles.get(color)
         if style is None:
-            style = self._styles[rgb] = base + Style(color=RichColor.from_rgb(*rgb))
+            rich = RichColor.from_rgb(*color) if type(color) is tuple else color  # (a RichColor is a NamedTuple)
+            style = self._styles[color] = base + Style(color=rich)
         return style

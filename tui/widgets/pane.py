@@ -12,9 +12,12 @@ stop) in its bottom border, and its header and whole stats line on the card (``c
 from __future__ import annotations
 
 from rich._wrap import divide_line  # the breaker Content wraps with: the same line count
+from rich.cells import cell_len
+from rich.segment import Segment
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import Static
 
 from backends.events import Event, Failed, Finished, Loaded, Note, Progress, Sample, Started, Token, now
@@ -34,7 +37,58 @@ stats lines) would leave it fewer than 8 lines of text."""
 
 
 class StatsLine(DrawnByFrame, PlainLines, Static):
-    """The run's figures under the text, moved by the frame's tok/s tick (see ``DrawnByFrame``)."""
+    """The run's figures under the text, moved by the frame's tok/s tick (see ``DrawnByFrame``).
+
+    Its lines are cut here, as ``Content`` cuts plain text (``divide_line``, a cut line's trailing
+    spaces dropped, each piece styled with its offset for selection), without ``Content``'s general
+    path (spans, tabs, alignment, a formatted line object a piece): 4 times a second a pane, on a
+    core a model needs. Anything else (a tab, a character wider or narrower than a cell, a
+    selection, an alignment or overflow rule) takes ``Static``'s way; ``tests/screen/test_frames.py``
+    checks they agree."""
+
+    TRUECOLOR = True  # plain text in the theme's colours
+    _cut: tuple[tuple, tuple[list[Strip], Strip] | None] | None = None
+    """(what the lines depend on, the lines cut here and a blank line, or None: ``Static``'s way)."""
+
+    def render_line(self, y: int) -> Strip:
+        screen = self.__dict__.get("_abtop_screen")
+        if screen is None:  # ``self.screen`` walks the ancestors at every call; a pane's line never moves
+            screen = self.__dict__["_abtop_screen"] = self.screen
+        text, selection = self.content, screen.selections.get(self)
+        key = (text, self._size, self.styles._cache_key, selection)
+        cut = self._cut
+        if cut is None or cut[0] != key:
+            lines = None
+            if self._cuts_here(selection):
+                (width, height), style = self.size, self.visual_style
+                lines = (self._lines(text, width, height, style), Strip.blank(width, style.rich_style))
+            self._cut = cut = (key, lines)
+        if cut[1] is None:
+            return super().render_line(y)
+        lines, blank = cut[1]
+        return lines[y] if y < len(lines) else blank
+
+    @staticmethod
+    def _lines(text: str, width: int, height: int, style) -> list[Strip]:
+        strips: list[Strip] = []
+        for row, line in enumerate(text.split("\n")):
+            offsets = divide_line(line, width, fold=True) if len(line) > width else []  # one that fits is not cut
+            starts = [0, *offsets]
+            pieces = [line[a:b] for a, b in zip(starts, [*offsets, len(line)], strict=True)]
+            for k, (start, piece) in enumerate(zip(starts, pieces, strict=True)):
+                if k < len(pieces) - 1:
+                    piece = piece.rstrip()
+                piece = piece[:width]
+                strips.append(Strip([Segment(piece, style.rich_style_with_offset(start, row))] if piece else [], len(piece)))
+        return strips[:height]
+
+    def _cuts_here(self, selection) -> bool:
+        """Plain one-cell characters, no tab, no selection, the default wrapping and alignment."""
+        text, styles = self.content, self.styles
+        return (isinstance(text, str) and bool(text) and bool(self.size.width) and selection is None
+                and "\t" not in text and cell_len(text) == len(text) and styles.content_align == ("left", "top")
+                and styles.text_align in ("start", "left") and styles.text_overflow == "fold"
+                and styles.text_wrap == "wrap" and not styles.line_pad)  # fmt: skip
 
 
 class ModelPane(Vertical):
@@ -321,7 +375,8 @@ class ModelPane(Vertical):
         stats = self._stats
         text = safe(text, one_line=False)  # a server's stop reason, a replay's mode
         width = max(stats.content_region.width, 1)
-        lines = min(4, sum(len(divide_line(line, width, fold=True)) + 1 for line in text.split("\n")))  # max-height 4
+        lines = min(4, sum(1 if cell_len(line) <= width else len(divide_line(line, width, fold=True)) + 1
+                           for line in text.split("\n")))  # max-height 4; a line that fits is not cut
         # hidden in a compact pane (its status is in the border): its height moves nothing, and a
         # relayout at each tick would redraw the whole screen 4 times a second
         # A live line shorter than the box keeps the box (a blank row under it, the text above not
