@@ -18,7 +18,10 @@ interleave with, one process each, since a process's collector state carries ove
 
 - idle: both bundled models loaded, no run (goal ≤ 0.02);
 - streaming: Enter, both models generating ``-n`` tokens at whatever rate this machine gives
-  them (printed beside it), until both have finished;
+  them (printed beside it), until both have finished (a run's start and end drawn included);
+- while both stream: the UI's CPU (every thread's ``schedstat``, read every 0.1 s by this script)
+  from the later model's first token to the earlier model's end, the recording's own times: what
+  the UI costs while the models it measures both compute (goal ≤ 0.05);
 - at real rates: ``abtop replay`` of a made-up recording of two models streaming at ``--rates``
   (default 25,15 tok/s, what the bundled models reach in a race on a quiet 2-core box) with
   readings that move as live ones do (goal ≤ 0.05).
@@ -38,11 +41,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -137,14 +142,83 @@ async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float
 
 
 # -- --live: the real TUI in tmux ---------------------------------------------------------------
+def _on_cpu_ns(pid: int) -> int:
+    """Nanoseconds on a CPU of every thread of ``pid`` (``schedstat``: exact, where ``stat``
+    counts 10 ms ticks)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    return total
+
+
+class _CpuTrace:
+    """(monotonic time, on-CPU ns) of a process every ``every`` s, in a thread of this script (its
+    own reads cost the box, not the traced process), to read its CPU over any window later."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid, self.every, self.points = pid, every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.points.append((time.monotonic(), _on_cpu_ns(self.pid)))
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cores(self, t0: float, t1: float) -> float | None:
+        """Cores used over [t0, t1] (each end interpolated between the points around it)."""
+        pts = self.points
+
+        def at(t: float) -> float | None:
+            for (ta, ca), (tb, cb) in zip(pts, pts[1:], strict=False):
+                if ta <= t <= tb:
+                    return ca + (cb - ca) * (t - ta) / max(tb - ta, 1e-9)
+            return None
+
+        a, b = at(t0), at(t1)
+        return None if a is None or b is None or t1 <= t0 else (b - a) / 1e9 / (t1 - t0)
+
+
+def _both_streaming(rec: Path) -> tuple[float, float] | None:
+    """The window in which every model of the last run streamed tokens: from the latest first
+    token to the earliest end (the recording's times are ``time.monotonic()``, as this script's)."""
+    from tui.files.record import read_recording
+
+    _, events = read_recording(rec)
+    first: dict[int, float] = {}
+    ends: dict[int, float] = {}
+    for slot, ev in events:
+        kind = type(ev).__name__
+        if kind == "Started":
+            first.pop(slot, None)
+            ends.pop(slot, None)
+        elif kind == "Token" and slot not in first:
+            first[slot] = ev.t
+        elif kind in ("Finished", "Failed"):
+            ends[slot] = ev.t
+    if not first or len(first) != len(ends):
+        return None
+    t0, t1 = max(first.values()), min(ends.values())
+    return (t0, t1) if t1 > t0 else None
+
+
 def _cores(tui, seconds: float) -> float:
     c0, w0 = tui.cpu_s(), time.monotonic()
     time.sleep(seconds)
     return (tui.cpu_s() - c0) / (time.monotonic() - w0)
 
 
-def live_models(root: Path, size: tuple[int, int], idle_s: float, n: int, tmp: Path) -> tuple[float, float, list[float]]:
-    """(idle cores, streaming cores, gen t/s per model) of the TUI from ``root`` with both bundled models."""
+def live_models(root: Path, size: tuple[int, int], idle_s: float, n: int, tmp: Path) -> tuple[float, float, float | None, list[float]]:
+    """(idle cores, streaming cores from Enter to both ends, cores while both models stream,
+    gen t/s per model) of the TUI from ``root`` with both bundled models."""
     from tui_vs_bench import MODELS, PROMPT, Ends, Tui, last_runs, wait_for
 
     rec = tmp / f"live-{time.monotonic_ns()}.jsonl"
@@ -156,14 +230,21 @@ def live_models(root: Path, size: tuple[int, int], idle_s: float, n: int, tmp: P
         for keys in (["/"], ["C-u"], ["-l", PROMPT]):  # the prompt, typed as a person would (not all at once)
             tui.keys(*keys)
             time.sleep(0.5)
-        c0, w0 = tui.cpu_s(), time.monotonic()
-        tui.keys("Enter")
-        ends = Ends(rec)
-        wait_for(lambda: ends() >= 1, 900, "the run", tui)
-        streaming = (tui.cpu_s() - c0) / (time.monotonic() - w0)
+        trace = _CpuTrace(tui.proc.pid)
+        try:
+            c0, w0 = tui.cpu_s(), time.monotonic()
+            tui.keys("Enter")
+            ends = Ends(rec)
+            wait_for(lambda: ends() >= 1, 900, "the run", tui)
+            streaming = (tui.cpu_s() - c0) / (time.monotonic() - w0)
+            time.sleep(0.3)  # a point after the last end
+        finally:
+            trace.stop()
     finally:
         tui.close()
-    return idle, streaming, [r["gen_tps"] or 0.0 for r in last_runs(rec)]
+    window = _both_streaming(rec)
+    both = trace.cores(*window) if window else None
+    return idle, streaming, both, [r["gen_tps"] or 0.0 for r in last_runs(rec)]
 
 
 def live_replay(root: Path, size: tuple[int, int], rates: list[float], seconds: float, tmp: Path) -> float:
@@ -197,30 +278,36 @@ def live(a) -> None:
     size = tuple(int(x) for x in a.size.lower().split("x"))
     rates = [float(x) for x in a.rates.split(",")]
     roots = {"this checkout": ROOT} | ({f"baseline {a.baseline}": Path(a.baseline).resolve()} if a.baseline else {})
-    got: dict[str, dict[str, list]] = {name: {"idle": [], "streaming": [], "t/s": [], "replay": []} for name in roots}
+    got: dict[str, dict[str, list]] = {name: {"idle": [], "streaming": [], "both": [], "t/s": [], "replay": []} for name in roots}
     print(f"ui_stress --live: the TUI in tmux at {size[0]}x{size[1]}; load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="ui-stress-") as tmp:
         for k in range(a.rounds):
             order = list(roots.items()) if k % 2 == 0 else list(roots.items())[::-1]
             for name, root in order:
-                idle, streaming, tps = live_models(root, size, a.idle_s, a.n, Path(tmp))
+                idle, streaming, both, tps = live_models(root, size, a.idle_s, a.n, Path(tmp))
                 got[name]["idle"].append(idle)
                 got[name]["streaming"].append(streaming)
+                if both is not None:
+                    got[name]["both"].append(both)
                 got[name]["t/s"].append(tps)
-                print(f"round {k + 1} {name}: idle {idle:.4f} core · streaming {streaming:.4f} core at "
-                      f"{' + '.join(f'{x:.1f}' for x in tps)} t/s", flush=True)  # fmt: skip
+                shown = "n/a" if both is None else f"{both:.4f}"
+                print(f"round {k + 1} {name}: idle {idle:.4f} core · Enter to the end {streaming:.4f} core · while both "
+                      f"stream {shown} core, at {' + '.join(f'{x:.1f}' for x in tps)} t/s", flush=True)  # fmt: skip
             for name, root in order:
                 cores = live_replay(root, size, rates, a.seconds_live, Path(tmp))
                 got[name]["replay"].append(cores)
                 print(f"round {k + 1} {name}: replay at {' + '.join(f'{r:g}' for r in rates)} t/s {cores:.4f} core", flush=True)
     print("\nUI process CPU, median (min–max) over the rounds, in cores")
-    span = lambda v: f"{statistics.median(v):.4f} ({min(v):.4f}–{max(v):.4f})"  # noqa: E731
+    span = lambda v: f"{statistics.median(v):.4f} ({min(v):.4f}–{max(v):.4f})" if v else "n/a"  # noqa: E731
     for name, g in got.items():
-        print(f"  {name}: idle {span(g['idle'])} (goal ≤ 0.02) · streaming the real models {span(g['streaming'])} · "
-              f"at {'+'.join(f'{r:g}' for r in rates)} t/s {span(g['replay'])} (goal ≤ 0.05)")  # fmt: skip
+        print(f"  {name}: idle {span(g['idle'])} (goal ≤ 0.02) · the real models, Enter to the end {span(g['streaming'])}, "
+              f"while both stream {span(g['both'])} (goal ≤ 0.05) · replayed at {'+'.join(f'{r:g}' for r in rates)} t/s "
+              f"{span(g['replay'])} (goal ≤ 0.05)")  # fmt: skip
     if a.baseline:
         ours, base = got["this checkout"], got[f"baseline {a.baseline}"]
-        for key in ("idle", "streaming", "replay"):
+        for key in ("idle", "streaming", "both", "replay"):
+            if not ours[key] or not base[key]:
+                continue
             print(f"  {key}: this ÷ baseline {statistics.median(ours[key]) / max(statistics.median(base[key]), 1e-9):.2f}")
     print(f"load after: {os.getloadavg()[0]:.2f}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
 
 import pytest
 
@@ -224,3 +225,32 @@ async def test_the_recorder_writes_a_loop_turns_events_at_once_and_says_when_a_w
     await asyncio.sleep(0)
     full.close()
     assert said == [full.error]
+
+
+async def test_a_replay_wakes_once_a_frame_not_once_a_token(monkeypatch):
+    """Two models at 46 + 28 tok/s, one token an event: the replay hands over what fell due once a
+    frame may draw it (as a local worker sends its tokens in batches), not a wake-up a token."""
+    sleeps = [0]
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay, *args, **kwargs):
+        if sys._getframe(1).f_code.co_name == "_play":
+            sleeps[0] += 1
+        return await real_sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    header, events = synthetic([46, 28], 2.0, moving=True)
+    tokens = sum(isinstance(ev, Token) for _, ev in events)
+    app = ReplayApp(header, events, speed=1)
+    frames = [0]
+    real_frame = app._frame
+
+    def frame() -> None:
+        frames[0] += 1
+        real_frame()
+
+    app._frame = frame
+    async with app.run_test(size=(160, 45)):
+        await wait_for(app.run_finished, f"the replay to end ({app.duration:.1f} s of recording)")
+    assert tokens >= 140 and frames[0] >= 10
+    assert sleeps[0] <= frames[0] + 2, f"{sleeps[0]} wake-ups for {frames[0]} frames and {tokens} tokens"

@@ -178,12 +178,17 @@ class ReplayApp(ABTopApp):
                 pane.runs.clear()
             self.replayed = 0
             start = self._start = now()
-            speed = self.speed
+            speed, gap = self.speed, self.MIN_GAP
             emit = self.emit
             for off, slot, ev in self.timeline:
-                delay = start + off / speed - now()
-                if delay > 0.002:  # events that are due together go out together
-                    await asyncio.sleep(delay)
+                due, t = start + off / speed, now()
+                if due - t > 0.002:  # events that are due together go out together
+                    # and what falls due sooner than a frame may be drawn (``MIN_GAP`` after the
+                    # last) waits until one may, as a local worker sends its tokens in batches: a
+                    # wake-up a token (~70 a second for two models) costs more than the frames it
+                    # cannot add to (the app's clock is ``now()``'s)
+                    drawn = t if self._frame_soon else self._last_frame  # a frame of what went out is on its way
+                    await asyncio.sleep(max(due, drawn + gap) - t)
                 if isinstance(ev, Started) and ev.mode and ev.mode != self.mode:  # switched with m
                     self.mode = ev.mode
                     self._show_mode(ev.mode)
