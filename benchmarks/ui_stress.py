@@ -192,7 +192,8 @@ def _both_streaming(rec: Path) -> tuple[float, float] | None:
     token to the earliest end (the recording's times are ``time.monotonic()``, as this script's)."""
     from tui.files.record import read_recording
 
-    _, events = read_recording(rec)
+    header, events = read_recording(rec)
+    slots = set(range(len(header.get("specs") or [])))
     first: dict[int, float] = {}
     ends: dict[int, float] = {}
     for slot, ev in events:
@@ -204,7 +205,7 @@ def _both_streaming(rec: Path) -> tuple[float, float] | None:
             first[slot] = ev.t
         elif kind in ("Finished", "Failed"):
             ends[slot] = ev.t
-    if not first or len(first) != len(ends):
+    if not slots or set(first) != slots or set(ends) != slots:
         return None
     t0, t1 = max(first.values()), min(ends.values())
     return (t0, t1) if t1 > t0 else None

@@ -215,6 +215,16 @@ async def test_the_recorder_writes_a_loop_turns_events_at_once_and_says_when_a_w
     assert rec.events == 5
     rec.close()
 
+    def off_a_loop() -> Recorder:  # bench's exports, a test's file: every line at once, each counted
+        plain = Recorder(tmp_path / "plain.jsonl", ["a"])
+        for k in range(3):
+            plain.write(0, Token(f"p{k}", 1.0 + k))
+        assert len((tmp_path / "plain.jsonl").read_text().splitlines()) == 4
+        plain.close()
+        return plain
+
+    assert (await asyncio.to_thread(off_a_loop)).events == 3
+
     said: list[str] = []
     full = Recorder("/dev/full", ["a"], on_error=said.append)
     full.write(0, Token("x", 1.0))

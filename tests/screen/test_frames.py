@@ -162,15 +162,27 @@ async def test_the_stats_line_cuts_its_lines_as_static_does():
         stats = app.panes[0].query_one(StatsLine)
         texts = [stats.content, "a", "", "x" * 200, "a  b   " * 30, "one\n\ntwo · three " * 5, "trailing   ",
                  "  lead", "a" * 56 + " " * 5 + "b", "tab\there", "wide 漢字 · " * 9]  # fmt: skip
+
+        def compare(text: str) -> None:
+            for y in range(stats.size.height + 1):
+                ours = stats.render_line(y)
+                stats._dirty_regions.add(stats.region)  # Static renders its content afresh
+                theirs = Static.render_line(stats, y)
+                assert list(ours) == list(theirs) and ours.cell_length == theirs.cell_length, (text, y)
+            cut_here = bool(text) and "\t" not in text and "漢" not in text
+            assert (stats._cut[1] is not None) == cut_here, f"{text!r}: cut {'here' if cut_here else 'by Static'}"
+
         for text in texts:
             for layout in (False, True):
                 stats.update(text, layout=layout)
                 await pilot.pause()
-                for y in range(stats.size.height + 1):
-                    ours = stats.render_line(y)
-                    stats._dirty_regions.add(stats.region)  # Static renders its content afresh
-                    theirs = Static.render_line(stats, y)
-                    assert list(ours) == list(theirs) and ours.cell_length == theirs.cell_length, (text, y)
+                compare(text)
+        stats.update(texts[0], layout=True)
+        await pilot.pause()
+        for change in (lambda: app.panes[0].add_class("-failed"), lambda: setattr(app, "theme", "nord")):
+            change()  # the same text, other colours: the lines kept must not be the old ones
+            await pilot.pause()
+            compare(texts[0])
 
 
 def test_the_strip_draws_sparklines_as_textuals_sparkline_does():

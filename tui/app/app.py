@@ -350,7 +350,7 @@ class ABTopApp(App):
             rec.write(slot, ev)
 
     def _record_failed(self, error: str) -> None:
-        self.notify(error[0].upper() + error[1:], severity="error", timeout=12)
+        self.notify(error[0].upper() + error[1:], severity="error", timeout=12, markup=False)  # a path may hold [ ]
 
     def make_backend(self, spec: str) -> Backend:
         """Every backend of the app is built here, with its context size and engine options: the
@@ -377,7 +377,7 @@ class ABTopApp(App):
                 self.hooks.append(self._record)
             except OSError as exc:
                 self.notify(f"Not recording: --record {self.record_path} cannot be written ({exc.strerror or exc}).",
-                            severity="error", timeout=12)  # fmt: skip
+                            severity="error", timeout=12, markup=False)  # fmt: skip
         self.session = Session(
             [b for _, b in live],
             lambda k, ev: self.emit(slots[k], ev),

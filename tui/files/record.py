@@ -42,6 +42,8 @@ class Recorder:
         """Lines of this loop turn not yet written (``_flush`` writes them at its end)."""
         self._unwritten = 0
         """Events among ``_lines``."""
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+        """The loop a ``_flush`` of ``_lines`` is scheduled on."""
         header = {"schema": SCHEMA, "specs": [public_spec(s) for s in specs], "params": params}
         self._put(json.dumps(header))
 
@@ -50,20 +52,23 @@ class Recorder:
             return
         d = to_dict(ev)
         d["slot"] = slot
+        self._unwritten += 1  # before ``_put``: with no loop it writes at once
         self._put(json.dumps(d, separators=(",", ":")))
-        self._unwritten += 1
 
     def _put(self, line: str) -> None:
-        first = not self._lines
         self._lines.append(line)
-        if first:
-            try:
-                asyncio.get_running_loop().call_soon(self._flush)
-            except RuntimeError:  # no loop: at once
-                self._flush()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: at once
+            self._flush()
+            return
+        if self._flush_on is not loop:  # (a loop that ended before its flush ran leaves none pending here)
+            self._flush_on = loop
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Write the kept lines, whole, and flush them to the file."""
+        self._flush_on = None
         lines, self._lines = self._lines, []
         n, self._unwritten = self._unwritten, 0
         if self._f is None or not lines:

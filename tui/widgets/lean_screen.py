@@ -195,8 +195,12 @@ class PlainLines:
     _PADDED_KEEP = 256
     TRUECOLOR = False
     """The widget draws only in its theme's colours (and blends of them): where those are
-    truecolor (``Look.truecolor``), the ANSI-to-truecolor filter would copy each of its lines
-    unchanged (~0.05 ms a new line), and is skipped."""
+    truecolor (``Look.truecolor`` and ``draws_truecolor``), the ANSI-to-truecolor filter would
+    copy each of its lines unchanged (~0.05 ms a new line), and is skipped."""
+
+    def draws_truecolor(self) -> bool:
+        """The colours the widget draws with beyond its own (a component class's) are truecolor."""
+        return True
 
     def render_lines(self, crop: Region) -> list[Strip]:
         widget = self  # type: ignore[assignment]
@@ -208,7 +212,7 @@ class PlainLines:
         top, right, bottom, left = widget.styles.padding
         content_width, content_height = max(0, width - left - right), max(0, height - top - bottom)
         filters = widget.get_line_filters()
-        if self.TRUECOLOR and seen.truecolor:
+        if self.TRUECOLOR and seen.truecolor and self.draws_truecolor():
             filters = [f for f in filters if type(f) is not ANSIToTruecolor]
         how = (inner, background, tuple(filters), width, left, right)
         kept = widget.__dict__.get("_abtop_padded")

@@ -16,6 +16,7 @@ from collections import deque
 from fractions import Fraction
 
 from rich.color import Color as RichColor
+from rich.color import ColorType
 from rich.segment import Segment
 from rich.style import Style
 from textual.color import Color
@@ -187,22 +188,29 @@ class MetricsStrip(DrawnByFrame, PlainLines, Widget):
             strip = self._rows[y] = self._draw_row(y)
         return strip
 
+    def _colours(self) -> tuple[Style, Style, Color, Color]:
+        """(label style, background style, sparkline low and high colours), kept until the style changes."""
+        if self._look is None:  # Textual's style lookups walk the DOM: once per theme or class change
+            _, background = self.background_colors
+            self._look = (
+                self.get_component_rich_style("metrics--label"),
+                Style(bgcolor=self.rich_style.bgcolor),  # gutters and padding: the background alone, as Textual pads
+                background + self.get_component_styles("metrics--min-color").color,
+                background + self.get_component_styles("metrics--max-color").color,
+            )
+        return self._look
+
+    def draws_truecolor(self) -> bool:
+        label, _, low, high = self._colours()
+        return (label.color is None or label.color.type == ColorType.TRUECOLOR) and low.ansi is None and high.ansi is None
+
     def _draw_row(self, y: int) -> Strip:
         rows, gutter, weights = self._layout()
         width = self.content_region.width
         if y >= len(rows) or width <= 0:
             return Strip.blank(width, self.rich_style)
-        base = self.rich_style if self._look is None else None
         compact = self.has_class("-compact")
-        if self._look is None:  # Textual's style lookups walk the DOM: once per theme or class change
-            _, background = self.background_colors
-            self._look = (
-                self.get_component_rich_style("metrics--label"),
-                Style(bgcolor=base.bgcolor),  # gutters and padding: the background alone, as Textual pads
-                background + self.get_component_styles("metrics--min-color").color,
-                background + self.get_component_styles("metrics--max-color").color,
-            )
-        label_style, base, low, high = self._look
+        label_style, base, low, high = self._colours()
         segments: list[Segment] = []
         x = 0
         for key, (cx, cw) in zip(rows[y], self._columns(width, gutter, weights), strict=False):

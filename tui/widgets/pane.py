@@ -36,6 +36,11 @@ COMPACT_BELOW = 20
 stats lines) would leave it fewer than 8 lines of text."""
 
 
+def _one_cell_each(text: str) -> bool:
+    """Every character one cell wide (a wide and a zero-width one would sum to as many cells as characters)."""
+    return text.isascii() or all(cell_len(ch) == 1 for ch in text)
+
+
 class StatsLine(DrawnByFrame, PlainLines, Static):
     """The run's figures under the text, moved by the frame's tok/s tick (see ``DrawnByFrame``).
 
@@ -86,7 +91,8 @@ class StatsLine(DrawnByFrame, PlainLines, Static):
         """Plain one-cell characters, no tab, no selection, the default wrapping and alignment."""
         text, styles = self.content, self.styles
         return (isinstance(text, str) and bool(text) and bool(self.size.width) and selection is None
-                and "\t" not in text and cell_len(text) == len(text) and styles.content_align == ("left", "top")
+                and not self._render_markup and "\t" not in text and _one_cell_each(text)
+                and styles.content_align == ("left", "top")
                 and styles.text_align in ("start", "left") and styles.text_overflow == "fold"
                 and styles.text_wrap == "wrap" and not styles.line_pad)  # fmt: skip
 
