@@ -37,8 +37,10 @@ stats lines) would leave it fewer than 8 lines of text."""
 
 
 def _one_cell_each(text: str) -> bool:
-    """Every character one cell wide (a wide and a zero-width one would sum to as many cells as characters)."""
-    return text.isascii() or all(cell_len(ch) == 1 for ch in text)
+    """Every character but the line breaks one cell wide (a wide and a zero-width one would sum to
+    as many cells as characters)."""
+    text = text.replace("\n", "")
+    return (text.isascii() and text.isprintable()) or all(cell_len(ch) == 1 for ch in text)
 
 
 class StatsLine(DrawnByFrame, PlainLines, Static):
@@ -84,7 +86,7 @@ class StatsLine(DrawnByFrame, PlainLines, Static):
                 if k < len(pieces) - 1:
                     piece = piece.rstrip()
                 piece = piece[:width]
-                strips.append(Strip([Segment(piece, style.rich_style_with_offset(start, row))] if piece else [], len(piece)))
+                strips.append(Strip([Segment(piece, style.rich_style_with_offset(start, row))], len(piece)))
         return strips[:height]
 
     def _cuts_here(self, selection) -> bool:
