@@ -8,6 +8,8 @@ main one (the kernel's counts, ``/proc/PID/task/*/status``) are counted over a w
 while both models stream. Counted, not timed: a busy machine makes fewer frames, never more
 wake-ups. The samplers' slow reads run in a thread pool: ``--interval 60`` keeps them out of the
 windows, so what is counted is the driver's threads (and anything new that would wake).
+With stdin at its end (``abtop < /dev/null``) the other threads' CPU time is read instead: a
+thread that spins may never switch.
 """
 
 from __future__ import annotations
@@ -126,6 +128,47 @@ def test_suspended_and_resumed_the_app_still_takes_keys():
             out += _drain(master, time.monotonic() + 0.5)
         assert proc.poll() is not None, f"abtop did not quit on q after a resume: {out[-1500:]!r}"
         assert b"Traceback" not in out and b"Error" not in out, out[-3000:]
+    finally:
+        kill_leftovers(proc, seen)
+        os.close(master)
+
+
+def _other_threads_cpu(pid: int) -> float:
+    """CPU seconds of every thread of ``pid`` but its main one, so far."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # a thread that just ended
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def test_the_input_thread_sleeps_when_stdin_is_at_its_end():
+    """``abtop < /dev/null`` (a script, a cron job): stdin is at its end at once. The input thread
+    used to select on it again and again, a whole core for as long as the app ran."""
+    proc, master = spawn_abtop(["smollm2-135m", "gemma3-270m", "--ctx", "256"], no_keys=True)
+    seen: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        out = b""
+        while time.monotonic() < deadline and out.count(b"loaded in") < 2:
+            out += _drain(master, time.monotonic() + 0.5)
+        assert out.count(b"loaded in") >= 2, f"both models should load: {out[-1500:]!r}"
+        seen = worker_children(proc.pid)
+        before = _other_threads_cpu(proc.pid)
+        _drain(master, time.monotonic() + WINDOW_S)
+        spent = _other_threads_cpu(proc.pid) - before
+        assert spent < 0.3 * WINDOW_S, f"the UI's other threads used {spent:.2f} s of CPU in {WINDOW_S:.0f} s with no keys to read"
+        proc.send_signal(signal.SIGTERM)  # no q to type: as a script ends it
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            _drain(master, time.monotonic() + 0.5)
+        assert proc.poll() is not None, "abtop did not end on SIGTERM"
     finally:
         kill_leftovers(proc, seen)
         os.close(master)

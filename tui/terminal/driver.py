@@ -199,7 +199,9 @@ class LeanDriver(LinuxDriver):
                     continue
                 if mask & selectors.EVENT_READ:
                     data = decode(os.read(self.fileno, 1024 * 4), final=final)
-                    if not data:  # stdin piped, at its end
+                    if not data:  # stdin piped, at its end: no key will come (selecting on it would spin)
+                        if not final:
+                            selector.unregister(self.fileno)
                         break
                     for event in parser.feed(data):
                         self.process_message(event)
@@ -209,8 +211,9 @@ class LeanDriver(LinuxDriver):
         try:
             while not self.exit_event.is_set():
                 process(selector.select(timeout()))
-            selector.unregister(self.fileno)
-            process(selector.select(0.1), final=True)
+            if self.fileno in (key.fd for key in selector.get_map().values()):
+                selector.unregister(self.fileno)
+                process(selector.select(0.1), final=True)
         finally:
             selector.close()
             with contextlib.suppress(Exception):
