@@ -32,20 +32,24 @@ STREAMING_PER_S = 3
 """The same while both models stream (Textual's writer thread alone: ~45 at 20 frames a second)."""
 
 
-def _switches(pid: int) -> int:
-    """Context switches of every thread of ``pid`` but its main one, so far."""
-    total = 0
+def _other_threads(pid: int, name: str) -> list[str]:
+    """``/proc/PID/task/TID/NAME`` of every thread of ``pid`` but its main one."""
+    out = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         if int(tid) == pid:
             continue
         try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
+            with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                out.append(f.read())
         except OSError:  # a pool thread that ended
             continue
-    return total
+    return out
+
+
+def _switches(pid: int) -> int:
+    """Context switches of every thread of ``pid`` but its main one, so far."""
+    return sum(int(line.split()[1]) for status in _other_threads(pid, "status") for line in status.splitlines()
+               if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))  # fmt: skip
 
 
 def _window(pid: int, master: int) -> float:
@@ -134,18 +138,9 @@ def test_suspended_and_resumed_the_app_still_takes_keys():
 
 
 def _other_threads_cpu(pid: int) -> float:
-    """CPU seconds of every thread of ``pid`` but its main one, so far."""
-    total = 0.0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        if int(tid) == pid:
-            continue
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:  # a thread that just ended
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU seconds (user + system) of every thread of ``pid`` but its main one, so far."""
+    ticks = sum(sum(map(int, stat.rsplit(")", 1)[1].split()[11:13])) for stat in _other_threads(pid, "stat"))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def test_the_input_thread_sleeps_when_stdin_is_at_its_end():

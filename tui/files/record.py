@@ -62,7 +62,7 @@ class Recorder:
         except RuntimeError:  # no loop: at once
             self._flush()
             return
-        if self._flush_on is not loop:  # (a loop that ended before its flush ran leaves none pending here)
+        if self._flush_on is not loop:  # none on this loop yet (one on a loop that has ended would never run)
             self._flush_on = loop
             loop.call_soon(self._flush)
 
