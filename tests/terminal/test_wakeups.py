@@ -104,22 +104,28 @@ def test_the_ui_threads_sleep_while_idle_and_while_models_stream():
         os.close(master)
 
 
+def _until_loaded(master: int) -> float:
+    """Read the terminal until both models say "loaded in"; returns the test's deadline."""
+    deadline = time.monotonic() + TIMEOUT
+    out = b""
+    while time.monotonic() < deadline and out.count(b"loaded in") < 2:
+        out += _drain(master, time.monotonic() + 0.5)
+    assert out.count(b"loaded in") >= 2, f"both models should load: {out[-1500:]!r}"
+    return deadline
+
+
 def test_suspended_and_resumed_the_app_still_takes_keys():
     """Ctrl+Z (the app sends itself SIGTSTP) and ``fg`` (SIGCONT) stop and start the driver's application mode again:
     its wake-up pipe, terminal descriptor and writer are made anew, and keys still work."""
     proc, master = spawn_abtop(["smollm2-135m", "gemma3-270m", "--ctx", "256"])
     seen: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + TIMEOUT
-        out = b""
-        while time.monotonic() < deadline and out.count(b"loaded in") < 2:
-            out += _drain(master, time.monotonic() + 0.5)
-        assert out.count(b"loaded in") >= 2, f"both models should load: {out[-1500:]!r}"
+        deadline = _until_loaded(master)
         seen = worker_children(proc.pid)
         me = psutil.Process(proc.pid)
         os.write(master, b"\x1a")  # Ctrl+Z, as a person suspends it (the app's binding sends SIGTSTP)
         while time.monotonic() < deadline and me.status() != psutil.STATUS_STOPPED:
-            out += _drain(master, time.monotonic() + 0.2)
+            _drain(master, time.monotonic() + 0.2)
         assert me.status() == psutil.STATUS_STOPPED, "abtop should stop on SIGTSTP"
         proc.send_signal(signal.SIGCONT)
         out = b""
@@ -149,11 +155,7 @@ def test_the_input_thread_sleeps_when_stdin_is_at_its_end():
     proc, master = spawn_abtop(["smollm2-135m", "gemma3-270m", "--ctx", "256"], no_keys=True)
     seen: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + TIMEOUT
-        out = b""
-        while time.monotonic() < deadline and out.count(b"loaded in") < 2:
-            out += _drain(master, time.monotonic() + 0.5)
-        assert out.count(b"loaded in") >= 2, f"both models should load: {out[-1500:]!r}"
+        _until_loaded(master)
         seen = worker_children(proc.pid)
         before = _other_threads_cpu(proc.pid)
         _drain(master, time.monotonic() + WINDOW_S)
