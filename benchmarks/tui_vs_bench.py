@@ -1,22 +1,24 @@
 """Does the TUI slow the models it measures? Its figures ÷ headless ``bench``'s, pair by pair.
 
-Each pair runs the same two models, prompt, ``-n`` and mode in the TUI between two runs of
-``bench`` (bench, TUI, bench, TUI, bench, …: a pair's closing bench run opens the next pair), and
-compares the TUI's figures with the mean of the bench runs on either side of it. This box drifts
-by several per cent from one minute to the next, and a pair's runs are ~20 s apart: a drift that
-is steady over a pair is the same in the TUI's run as in the mean of its two neighbours, where
-one neighbour alone (a pair of two runs) read up to ±8 % from it.
+Per mode and size, one TUI stays open (loaded, its first plan run) and the measured runs
+alternate: bench, TUI, bench, TUI, bench, … (a pair's closing bench run opens the next pair).
+Each TUI run is compared with the mean of the bench runs on either side of it. This box drifts
+by several per cent from one minute to the next, and by up to 2× in a slow spell: a drift that is
+steady over a pair is the same in the TUI's run as in the mean of its two neighbours, where one
+neighbour alone (a pair of two runs) read up to ±8 % from it.
 
 - the TUI, in a detached tmux pane of the given size, driven as a person would: started with
-  ``-p PROMPT --warmup 1`` (that first plan warms the workers up), then Enter for the measured
-  plan, then ``q``; its figures come from its ``--record`` file;
+  ``-p PROMPT --warmup 1`` (that first plan warms the workers up and is not counted), then, for
+  each pair, a second's pause and Enter; its figures come from its ``--record`` file. It waits,
+  loaded and idle (~0.005 core), while bench runs: a TUI started afresh for every pair put its
+  start, its load and its first plan (~15 s) between each TUI run and its bench neighbours, and
+  the neighbours' mean then missed drifts that the pairs caught once the TUI stayed open;
 - ``abtop bench --warmup 1 --runs 1 --record``: the same, headless.
 
 Each side's measured run is the second of a plan of one warm-up and one counted run, so each
 model's measured turn comes right after the same turn as in the other: in alternate mode the
 models take turns going first from one run to the next (``Session.run``), and a model's TTFT
-read ~8 % slower right after the other model's generation than right after its own. (The TUI's
-first plan, then a second's pause, then Enter: the pause falls before the warm-up run.)
+read ~8 % slower right after the other model's generation than right after its own.
 
 Both recordings are read with the same code (``backends.stats.Runs``), so gen t/s, prompt t/s and
 TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model (bench: the mean of its two
@@ -24,7 +26,7 @@ neighbours, both printed), then per mode and size the
 median and range of the ratios (goal: gen t/s and prompt t/s ≥ 0.97, TTFT ≤ 1/0.97 = 1.03).
 Wall-clock ratios: run it on a quiet machine (``uptime`` is printed before and after).
 
-    .venv/bin/python benchmarks/tui_vs_bench.py [--pairs 3] [-n 256] [--modes race,alternate] [--sizes 160x45,80x24]
+    .venv/bin/python benchmarks/tui_vs_bench.py [--pairs 5] [-n 256] [--modes race,alternate] [--sizes 160x45,80x24]
 """
 
 from __future__ import annotations
@@ -161,17 +163,27 @@ PLAN = ["--warmup", "1", "--runs", "1"]
 """Both sides' plans: the measured run follows a warm-up run (see the docstring)."""
 
 
-def run_tui(mode: str, size: tuple[int, int], n: int, out: Path) -> list[dict]:
-    tui = Tui([*MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, *PLAN, "--record", str(out)], size)
-    ends = Ends(out)
-    try:
-        wait_for(lambda: ends() >= 2, 900, "the first plan (warming up)", tui)
+class TuiRuns:
+    """One TUI, open for a mode and size: its first plan at the start, then a measured plan at
+    each ``measure()`` (Enter), as a person runs the same prompt again."""
+
+    def __init__(self, mode: str, size: tuple[int, int], n: int, out: Path) -> None:
+        self.out = out
+        self.tui = Tui([*MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, *PLAN, "--record", str(out)], size)
+        self.ends = Ends(out)
+        self.plans = 1
+        wait_for(lambda: self.ends() >= 2, 900, "the first plan (warming up)", self.tui)
+
+    def measure(self) -> list[dict]:
+        """One more plan (Enter); the figures of its counted run."""
         time.sleep(1.0)  # as a person would: read the result, then press Enter
-        tui.keys("Enter")
-        wait_for(lambda: ends() >= 4, 900, "the measured plan after Enter", tui)
-    finally:
-        tui.close()
-    return last_runs(out)
+        self.plans += 1
+        self.tui.keys("Enter")
+        wait_for(lambda: self.ends() >= 2 * self.plans, 900, f"plan {self.plans} after Enter", self.tui)
+        return last_runs(self.out)
+
+    def close(self) -> None:
+        self.tui.close()
 
 
 def run_bench(mode: str, n: int, out: Path) -> list[dict]:
@@ -191,7 +203,7 @@ def ratio(tui: float | None, bench: float | None, name: str) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", type=int, default=3, help="pairs per mode and size (default 3)")
+    ap.add_argument("--pairs", type=int, default=5, help="pairs per mode and size (default 5)")
     ap.add_argument("-n", type=int, default=256, help="tokens per run (default 256, as the issue)")
     ap.add_argument("--modes", default="race,alternate")
     ap.add_argument("--sizes", default="160x45,80x24")
@@ -206,22 +218,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tui-vs-bench-") as tmp:
         for mode, size in itertools.product(a.modes.split(","), sizes):
             where = f"{mode} {size[0]}x{size[1]}"
-            before = run_bench(mode, a.n, Path(tmp, f"bench-{where}-0.jsonl".replace(" ", "_")))
-            for k in range(a.pairs):
-                tag = f"{where} pair {k + 1}"
-                tui = run_tui(mode, size, a.n, Path(tmp, f"tui-{tag}.jsonl".replace(" ", "_")))
-                after = run_bench(mode, a.n, Path(tmp, f"bench-{where}-{k + 1}.jsonl".replace(" ", "_")))
-                for slot, model in enumerate(MODELS):
-                    cells = []
-                    for key, label in FIGURES:
-                        sides = [before[slot][key], after[slot][key]]
-                        bench = statistics.fmean(sides) if all(sides) else None
-                        r = ratio(tui[slot][key], bench, key)
-                        if r is not None:
-                            table.setdefault((mode, size, model, label), []).append(r)
-                        cells.append(f"{label} {tui[slot][key] or 0:.3g}/({sides[0] or 0:.3g}, {sides[1] or 0:.3g}) = {r:.3f}" if r else f"{label} n/a")
-                    print(f"{tag} {model:<13} " + " · ".join(cells), flush=True)
-                before = after
+            tui_runs = TuiRuns(mode, size, a.n, Path(tmp, f"tui-{where}.jsonl".replace(" ", "_")))
+            try:
+                before = run_bench(mode, a.n, Path(tmp, f"bench-{where}-0.jsonl".replace(" ", "_")))
+                for k in range(a.pairs):
+                    tag = f"{where} pair {k + 1}"
+                    tui = tui_runs.measure()
+                    after = run_bench(mode, a.n, Path(tmp, f"bench-{where}-{k + 1}.jsonl".replace(" ", "_")))
+                    for slot, model in enumerate(MODELS):
+                        cells = []
+                        for key, label in FIGURES:
+                            sides = [before[slot][key], after[slot][key]]
+                            bench = statistics.fmean(sides) if all(sides) else None
+                            r = ratio(tui[slot][key], bench, key)
+                            if r is not None:
+                                table.setdefault((mode, size, model, label), []).append(r)
+                            cells.append(f"{label} {tui[slot][key] or 0:.3g}/({sides[0] or 0:.3g}, {sides[1] or 0:.3g}) = {r:.3f}" if r else f"{label} n/a")
+                        print(f"{tag} {model:<13} " + " · ".join(cells), flush=True)
+                    before = after
+            finally:
+                tui_runs.close()
     print("\nmedian (min–max) of the pairs' ratios; goal ≥ 0.97")
     for (mode, size, model, label), rs in table.items():
         print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f}), {len(rs)} pairs")
