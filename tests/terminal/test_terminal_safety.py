@@ -4,12 +4,16 @@ must hold no C0/C1 control, while the escape sequence is still readable (as ``â
 
 The first test is the issue's command with the real bundled models; the second drives every other
 place through a replay (no engine), whose events carry the hostile text where a server or a GGUF
-header could put it.
+header could put it. The last: with standard output not a terminal, no escape code is written at
+all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 from textual.app import App
@@ -20,7 +24,7 @@ from backends.events import Failed, Loaded, Note, Sample
 from tests.conftest import worker_children
 from tests.support.waiting import wait_for
 from tui.app.app import ABTopApp
-from tui.app.replay import ReplayApp, synthetic
+from tui.app.replay import ReplayApp, synthetic, write
 from tui.widgets.results import ResultsScreen
 from tui.widgets.texts import TextScreen
 
@@ -150,3 +154,21 @@ def test_info_prints_a_hostile_gguf_name_safely(capsys, tmp_path):
     out = capsys.readouterr().out
     assert_clean(out.splitlines())
     assert f"name{SHOWN}" in out and f"evil{SHOWN}.gguf" in out
+
+
+def test_without_a_terminal_the_screen_is_not_started(tmp_path):
+    """``abtop > out.txt`` (or a pipe, or cron) wrote the app's escape codes into the file and
+    waited for keys no one could press. Now: one sentence on stderr, exit 2, nothing on stdout,
+    no model loaded; the same for ``abtop replay``. (``abtop serve`` runs the app over pipes
+    through textual-serve's driver: tests/cli/test_serve.py drives it in a real browser.)"""
+    rec = tmp_path / "run.jsonl"
+    write(rec, *synthetic([40.0, 20.0], 0.5))
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"}
+    for args in ([], ["-p", "hello", "--runs", "1"], ["replay", str(rec)]):
+        r = subprocess.run([sys.executable, "-m", "tui.cli.main", *args], stdin=subprocess.DEVNULL,
+                           capture_output=True, env=env, timeout=TIMEOUT)  # fmt: skip
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stdout == b"", args
+        err = r.stderr.decode()
+        assert err.count("\n") == 1 and "needs a terminal, and standard output is not one" in err, (args, err)
+        assert "\x1b" not in err

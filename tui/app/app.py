@@ -33,7 +33,7 @@ from tui.app.picker import ModelsProvider
 from tui.app.quality_keys import QualityKeys
 from tui.app.results_keys import ResultsKeys
 from tui.files import export
-from tui.terminal.lifeline import Lifeline
+from tui.terminal.lifeline import Lifeline, no_terminal
 from tui.text.safe import safe
 from tui.widgets.card import CardPanel
 from tui.widgets.footer import Footer
@@ -843,6 +843,10 @@ def run_app(args: argparse.Namespace) -> int:
     problem = write_twins(args.models)  # with its progress bar, before the screen is taken
     if problem:
         print(safe(problem), file=sys.stderr)
+        return 2
+    problem = no_terminal()
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     app = app_for(args)
 

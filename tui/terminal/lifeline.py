@@ -115,3 +115,22 @@ def _terminal_fd() -> int | None:
         except (ValueError, OSError):
             continue
     return None
+
+
+BENCH_HINT = "`abtop bench` runs the same models headless (--json, --csv or --md write the figures to a file)"
+
+
+def no_terminal(hint: str = BENCH_HINT) -> str | None:
+    """One sentence when the screen would go where no one sees it: with standard output not a
+    terminal (``abtop > file``, a pipe, cron) the app would fill it with escape codes and wait for
+    keys no one can press. ``abtop serve`` runs the app over pipes on purpose, through
+    textual-serve's driver (``TEXTUAL_DRIVER``), and is let through; so is a standard input that
+    is not a terminal (``abtop -p … < /dev/null``: the screen still shows the run)."""
+    if os.environ.get("TEXTUAL_DRIVER"):
+        return None
+    try:
+        if sys.stdout is not None and sys.stdout.isatty():
+            return None
+    except (ValueError, OSError):
+        pass
+    return f"abtop: the screen needs a terminal, and standard output is not one; {hint}."

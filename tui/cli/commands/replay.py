@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tui.app.replay import ReplayApp, ReplayError, load, select
     from tui.cli.options import MAX_PANES
+    from tui.terminal.lifeline import no_terminal
     from tui.text.safe import safe
 
     if not args.speed > 0:
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         header, events = select(*load(args.file), args.only, MAX_PANES, source=args.file)
     except ReplayError as exc:
         print(safe(f"abtop: {exc}"), file=sys.stderr)
+        return 2
+    problem = no_terminal("run `abtop replay` from a terminal")
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     app = ReplayApp(header, events, speed=args.speed, source=args.file)
     app.run()
