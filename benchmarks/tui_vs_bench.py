@@ -32,6 +32,7 @@ Wall-clock ratios: run it on a quiet machine (``uptime`` is printed before and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -41,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -159,6 +161,91 @@ def last_runs(path: Path) -> list[dict]:
     return out  # type: ignore[return-value]
 
 
+class Waits:
+    """How long each model waited for a core: every thread's ``/proc/PID/task/TID/schedstat`` of
+    the watched process's children (the model workers), read every 50 ms in a thread of this
+    script. One tracer for both sides, watching the side that runs (so each side's runs bear the
+    same tracer, ~0.003 core).
+
+    A model's waited share in a window, waited ÷ (on a core + waited), is what any other work on
+    the box (the TUI, tmux, bench's own parent, this script) took from it there. The box's slow
+    spells slow a model without making it wait (memory bandwidth, the host), so the rates drift by
+    ±15 % from run to run while this share moves by a point or two: the difference between the
+    sides is what the TUI costs the models, without the drift."""
+
+    EVERY = 0.05
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, dict[int, tuple[int, int]]]] = []
+        self._root: psutil.Process | None = None
+        self._pids: list[int] = []
+        self._scan = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int) -> None:
+        """From now on, the children of ``pid``."""
+        self._root, self._scan = psutil.Process(pid), 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self._root is not None and now >= self._scan:  # a worker started since: its pid (~5 ms)
+                with contextlib.suppress(psutil.Error):
+                    self._pids = [c.pid for c in self._root.children(recursive=True)]
+                self._scan = now + 1.0
+            snap = {}
+            for pid in self._pids:
+                on = waited = 0
+                with contextlib.suppress(OSError, ValueError):
+                    for tid in os.listdir(f"/proc/{pid}/task"):
+                        with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                            a, b, _ = f.read().split()
+                        on, waited = on + int(a), waited + int(b)
+                    snap[pid] = (on, waited)
+            self.points.append((now, snap))
+            self._stop.wait(self.EVERY)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def share(self, pid: int | None, t0: float, t1: float) -> float | None:
+        """``pid``'s waited share over the points around [t0, t1] (a model idle there adds nothing
+        to either side of the share), or None."""
+        pts = [(t, snap[pid]) for t, snap in self.points if pid in snap]
+        a = next((p for p in reversed(pts) if p[0] <= t0), None)
+        b = next((p for p in pts if p[0] >= t1), None)
+        if a is None or b is None:
+            return None
+        on, waited = b[1][0] - a[1][0], b[1][1] - a[1][1]
+        return waited / (on + waited) if on + waited > 0 else None
+
+
+def run_windows(path: Path) -> list[tuple[int | None, float, float, float] | None]:
+    """Per slot, (worker pid, start, first token, last token) of its last run in a recording."""
+    header, events = read_recording(path)
+    out: list = [None] * len(header["specs"])
+    pids: dict[int, int | None] = {}
+    for slot, ev in events:
+        kind = type(ev).__name__
+        if kind == "Loaded":
+            pids[slot] = ev.pid
+        elif kind == "Started":
+            out[slot] = [pids.get(slot), ev.t, None, None]
+        elif kind == "Token" and out[slot] is not None:
+            out[slot][2] = out[slot][2] or ev.t
+            out[slot][3] = ev.t
+    return [tuple(w) if w is not None and w[2] is not None else None for w in out]
+
+
+def waited(waits: Waits, path: Path) -> list[tuple[float | None, float | None]]:
+    """Per slot, (waited share while reading the prompt, while generating) in its last run."""
+    return [(waits.share(w[0], w[1], w[2]), waits.share(w[0], w[2], w[3])) if w else (None, None)
+            for w in run_windows(path)]  # fmt: skip
+
+
 PLAN = ["--warmup", "1", "--runs", "1"]
 """Both sides' plans: the measured run follows a warm-up run (see the docstring)."""
 
@@ -167,31 +254,35 @@ class TuiRuns:
     """One TUI, open for a mode and size: its first plan at the start, then a measured plan at
     each ``measure()`` (Enter), as a person runs the same prompt again."""
 
-    def __init__(self, mode: str, size: tuple[int, int], n: int, out: Path) -> None:
-        self.out = out
+    def __init__(self, mode: str, size: tuple[int, int], n: int, out: Path, waits: Waits) -> None:
+        self.out, self.waits = out, waits
         self.tui = Tui([*MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, *PLAN, "--record", str(out)], size)
         self.ends = Ends(out)
         self.plans = 1
         wait_for(lambda: self.ends() >= 2, 900, "the first plan (warming up)", self.tui)
 
-    def measure(self) -> list[dict]:
-        """One more plan (Enter); the figures of its counted run."""
+    def measure(self) -> tuple[list[dict], list]:
+        """One more plan (Enter); the figures of its counted run, and how long each model waited."""
+        self.waits.watch(self.tui.proc.pid)
         time.sleep(1.0)  # as a person would: read the result, then press Enter
         self.plans += 1
         self.tui.keys("Enter")
         wait_for(lambda: self.ends() >= 2 * self.plans, 900, f"plan {self.plans} after Enter", self.tui)
-        return last_runs(self.out)
+        time.sleep(2 * Waits.EVERY)  # a point after the last token
+        return last_runs(self.out), waited(self.waits, self.out)
 
     def close(self) -> None:
         self.tui.close()
 
 
-def run_bench(mode: str, n: int, out: Path) -> list[dict]:
+def run_bench(mode: str, n: int, out: Path, waits: Waits) -> tuple[list[dict], list]:
     args = ["bench", *MODELS, "-p", PROMPT, "-n", str(n), "--mode", mode, *PLAN, "--record", str(out)]
-    done = subprocess.run(abtop_command(args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"tui_vs_bench: bench failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    return last_runs(out)
+    proc = subprocess.Popen(abtop_command(args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    waits.watch(proc.pid)
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"tui_vs_bench: bench failed ({proc.returncode}): {err.strip()[-400:]}")
+    return last_runs(out), waited(waits, out)
 
 
 def ratio(tui: float | None, bench: float | None, name: str) -> float | None:
@@ -199,6 +290,36 @@ def ratio(tui: float | None, bench: float | None, name: str) -> float | None:
     if not tui or not bench:
         return None
     return bench / tui if name == "ttft_s" else tui / bench
+
+
+def _cells(table: dict, where: tuple, slot: int, tui: list[dict], before: list[dict], after: list[dict]) -> list[str]:
+    """One model's figures in a pair: the TUI's, bench's on either side, the ratio (kept in ``table``)."""
+    cells = []
+    for key, label in FIGURES:
+        sides = [before[slot][key], after[slot][key]]
+        bench = statistics.fmean(sides) if all(sides) else None
+        r = ratio(tui[slot][key], bench, key)
+        if r is None:
+            cells.append(f"{label} n/a")
+            continue
+        table.setdefault((*where, label), []).append(r)
+        cells.append(f"{label} {tui[slot][key]:.3g}/({sides[0]:.3g}, {sides[1]:.3g}) = {r:.3f}")
+    return cells
+
+
+def _waited_cells(table: dict, where: tuple, slot: int, tui: list, before: list, after: list) -> list[str]:
+    """One model's waited shares in a pair (``Waits``), in %: the TUI's, bench's on either side, and
+    the TUI's minus their mean in points (kept in ``table``)."""
+    cells = []
+    for i, label in enumerate(("prompt", "gen")):
+        mine, sides = tui[slot][i], [before[slot][i], after[slot][i]]
+        if mine is None or None in sides:
+            cells.append(f"waited in {label} n/a")
+            continue
+        d = 100 * (mine - statistics.fmean(sides))
+        table.setdefault((*where, f"{label} wait"), []).append(d)
+        cells.append(f"waited in {label} {100 * mine:.1f}%/({100 * sides[0]:.1f}, {100 * sides[1]:.1f}) {d:+.1f}")
+    return cells
 
 
 def main() -> None:
@@ -215,32 +336,31 @@ def main() -> None:
           f"(1/5/15 min load, {os.cpu_count()} CPUs)")  # fmt: skip
     print(f"models {' '.join(MODELS)}, -n {a.n}; ratio = TUI ÷ the mean of the bench runs before and after it (TTFT: bench ÷ TUI), < 1 = the TUI slower")
     table: dict[tuple, list[float]] = {}
+    waits_table: dict[tuple, list[float]] = {}
+    waits = Waits()
     with tempfile.TemporaryDirectory(prefix="tui-vs-bench-") as tmp:
         for mode, size in itertools.product(a.modes.split(","), sizes):
             where = f"{mode} {size[0]}x{size[1]}"
-            tui_runs = TuiRuns(mode, size, a.n, Path(tmp, f"tui-{where}.jsonl".replace(" ", "_")))
+            tui_runs = TuiRuns(mode, size, a.n, Path(tmp, f"tui-{where}.jsonl".replace(" ", "_")), waits)
             try:
-                before = run_bench(mode, a.n, Path(tmp, f"bench-{where}-0.jsonl".replace(" ", "_")))
+                before = run_bench(mode, a.n, Path(tmp, f"bench-{where}-0.jsonl".replace(" ", "_")), waits)
                 for k in range(a.pairs):
                     tag = f"{where} pair {k + 1}"
                     tui = tui_runs.measure()
-                    after = run_bench(mode, a.n, Path(tmp, f"bench-{where}-{k + 1}.jsonl".replace(" ", "_")))
+                    after = run_bench(mode, a.n, Path(tmp, f"bench-{where}-{k + 1}.jsonl".replace(" ", "_")), waits)
                     for slot, model in enumerate(MODELS):
-                        cells = []
-                        for key, label in FIGURES:
-                            sides = [before[slot][key], after[slot][key]]
-                            bench = statistics.fmean(sides) if all(sides) else None
-                            r = ratio(tui[slot][key], bench, key)
-                            if r is not None:
-                                table.setdefault((mode, size, model, label), []).append(r)
-                            cells.append(f"{label} {tui[slot][key] or 0:.3g}/({sides[0] or 0:.3g}, {sides[1] or 0:.3g}) = {r:.3f}" if r else f"{label} n/a")
-                        print(f"{tag} {model:<13} " + " · ".join(cells), flush=True)
+                        print(f"{tag} {model:<13} " + " · ".join(_cells(table, (mode, size, model), slot, tui[0], before[0], after[0])))
+                        print(f"{'':>{len(tag)}} {'':<13} " + " · ".join(_waited_cells(waits_table, (mode, size, model), slot, tui[1], before[1], after[1])), flush=True)
                     before = after
             finally:
                 tui_runs.close()
+    waits.stop()
     print("\nmedian (min–max) of the pairs' ratios; goal ≥ 0.97")
     for (mode, size, model, label), rs in table.items():
         print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f}), {len(rs)} pairs")
+    print("\nhow much longer each model waited for a core in the TUI than in bench, in % of its time: median (min–max) of the pairs")
+    for (mode, size, model, label), ds in waits_table.items():
+        print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(ds):+.2f} ({min(ds):+.2f} – {max(ds):+.2f}), {len(ds)} pairs")
     print(f"uptime after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
