@@ -23,7 +23,11 @@ read ~8 % slower right after the other model's generation than right after its o
 Both recordings are read with the same code (``backends.stats.Runs``), so gen t/s, prompt t/s and
 TTFT are defined alike. Prints each pair's TUI ÷ bench ratio per model (bench: the mean of its two
 neighbours, both printed), then per mode and size the
-median and range of the ratios (goal: gen t/s and prompt t/s ≥ 0.97, TTFT ≤ 1/0.97 = 1.03).
+median and range of the ratios (goal: gen t/s and prompt t/s ≥ 0.97, TTFT ≤ 1/0.97 = 1.03), beside
+the same ratio taken between bench runs alone (each bench run ÷ its two neighbours): the spread the
+box gives with no TUI at all. Where the two spreads are alike, a difference of a few per cent
+cannot show in the rates; the waited shares (``Waits``: how much longer each model waited for a
+core in the TUI's runs than in bench's, in its prompt and in its generation) show it.
 Wall-clock ratios: run it on a quiet machine (``uptime`` is printed before and after).
 
     .venv/bin/python benchmarks/tui_vs_bench.py [--pairs 5] [-n 256] [--modes race,alternate] [--sizes 160x45,80x24]
@@ -35,6 +39,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import os
 import shlex
 import shutil
@@ -337,6 +342,7 @@ def main() -> None:
     print(f"models {' '.join(MODELS)}, -n {a.n}; ratio = TUI ÷ the mean of the bench runs before and after it (TTFT: bench ÷ TUI), < 1 = the TUI slower")
     table: dict[tuple, list[float]] = {}
     waits_table: dict[tuple, list[float]] = {}
+    control: dict[tuple, list[float]] = {}
     waits = Waits()
     with tempfile.TemporaryDirectory(prefix="tui-vs-bench-") as tmp:
         for mode, size in itertools.product(a.modes.split(","), sizes):
@@ -344,20 +350,29 @@ def main() -> None:
             tui_runs = TuiRuns(mode, size, a.n, Path(tmp, f"tui-{where}.jsonl".replace(" ", "_")), waits)
             try:
                 before = run_bench(mode, a.n, Path(tmp, f"bench-{where}-0.jsonl".replace(" ", "_")), waits)
+                benches = [before[0]]
                 for k in range(a.pairs):
                     tag = f"{where} pair {k + 1}"
                     tui = tui_runs.measure()
                     after = run_bench(mode, a.n, Path(tmp, f"bench-{where}-{k + 1}.jsonl".replace(" ", "_")), waits)
+                    benches.append(after[0])
                     for slot, model in enumerate(MODELS):
                         print(f"{tag} {model:<13} " + " · ".join(_cells(table, (mode, size, model), slot, tui[0], before[0], after[0])))
                         print(f"{'':>{len(tag)}} {'':<13} " + " · ".join(_waited_cells(waits_table, (mode, size, model), slot, tui[1], before[1], after[1])), flush=True)
                     before = after
+                for k in range(1, len(benches) - 1):  # the same ratio, bench against its own neighbours
+                    for slot, model in enumerate(MODELS):
+                        _cells(control, (mode, size, model), slot, benches[k], benches[k - 1], benches[k + 1])
             finally:
                 tui_runs.close()
     waits.stop()
-    print("\nmedian (min–max) of the pairs' ratios; goal ≥ 0.97")
-    for (mode, size, model, label), rs in table.items():
-        print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f}), {len(rs)} pairs")
+    print("\nmedian (min–max) of the pairs' ratios; goal ≥ 0.97; then the box's own spread: each bench run but the first and")
+    print("last ÷ the mean of the bench runs before and after it, as if it were the TUI's (they are twice as far apart)")
+    for key, rs in table.items():
+        mode, size, model, label = key
+        cs = control.get(key) or [math.nan]
+        print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f}), {len(rs)} pairs"
+              f" · bench ÷ bench {statistics.median(cs):.3f} ({min(cs):.3f}–{max(cs):.3f})")  # fmt: skip
     print("\nhow much longer each model waited for a core in the TUI than in bench, in % of its time: median (min–max) of the pairs")
     for (mode, size, model, label), ds in waits_table.items():
         print(f"  {mode:<9} {size[0]}x{size[1]:<3} {model:<13} {label:<10} {statistics.median(ds):+.2f} ({min(ds):+.2f} – {max(ds):+.2f}), {len(ds)} pairs")
