@@ -20,7 +20,7 @@ from tui.app.app import ABTopApp
 from tui.widgets.host import HostBar
 
 TIMEOUT = 180
-WINDOW_S = 3.0
+WINDOW_S = 2.0
 PER_S = 8
 """Timer callbacks a second an idle app may run (it ran ~35 when it redrew at 20 Hz regardless)."""
 

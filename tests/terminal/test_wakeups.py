@@ -25,7 +25,7 @@ from tests.support.terminal import spawn_abtop
 from tests.terminal.test_exit import _drain
 
 TIMEOUT = 180
-WINDOW_S = 3.0
+WINDOW_S = 2.0
 IDLE_PER_S = 1
 """Wake-ups a second of the idle app's threads but its main one (Textual's input poll alone: 10)."""
 STREAMING_PER_S = 3
