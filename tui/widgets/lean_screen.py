@@ -80,12 +80,12 @@ def _pending(widget) -> bool:
                 or widget._refresh_styles_required)
 
 
-def owes_drawing(app) -> bool:
-    """Something the app's screen has yet to lay out, restyle, recompose or draw."""
+def owes_drawing(app) -> list[str]:
+    """What the app's screen has yet to lay out, restyle, recompose or draw, named (empty: nothing)."""
     screen = app.screen
-    return bool(screen._layout_required or screen._scroll_required or screen._repaint_required
-                or screen._recompose_required or screen._dirty_widgets or screen._callbacks
-                or any(_pending(widget) for widget in screen._compositor.visible_widgets))
+    owed = [flag for flag in ("_layout_required", "_scroll_required", "_repaint_required", "_recompose_required",
+                              "_dirty_widgets", "_callbacks") if getattr(screen, flag)]  # fmt: skip
+    return owed + [f"{widget!r} pending" for widget in screen._compositor.visible_widgets if _pending(widget)]
 
 
 async def settled(app, timeout: float = 1.0) -> None:
