@@ -166,6 +166,19 @@ def last_runs(path: Path) -> list[dict]:
     return out  # type: ignore[return-value]
 
 
+def schedstat(pid: int) -> tuple[int, int]:
+    """(ns on a CPU, ns waiting for one) over every thread of ``pid``, from each thread's
+    ``/proc/PID/task/TID/schedstat`` (exact, where ``stat`` counts 10 ms ticks); a thread that
+    ended is skipped, a process that ended is ``OSError``."""
+    on = waited = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                a, b, _ = f.read().split()
+            on, waited = on + int(a), waited + int(b)
+    return on, waited
+
+
 class Waits:
     """How long each model waited for a core: every thread's ``/proc/PID/task/TID/schedstat`` of
     the watched process's children (the model workers), read every 50 ms in a thread of this
@@ -202,13 +215,8 @@ class Waits:
                 self._scan = now + 1.0
             snap = {}
             for pid in self._pids:
-                on = waited = 0
-                with contextlib.suppress(OSError, ValueError):
-                    for tid in os.listdir(f"/proc/{pid}/task"):
-                        with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
-                            a, b, _ = f.read().split()
-                        on, waited = on + int(a), waited + int(b)
-                    snap[pid] = (on, waited)
+                with contextlib.suppress(OSError):  # a worker that ended
+                    snap[pid] = schedstat(pid)
             self.points.append((now, snap))
             self._stop.wait(self.EVERY)
 

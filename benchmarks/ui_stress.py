@@ -142,23 +142,14 @@ async def main(rate: float, seconds: float, size: tuple[int, int], idle_s: float
 
 
 # -- --live: the real TUI in tmux ---------------------------------------------------------------
-def _on_cpu_ns(pid: int) -> int:
-    """Nanoseconds on a CPU of every thread of ``pid`` (``schedstat``: exact, where ``stat``
-    counts 10 ms ticks)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError, ValueError):
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-    return total
-
-
 class _CpuTrace:
     """(monotonic time, on-CPU ns) of a process every ``every`` s, in a thread of this script (its
     own reads cost the box, not the traced process), to read its CPU over any window later."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
-        self.pid, self.every, self.points = pid, every, []
+        from tui_vs_bench import schedstat
+
+        self.pid, self.every, self.points, self._schedstat = pid, every, [], schedstat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -166,7 +157,7 @@ class _CpuTrace:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError):
-                self.points.append((time.monotonic(), _on_cpu_ns(self.pid)))
+                self.points.append((time.monotonic(), self._schedstat(self.pid)[0]))
             self._stop.wait(self.every)
 
     def stop(self) -> None:
